@@ -53,7 +53,7 @@ fs::path logger_run_dir(const std::string& project, const std::string& run) {
   std::string r = run.empty() ? "dummy" : run;
   // A run name is one path component: keep slashes from escaping the logs directory.
   std::replace(r.begin(), r.end(), '/', '_');
-  if (r == "." || r == "..") r = "_";
+  if (r.size() <= 2 && r.find_first_not_of('.') == std::string::npos) r.assign(1, '_');  // "." and ".."
   return get_base_dir() / "logs" / project / r;
 }
 

@@ -83,9 +83,8 @@ std::string Progress::render(double elapsed) const {
   bool bytes = unit_ == "B";
   auto count = [&](double v) { return bytes ? format_si(v) : fmt::format("{}", int64_t(v)); };
   double rate = elapsed > 0 ? double(done_) / elapsed : 0.0;
-  std::string rate_str = elapsed > 0 && done_ > 0
-                             ? (bytes ? format_si(rate) + "B/s" : fmt::format("{:.2f}{}/s", rate, " " + unit_))
-                             : "?" + std::string(bytes ? "B/s" : " " + unit_ + "/s");
+  std::string rate_value = elapsed > 0 && done_ > 0 ? (bytes ? format_si(rate) : fmt::format("{:.2f}", rate)) : "?";
+  std::string rate_str = bytes ? fmt::format("{}B/s", rate_value) : fmt::format("{} {}/s", rate_value, unit_);
   std::string head = desc_.empty() ? "" : desc_ + ": ";
   if (total_ <= 0) {
     return fmt::format("{}{}{} [{}, {}]", head, count(double(done_)), bytes ? "B" : " " + unit_,

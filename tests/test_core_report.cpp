@@ -81,6 +81,9 @@ TEST(Report, SectionMatchesNanochat) {
             "- flag: True\n- none: None\n- name: d4\n- list: [1, 2.5, 'a']\nfree text\n"
             "- Minimum validation bpb: 0.8123\n- Steps: 5000\n\n");
   EXPECT_THROW(render_section("x", {ReportItem::array({1, 2})}, "t"), Error);
+  // A plain nlohmann::json config (what the scripts hold) converts; its keys come out sorted.
+  nlohmann::json cfg = {{"run", "dummy"}, {"depth", 20}};
+  EXPECT_EQ(render_section("x", {ReportItem(cfg)}, "t"), "## x\ntimestamp: t\n\n- depth: 20\n- run: dummy\n\n");
 }
 
 TEST(Report, LogWritesOnlyWhenEnabled) {
