@@ -196,27 +196,40 @@ std::optional<HourlyRate> estimate_hourly_rate(const std::string& name, int coun
   return rate;
 }
 
-GpuInfo query_gpus() {
-  GpuInfo info;
-  auto out = run_command("nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits");
-  if (!out || out->empty()) return info;
-  std::istringstream lines(*out);
-  std::string line;
-  while (std::getline(lines, line)) {
-    auto comma = line.rfind(',');
-    if (comma == std::string::npos) continue;
-    info.names.push_back(trim(line.substr(0, comma)));
-    info.memory_gb.push_back(std::atof(trim(line.substr(comma + 1)).c_str()) / 1024.0);  // MiB -> GiB
+GpuInfo parse_nvidia_smi(const std::string& csv, const std::string& banner, const std::string& visible_devices) {
+  // CUDA_VISIBLE_DEVICES as a list of indices limits the GPUs this run sees, as torch.cuda counts them;
+  // UUIDs or MIG names are left alone (all GPUs listed).
+  std::set<std::string> visible;
+  bool filter = !visible_devices.empty();
+  std::istringstream ids(visible_devices);
+  std::string id;
+  while (std::getline(ids, id, ',')) {
+    id = trim(id);
+    if (id.empty() || id.find_first_not_of("0123456789") != std::string::npos) filter = false;
+    visible.insert(id);
   }
-  // The driver's CUDA version, from the banner ("CUDA Version: 12.4").
-  if (auto banner = run_command("nvidia-smi")) {
-    auto pos = banner->find("CUDA Version:");
-    if (pos != std::string::npos) {
-      std::istringstream ss(banner->substr(pos + 13));
-      ss >> info.cuda_version;
-    }
+  GpuInfo info;
+  std::istringstream lines(csv);
+  std::string line;
+  while (std::getline(lines, line)) {  // "0, NVIDIA H100 80GB HBM3, 81559"
+    auto first = line.find(','), last = line.rfind(',');
+    if (first == std::string::npos || first == last) continue;
+    if (filter && !visible.count(trim(line.substr(0, first)))) continue;
+    info.names.push_back(trim(line.substr(first + 1, last - first - 1)));
+    info.memory_gb.push_back(std::atof(trim(line.substr(last + 1)).c_str()) / 1024.0);  // MiB -> GiB
+  }
+  auto pos = banner.find("CUDA Version:");  // the driver's, from the banner: "... CUDA Version: 12.4 |"
+  if (pos != std::string::npos) {
+    std::istringstream ss(banner.substr(pos + 13));
+    ss >> info.cuda_version;
   }
   return info;
+}
+
+GpuInfo query_gpus() {
+  auto csv = run_command("nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits");
+  if (!csv || csv->empty()) return {};
+  return parse_nvidia_smi(*csv, run_command("nvidia-smi").value_or(""), getenv_or("CUDA_VISIBLE_DEVICES", ""));
 }
 
 BloatInfo measure_bloat(const fs::path& source_dir) {

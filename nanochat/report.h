@@ -73,8 +73,10 @@ struct GpuInfo {
   std::vector<double> memory_gb;
   std::string cuda_version;
 };
-// From `nvidia-smi --query-gpu=name,memory.total`; empty when there is none.
+// From `nvidia-smi --query-gpu=index,name,memory.total --format=csv,noheader,nounits` and the `nvidia-smi`
+// banner (CUDA version), limited to CUDA_VISIBLE_DEVICES when that lists indices; empty when there is no GPU.
 GpuInfo query_gpus();
+GpuInfo parse_nvidia_smi(const std::string& csv, const std::string& banner, const std::string& visible_devices);
 
 struct BloatInfo {
   int64_t chars = 0, lines = 0, files = 0, dependencies = 0;

@@ -136,6 +136,21 @@ TEST(Report, HourlyRates) {
   EXPECT_FALSE(estimate_hourly_rate("", 0));
 }
 
+TEST(Report, NvidiaSmiOutput) {
+  const std::string csv = "0, NVIDIA H100 80GB HBM3, 81559\n1, NVIDIA H100 80GB HBM3, 81559\n2, NVIDIA H100 80GB HBM3, 81559\n";
+  const std::string banner =
+      "+---------------------------------------------------------------------------------------+\n"
+      "| NVIDIA-SMI 535.104.05             Driver Version: 535.104.05   CUDA Version: 12.2     |\n";
+  GpuInfo all = parse_nvidia_smi(csv, banner, "");
+  ASSERT_EQ(all.names.size(), 3u);
+  EXPECT_EQ(all.names[0], "NVIDIA H100 80GB HBM3");
+  EXPECT_NEAR(all.memory_gb[0], 79.65, 0.01);
+  EXPECT_EQ(all.cuda_version, "12.2");
+  EXPECT_EQ(parse_nvidia_smi(csv, banner, "0,2").names.size(), 2u);
+  EXPECT_EQ(parse_nvidia_smi(csv, banner, "GPU-5f3c").names.size(), 3u);  // UUIDs: not filtered
+  EXPECT_TRUE(parse_nvidia_smi("", "", "").names.empty());
+}
+
 TEST(Report, HeaderDescribesGitHardwareAndBloat) {
   TempDir tmp;
   fs::path src = tmp.dir / "src";
