@@ -62,6 +62,15 @@ TEST(TokenizerPklPython, WriterMatchesCPythonPickler) {
     write_file_atomic(f, write_tokenizer_pkl(synthetic(n, s, uint32_t(n))));
     files.push_back(f);
   }
+  // Frames that fill up right around a batch's SETITEMS/MARK: 2500 items of 65 bytes each after a name of
+  // 430..480 bytes puts the 64 KiB mark on every byte near the end of the first batch.
+  for (int nl = 430; nl < 480; nl++) {
+    TiktokenState st{std::string(size_t(nl), 'n'), "p", {}, {{"<|a|>", 5000}}};
+    for (int i = 0; i < 2500; i++) st.mergeable_ranks.emplace_back(fmt::format("{:059d}", i), 256 + i);
+    fs::path f = dir / fmt::format("sweep{}.pkl", nl);
+    write_file_atomic(f, write_tokenizer_pkl(st));
+    files.push_back(f);
+  }
   // The full cl100k vocabulary: ~1.6 MB of pickle, many 64 KiB frames.
   const Tokenizer& cl = tok_test::cl100k(false);
   fs::path f = dir / "cl100k.pkl";
