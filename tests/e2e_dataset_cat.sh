@@ -35,7 +35,10 @@ done
 for pq in "$P"/variants/*.parquet; do
   compare "$pq" "$P/variants/expected.jsonl"; n=$((n + 1))
 done
-[ "$n" -eq 10 ] || { echo "expected 10 fixture files, found $n"; exit 1; }
+for pq in "$P"/types/*.parquet; do
+  compare "$pq" "$P/types/types.expected.jsonl"; n=$((n + 1))
+done
+[ "$n" -eq 12 ] || { echo "expected 12 fixture files, found $n"; exit 1; }
 compare "$P/tasks/smoltalk_train.parquet" "$P/tasks/smoltalk_train.expected.jsonl" --columns messages --limit 7
 compare "$P/tasks/arc_easy_test.parquet" "$P/tasks/arc_easy_test.expected.jsonl" --columns choices,id
 
