@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <iostream>
 #include <map>
 
@@ -169,7 +168,6 @@ TEST(Optim, StateDictLayoutAndRoundTrip) {
 
   // round trip through pickle bytes into a fresh optimizer over a copy of the stepped parameters
   std::vector<char> bytes = torch::pickle_save(iv);
-  if (const char* dump = std::getenv("OPTIM_DUMP")) { std::ofstream(dump, std::ios::binary).write(bytes.data(), bytes.size()); }
   c10::IValue back = torch::pickle_load(bytes);
   Named b;
   for (const auto& [k, p] : a) b.emplace_back(k, p.detach().clone().set_requires_grad(true));
