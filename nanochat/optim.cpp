@@ -402,7 +402,7 @@ MuonAdamW setup_optimizer(const std::vector<std::pair<std::string, torch::Tensor
     else if (name == "smear_lambda") smear_lambda = np;
     else if (name == "backout_lambda") backout_lambda = np;
     else if (starts_with(name, "transformer.h.")) matrix.push_back(np);
-    else TORCH_CHECK(false, "setup_optimizer: parameter ", name, " belongs to no optimizer group");
+    else fail("setup_optimizer: parameter {} belongs to no optimizer group (is this a nanochat GPT?)", name);
   }
   // the smear group lists the gate first, then the two lambdas (the reference's order, which fixes the ids in
   // its saved optimizer state)
