@@ -11,6 +11,7 @@
 // success / timeout / MemoryError / "<Type>: <message>" through a separate pipe. When started as root the child
 // drops to uid/gid nobody (so the process limit applies and root-only files are out of reach). It also tries
 // unshare(CLONE_NEWUSER | CLONE_NEWNET) so the code has no network; `network_isolated` says whether that worked.
+// Unlike nanochat, stdout/stderr are returned also when the code fails or times out (nanochat returns "" then).
 // Not covered: this is not a security sandbox (ctypes and other escapes exist, no seccomp, no mount or pid
 // namespace); without a network namespace the code can open sockets, as in nanochat.
 #pragma once

@@ -9,6 +9,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <unordered_set>
 
 #include "nanochat/common.h"
@@ -130,6 +132,8 @@ bool download_with_lock(const std::string& url, const fs::path& target, std::str
 
 }  // namespace
 
+static std::vector<std::string> load_word_list_uncached(const fs::path& target);
+
 std::vector<std::string> read_word_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
   if (!f) fail("cannot read the word list {}", path);
@@ -140,7 +144,17 @@ std::vector<std::string> read_word_file(const std::string& path) {
 }
 
 std::vector<std::string> load_word_list() {
+  // SFT builds SpellingBee and SimpleSpelling, chat_eval another: read (or download) the list once per process.
+  static std::mutex mu;
+  static std::map<std::string, std::vector<std::string>> cache;
+  std::lock_guard<std::mutex> lock(mu);
   const fs::path target = get_base_dir() / "words_alpha.txt";
+  auto hit = cache.find(target.string());
+  if (hit != cache.end()) return hit->second;
+  return cache[target.string()] = load_word_list_uncached(target);
+}
+
+static std::vector<std::string> load_word_list_uncached(const fs::path& target) {
   std::string err;
   if (fs::exists(target) || download_with_lock(kWordListUrl, target, err)) return read_word_file(target.string());
   const char* fallback = "/usr/share/dict/words";
