@@ -176,9 +176,11 @@ void set_limit(int resource, rlim_t soft, rlim_t hard) {
       (void)rc;
     }
   }
-  set_limit(RLIMIT_AS, mem, mem);
-  set_limit(RLIMIT_DATA, mem, mem);
-  set_limit(RLIMIT_STACK, mem, mem);
+  if (mem > 0) {  // 0: no memory limit (nanochat's maximum_memory_bytes=None)
+    set_limit(RLIMIT_AS, mem, mem);
+    set_limit(RLIMIT_DATA, mem, mem);
+    set_limit(RLIMIT_STACK, mem, mem);
+  }
   set_limit(RLIMIT_CPU, cpu_seconds, cpu_seconds + 1);
   set_limit(RLIMIT_FSIZE, kExecFileSizeLimit, kExecFileSizeLimit);
   set_limit(RLIMIT_CORE, 0, 0);
@@ -305,8 +307,10 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   auto exited_now = [&]() {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == ECHILD) return true;  // already reaped (SIGCHLD ignored by the embedding program)
       if (errno != EINTR) return false;
+    }
     return info.si_pid == pid;
   };
   while (!exited) {

@@ -38,8 +38,8 @@ inline constexpr size_t kExecFileSizeLimit = 16ull << 20;      // RLIMIT_FSIZE
 inline constexpr int kExecMaxProcesses = 64;                   // RLIMIT_NPROC (per user; not enforced for root)
 
 // Runs `code` as a Python program (exec'd with an empty globals dict, as nanochat does). Thread-safe: callers may
-// run several at once. Fails with nanochat::Error only if no python3 interpreter can be found or the sandbox
-// cannot be set up (temp dir, pipes, fork).
+// run several at once. max_memory_bytes = 0 sets no memory limit. Fails with nanochat::Error only if no python3
+// interpreter can be found or the sandbox cannot be set up (temp dir, pipes, fork).
 ExecutionResult execute_code(const std::string& code, double timeout_s = 5.0,
                              size_t max_memory_bytes = kExecDefaultMemory);
 
