@@ -27,7 +27,7 @@ std::vector<fs::path> parquet_files(const fs::path& dir) {
 }
 
 void download_split(const std::string& repo, const std::string& subset, const std::string& split, const fs::path& dir) {
-  const std::string api = fmt::format("https://huggingface.co/api/datasets/{}/parquet/{}/{}", repo, subset, split);
+  const std::string api = fmt::format("{}/api/datasets/{}/parquet/{}/{}", hf_endpoint(), repo, subset, split);
   auto log = [](const std::string& line) { print0(line); };
   std::vector<std::string> urls;
   try {
@@ -47,6 +47,12 @@ void download_split(const std::string& repo, const std::string& subset, const st
 }
 
 }  // namespace
+
+std::string hf_endpoint() {
+  std::string e = getenv_or("HF_ENDPOINT", "https://huggingface.co");
+  while (!e.empty() && e.back() == '/') e.pop_back();
+  return e;
+}
 
 fs::path hf_split_dir(const std::string& repo, const std::string& subset, const std::string& split) {
   return get_base_dir() / "hf_datasets" / repo / subset / split;
