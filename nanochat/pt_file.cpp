@@ -255,9 +255,8 @@ class PtWriter {
     if (it == saved_.end()) {
       std::string key = std::to_string(saved_.size());
       // The whole storage, as Python saves it, so views keep their offsets and shared storages stay shared.
-      at::Tensor flat = at::empty({0}, t.options()).set_(storage, 0, {storage_numel}, {1});
-      if (!flat.device().is_cpu()) flat = flat.cpu();
-      records.emplace_back(key, flat);
+      // (Copied to the CPU one storage at a time while writing, not all at once.)
+      records.emplace_back(key, at::empty({0}, t.options()).set_(storage, 0, {storage_numel}, {1}));
       it = saved_.emplace(id, Saved{key, dtype}).first;
     } else if (it->second.dtype != dtype) {
       fail("cannot save tensors that view the same storage as different dtypes");
@@ -281,7 +280,10 @@ void write_pt(const c10::IValue& value, const std::function<size_t(const void*, 
   caffe2::serialize::PyTorchStreamWriter zip(sink);
   zip.writeRecord("data.pkl", pkl.data(), pkl.size());
   zip.writeRecord("byteorder", "little", 6);
-  for (auto& [key, t] : w.records) zip.writeRecord("data/" + key, t.data_ptr(), t.nbytes());
+  for (auto& [key, t] : w.records) {
+    at::Tensor cpu = t.device().is_cpu() ? t : t.cpu();
+    zip.writeRecord("data/" + key, cpu.data_ptr(), cpu.nbytes());
+  }
   zip.writeEndOfFile();
 }
 

@@ -138,6 +138,29 @@ TEST(PtFile, RoundTripsStateDictsAndNestedValues) {
   EXPECT_EQ(get(get(opt2, "param_groups").toList().get(2), "betas").toTuple()->elements()[1].toDouble(), 0.995);
 }
 
+// Files written by libtorch's own torch::pickle_save (dicts wrapped in restore_type_tag, typed lists) load too.
+TEST(PtFile, LoadsLibtorchPickleSaveFiles) {
+  fs::path dir = temp_dir("pt_libtorch");
+  c10::Dict<std::string, at::Tensor> d;
+  d.insert("w", torch::arange(6, torch::kFloat32).view({2, 3}));
+  d.insert("b", torch::ones({3}, torch::kBFloat16));
+  std::vector<char> bytes = torch::pickle_save(d);
+  std::ofstream(dir / "ps.pt", std::ios::binary).write(bytes.data(), (std::streamsize)bytes.size());
+  NamedTensors sd = load_state_dict(dir / "ps.pt");
+  ASSERT_EQ(sd.size(), 2u);
+  EXPECT_EQ(sd[0].first, "w");
+  EXPECT_TRUE(torch::equal(sd[0].second, torch::arange(6, torch::kFloat32).view({2, 3})));
+  EXPECT_EQ(sd[1].second.dtype(), torch::kBFloat16);
+  c10::impl::GenericList l(c10::IntType::get());
+  l.push_back(int64_t(4));
+  l.push_back(int64_t(5));
+  bytes = torch::pickle_save(c10::IValue(l));
+  std::ofstream(dir / "list.pt", std::ios::binary).write(bytes.data(), (std::streamsize)bytes.size());
+  c10::IValue back = load_pt(dir / "list.pt");
+  ASSERT_TRUE(back.isList());
+  EXPECT_EQ(back.toList().get(1).toInt(), 5);
+}
+
 TEST(PtFile, BadFilesAreErrors) {
   fs::path dir = temp_dir("pt_bad");
   EXPECT_THROW(load_pt(dir / "missing.pt"), Error);
