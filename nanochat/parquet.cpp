@@ -547,6 +547,8 @@ auto guarded(const ParquetFile::Impl& impl, F&& f) -> decltype(f()) {
     impl.corrupt("out of memory while decoding (implausible sizes)");
   } catch (const std::length_error&) {
     impl.corrupt("implausible sizes");
+  } catch (const std::out_of_range&) {
+    impl.corrupt("fewer values than its levels announce");
   } catch (const json::exception& e) {
     impl.corrupt(e.what());
   }
