@@ -89,6 +89,8 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
     j = json::parse(body);
   } catch (const json::parse_error& e) {
     bad_request(fmt::format("the request body is not valid JSON (or not valid UTF-8): {}", e.what()));
+  } catch (const json::exception& e) {  // e.g. 1e309: a number too large for a double
+    bad_request(fmt::format("the request body has a value out of range: {}", e.what()));
   }
   if (!j.is_object()) bad_request(fmt::format("the request body must be a JSON object, got {}", type_name(j)));
 

@@ -125,7 +125,10 @@ ChatServer::ChatServer(ChatServerOptions opt)
   routes();
 }
 
-ChatServer::~ChatServer() { stop(); }
+ChatServer::~ChatServer() {
+  stop();
+  join();
+}
 
 void ChatServer::log(const std::string& line) {
   static std::mutex mu;
@@ -143,7 +146,7 @@ void ChatServer::routes() {
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(kMaxBodyBytes);
   svr.set_read_timeout(opt_.read_timeout, 0);
-  svr.set_keep_alive_timeout(5);
+  svr.set_keep_alive_timeout(std::min(opt_.read_timeout, 5));  // an idle connection waits no longer than this
 
   // CORS as nanochat (allow every origin, credentials, method and header) and the API key.
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -427,7 +430,6 @@ void ChatServer::stop() {
   stopping_ = true;
   pool_.shutdown();
   svr_->stop();
-  join();
 }
 
 void ChatServer::join() {
@@ -470,6 +472,7 @@ int run_chat_server(const ChatServerOptions& opt,
     }
   } cleanup{done, signals};
 
+  std::printf("Listening on http://%s:%d (requests get 503 until the models are loaded)\n", opt.host.c_str(), port);
   std::printf("Initializing worker pool with %d workers...\n", opt.num_gpus);
   std::fflush(stdout);
   for (int i = 0; i < opt.num_gpus; i++) {

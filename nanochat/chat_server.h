@@ -72,9 +72,9 @@ class ChatServer {
   int start();
   void add_replica(std::unique_ptr<ChatModel> model) { pool_.add(std::move(model)); }
   void set_ready() { ready_ = true; }
-  // Stops accepting, cancels queued and running requests, and joins the server thread.
+  // Stops accepting and cancels queued and running requests; returns at once (any thread may call it).
   void stop();
-  // Blocks until the server thread ends (after stop()).
+  // Blocks until the server thread has ended (after stop()); call it from the thread that called start().
   void join();
 
  private:
