@@ -4,6 +4,7 @@
 #include "nanochat/chat_server.h"
 
 #include <signal.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdio>
@@ -45,6 +46,13 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
 }
 
 namespace {
+
+// httplib 0.11 listens with a backlog of 5: a burst of connections (many browsers, the load tests) overflows it and
+// the kernel drops SYNs, which clients retry only after a second. This subclass reaches the listening socket so we
+// can raise the backlog after binding.
+struct HttpServer : httplib::Server {
+  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
 
 std::string now_string() {
   std::time_t t = std::time(nullptr);
@@ -121,7 +129,7 @@ struct ChatServer::Reply {
 };
 
 ChatServer::ChatServer(ChatServerOptions opt)
-    : opt_(std::move(opt)), pool_(size_t(opt_.max_queue)), svr_(std::make_unique<httplib::Server>()) {
+    : opt_(std::move(opt)), pool_(size_t(opt_.max_queue)), svr_(std::make_unique<HttpServer>()) {
   routes();
 }
 
@@ -297,6 +305,8 @@ void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res
     job->params.seed = cr.seed.value_or(random_seed());
     job->openai = openai;
     job->include_usage = cr.include_usage;
+    job->id = "chatcmpl-" + random_hex(24);
+    job->created = int64_t(std::time(nullptr));
     check_token_budget(job->prompt.size(), job->params.max_tokens, tokenizer->sequence_len());
     auto ticket = pool_.try_enqueue();
     if (!ticket) {
@@ -315,94 +325,16 @@ void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res
     log(std::string(20, '-'));
 
     if (openai && !cr.stream) {
-      {  // non-streaming: wait and generate here, then answer with one JSON object
-        auto lease = pool_.wait(*ticket, [this] { return stopping_.load(); });
-        if (!lease) throw HttpError(503, "unavailable_error", "the server is shutting down");
-        ticket.reset();
-        Reply r = generate(lease->worker(), *job, [](const std::string&) { return true; }, [] { return false; });
-        int gpu = lease->worker().id;
-        lease.reset();
-        log(fmt::format("[ASSISTANT] (GPU {}): {}", gpu, r.text));
-        log(std::string(20, '='));
-        if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
-        if (r.cancelled) throw HttpError(503, "unavailable_error", "the server is shutting down");
-        int prompt_tokens = int(job->prompt.size());
-        json body = {
-            {"id", "chatcmpl-" + random_hex(24)},
-            {"object", "chat.completion"},
-            {"created", int64_t(std::time(nullptr))},
-            {"model", opt_.model_name},
-            {"choices", json::array({{{"index", 0},
-                                      {"message", {{"role", "assistant"}, {"content", r.text}}},
-                                      {"finish_reason", r.finish_reason()}}})},
-            {"usage",
-             {{"prompt_tokens", prompt_tokens},
-              {"completion_tokens", r.completion_tokens},
-              {"total_tokens", prompt_tokens + r.completion_tokens}}}};
-        res.set_content(body.dump(), "application/json");
-        return;
-      }
+      reply_json(*job, std::move(ticket), res);
+      return;
     }
-
     // Streaming: headers go out now; the provider waits for a worker (watching the client) and streams.
-    job->id = "chatcmpl-" + random_hex(24);
-    job->created = int64_t(std::time(nullptr));
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider("text/event-stream", [this, job, ticket](size_t, httplib::DataSink& sink) mutable {
+      if (!ticket) return false;  // called once: a reply ends with sink.done() or false
       try {
-        auto client_gone = [&] { return !sink.is_writable(); };
-        auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
-        ticket.reset();
-        if (!lease) return false;  // the client left while queued (never ran), or shutdown
-        const int gpu = lease->worker().id;
-        auto chunk = [&](json delta, json finish_reason) {
-          json c = {{"id", job->id},
-                    {"object", "chat.completion.chunk"},
-                    {"created", job->created},
-                    {"model", opt_.model_name},
-                    {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
-          return sse_event(c.dump());
-        };
-        auto write = [&](const std::string& event) { return sink.write(event.data(), event.size()); };
-        if (job->openai && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr))) return false;
-        Reply r = generate(
-            lease->worker(), *job,
-            [&](const std::string& piece) {
-              return write(job->openai ? chunk({{"content", piece}}, nullptr) : sse_token_event(piece, gpu));
-            },
-            client_gone);
-        lease.reset();  // back in the pool before the last bytes go out
-        log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
-        log(std::string(20, '='));
-        if (r.cancelled) return false;
-        if (!r.error.empty()) {
-          std::string msg = "generation failed: " + r.error;
-          if (job->openai) {
-            json e = {{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}};
-            write(sse_event(e.dump(-1, ' ', false, json::error_handler_t::replace)));
-          } else {
-            write(sse_error_event(sanitize_utf8(msg)));
-          }
-        } else if (job->openai) {
-          write(chunk(json::object(), r.finish_reason()));
-          if (job->include_usage) {
-            int p = int(job->prompt.size());
-            json u = {{"id", job->id},
-                      {"object", "chat.completion.chunk"},
-                      {"created", job->created},
-                      {"model", opt_.model_name},
-                      {"choices", json::array()},
-                      {"usage",
-                       {{"prompt_tokens", p},
-                        {"completion_tokens", r.completion_tokens},
-                        {"total_tokens", p + r.completion_tokens}}}};
-            write(sse_event(u.dump()));
-          }
-        }
-        write(job->openai ? sse_event("[DONE]") : sse_done_event());
-        sink.done();
-        return true;
+        return reply_stream(*job, std::move(ticket), sink);
       } catch (const std::exception& e) {  // never let an exception escape into httplib's writer
         log(std::string("internal error while streaming: ") + e.what());
         return false;
@@ -411,6 +343,80 @@ void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res
   } catch (const HttpError& e) {
     send_error(res, e.status, e.type, e.what());
   }
+}
+
+json ChatServer::usage(const Job& job, const Reply& r) const {
+  int p = int(job.prompt.size());
+  return {{"prompt_tokens", p}, {"completion_tokens", r.completion_tokens}, {"total_tokens", p + r.completion_tokens}};
+}
+
+void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res) {
+  // Waits and generates on this connection's thread, then answers with one JSON object. (No client watch here:
+  // httplib shows a handler no socket, so a client that leaves is noticed only when the answer is written.)
+  auto lease = pool_.wait(*ticket, [this] { return stopping_.load(); });
+  ticket.reset();
+  if (!lease) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  Reply r = generate(lease->worker(), job, [](const std::string&) { return true; }, [] { return false; });
+  int gpu = lease->worker().id;
+  lease.reset();
+  log(fmt::format("[ASSISTANT] (GPU {}): {}", gpu, r.text));
+  log(std::string(20, '='));
+  if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
+  if (r.cancelled) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  json body = {{"id", job.id},
+               {"object", "chat.completion"},
+               {"created", job.created},
+               {"model", opt_.model_name},
+               {"choices", json::array({{{"index", 0},
+                                         {"message", {{"role", "assistant"}, {"content", r.text}}},
+                                         {"finish_reason", r.finish_reason()}}})},
+               {"usage", usage(job, r)}};
+  res.set_content(body.dump(), "application/json");
+}
+
+bool ChatServer::reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink) {
+  // is_writable() is false once the client has hung up (httplib peeks the socket), so it is checked while queued
+  // and before every token: a reply stops within one decode step of its client leaving.
+  auto client_gone = [&] { return !sink.is_writable(); };
+  auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
+  ticket.reset();
+  if (!lease) return false;  // the client left while queued (so it never ran), or shutdown
+  const int gpu = lease->worker().id;
+  auto chunk = [&](json delta, json finish_reason) {  // an OpenAI chat.completion.chunk event
+    json c = {{"id", job.id},
+              {"object", "chat.completion.chunk"},
+              {"created", job.created},
+              {"model", opt_.model_name},
+              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+    return sse_event(c.dump());
+  };
+  auto write = [&](const std::string& event) { return sink.write(event.data(), event.size()); };  // one write
+  if (job.openai && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr))) return false;
+  Reply r = generate(
+      lease->worker(), job,
+      [&](const std::string& piece) {
+        return write(job.openai ? chunk({{"content", piece}}, nullptr) : sse_token_event(piece, gpu));
+      },
+      client_gone);
+  lease.reset();  // back in the pool before the last bytes go out
+  log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
+  log(std::string(20, '='));
+  if (r.cancelled) return false;
+  if (!r.error.empty()) {
+    std::string msg = sanitize_utf8("generation failed: " + r.error);
+    if (job.openai) write(sse_event(json{{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}}.dump()));
+    else write(sse_error_event(msg));
+  } else if (job.openai) {
+    write(chunk(json::object(), r.finish_reason()));
+    if (job.include_usage) {
+      json u = {{"id", job.id},           {"object", "chat.completion.chunk"}, {"created", job.created},
+                {"model", opt_.model_name}, {"choices", json::array()},         {"usage", usage(job, r)}};
+      write(sse_event(u.dump()));
+    }
+  }
+  write(job.openai ? sse_event("[DONE]") : sse_done_event());
+  sink.done();
+  return true;
 }
 
 int ChatServer::start() {
@@ -422,6 +428,7 @@ int ChatServer::start() {
     fail("cannot listen on {}:{} (in use, or not an address of this machine); pick another with --port/--host",
          opt_.host, port);
   }
+  static_cast<HttpServer&>(*svr_).raise_backlog();
   thread_ = std::thread([this] { svr_->listen_after_bind(); });
   return port;
 }

@@ -25,11 +25,14 @@
 #include <string>
 #include <thread>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "nanochat/chat_model.h"
 #include "nanochat/flags.h"
 #include "nanochat/worker_pool.h"
 
 namespace httplib {
+class DataSink;
 class Server;
 struct Request;
 struct Response;
@@ -84,8 +87,12 @@ class ChatServer {
   void handle_chat(const httplib::Request& req, httplib::Response& res, bool openai);
   void handle_health(httplib::Response& res);
   void handle_stats(httplib::Response& res);
+  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res);
+  bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
+  // Runs the model on a leased worker; emit(text) gets each complete piece of UTF-8 text (false = client gone).
   Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
                  const std::function<bool()>& client_gone);
+  nlohmann::json usage(const Job& job, const Reply& r) const;
   void log(const std::string& line);
 
   ChatServerOptions opt_;

@@ -5,7 +5,7 @@
 //                 errors="replace"). This is nanochat's "emit only when the decoded text does not end in U+FFFD".
 //   sse_*         one event = "data: <payload>\n\n", written by the server in a single write.
 // nanochat's events keep its exact JSON ({"token": "...", "gpu": 0} with ", " and ": " separators, UTF-8 kept);
-// the OpenAI chunks are built by the server.
+// the OpenAI chunks are built by the server. Not covered: HTTP itself (chat_server.h writes the events).
 #pragma once
 
 #include <string>
