@@ -606,8 +606,19 @@ def main():
         load_tests(srv)
         check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
         check("server still alive", lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
+
+        def sigterm_while_streaming():
+            s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000})
+            next(s.events())
+            t0 = time.time()
+            rc = srv.stop()
+            print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
+            assert rc == 0, rc
+            s.close()
+        check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
     finally:
-        srv.stop()
+        if srv.proc.poll() is None:
+            srv.stop()
     one = Server("--num-gpus", "1", "--mock-delay-ms", "2")
     try:
         parallel_matrix(one, 1)
