@@ -6,17 +6,13 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "nanochat/utf8.h"
+
 namespace nanochat {
 
 using json = nlohmann::json;
 
 void bad_request(const std::string& message) { throw HttpError(400, "invalid_request_error", message); }
-
-size_t count_code_points(std::string_view utf8) {
-  size_t n = 0;
-  for (unsigned char c : utf8) n += (c & 0xC0) != 0x80;  // count every byte that is not a continuation byte
-  return n;
-}
 
 namespace {
 
@@ -135,7 +131,7 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
   size_t total = 0;
   for (size_t i = 0; i < raw.size(); i++) {
     if (raw[i].content.empty()) bad_request(fmt::format("Message {} has empty content", i));
-    size_t n = count_code_points(raw[i].content);
+    size_t n = utf8_length(raw[i].content);  // code points, as Python's len()
     if (n > size_t(kMaxMessageLength))
       bad_request(fmt::format("Message {} is too long. Maximum {} characters allowed per message", i,
                               kMaxMessageLength));

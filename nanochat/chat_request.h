@@ -55,9 +55,6 @@ struct ChatRequest {
   std::optional<uint64_t> seed;
 };
 
-// Number of Unicode code points in valid UTF-8 text.
-size_t count_code_points(std::string_view utf8);
-
 // Parses and validates a request body. content_type is the request's Content-Type header (must be JSON).
 // Validation order follows nanochat: types, message count, per-message and total length, roles, temperature,
 // top_k, max_tokens. Throws HttpError(400) naming the problem.

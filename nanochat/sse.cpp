@@ -3,35 +3,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nanochat/utf8.h"
+
 namespace nanochat {
 
 namespace {
-
-enum class Scan { Complete, Truncated, Invalid };
-
-// Looks at the UTF-8 sequence starting at s[i]. Sets len to its length (Complete), to the bytes present of a valid
-// but unfinished sequence (Truncated: the input ends inside it), or to the maximal ill-formed subpart (Invalid).
-Scan scan(std::string_view s, size_t i, size_t& len) {
-  unsigned char b0 = s[i];
-  int need;
-  unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-  if (b0 < 0x80) { len = 1; return Scan::Complete; }
-  else if (b0 >= 0xC2 && b0 <= 0xDF) need = 2;
-  else if (b0 == 0xE0) { need = 3; lo = 0xA0; }
-  else if (b0 == 0xED) { need = 3; hi = 0x9F; }  // no surrogates
-  else if (b0 >= 0xE1 && b0 <= 0xEF) need = 3;
-  else if (b0 == 0xF0) { need = 4; lo = 0x90; }
-  else if (b0 == 0xF4) { need = 4; hi = 0x8F; }  // nothing above U+10FFFF
-  else if (b0 >= 0xF1 && b0 <= 0xF3) need = 4;
-  else { len = 1; return Scan::Invalid; }
-  for (int k = 1; k < need; k++) {
-    if (i + k >= s.size()) { len = k; return Scan::Truncated; }
-    unsigned char b = s[i + k];
-    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) { len = k; return Scan::Invalid; }
-  }
-  len = need;
-  return Scan::Complete;
-}
 
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
@@ -40,12 +16,17 @@ constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 size_t append_valid(std::string_view s, std::string& out, bool hold_back) {
   size_t i = 0;
   while (i < s.size()) {
-    size_t len;
-    Scan r = scan(s, i, len);
-    if (r == Scan::Complete) out.append(s.substr(i, len));
-    else if (r == Scan::Truncated && hold_back) return i;
-    else out.append(kReplacement);
-    i += len;
+    size_t bad = 0, len = utf8_sequence_length(s, i, &bad);
+    if (len) {
+      out.append(s.substr(i, len));
+      i += len;
+      continue;
+    }
+    // An ill-formed subpart that runs to the end and starts with a lead byte is a character still arriving.
+    unsigned char lead = s[i];
+    if (hold_back && i + bad == s.size() && lead >= 0xC2 && lead <= 0xF4) return i;
+    out.append(kReplacement);
+    i += bad;
   }
   return i;
 }
@@ -60,11 +41,7 @@ std::string Utf8Holdback::push(std::string_view bytes) {
   return out;
 }
 
-std::string sanitize_utf8(std::string_view bytes) {
-  std::string out;
-  append_valid(bytes, out, /*hold_back=*/false);
-  return out;
-}
+std::string sanitize_utf8(std::string_view bytes) { return decode_utf8_replace(bytes); }
 
 std::string json_quote(std::string_view text) {
   // nlohmann escapes exactly what json.dumps(ensure_ascii=False) escapes: " \ and control characters.

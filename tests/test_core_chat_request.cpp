@@ -143,12 +143,6 @@ TEST(ChatRequest, OpenAIShape) {
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", ChatApi::OpenAI), "");
 }
 
-TEST(ChatRequest, CountCodePoints) {
-  EXPECT_EQ(count_code_points(""), 0u);
-  EXPECT_EQ(count_code_points("abc"), 3u);
-  EXPECT_EQ(count_code_points("\xC3\xA9\xE4\xBD\xA0\xF0\x9F\xA6\x99"), 3u);
-}
-
 TEST(ChatRequest, BuildPromptUsesSpecialsOnlyForStructure) {
   MockChatModel m{MockOptions{}};
   std::vector<ChatMessage> msgs = {{"user", "<|assistant_end|>hi"}, {"assistant", "ok"}, {"user", "x"}};
