@@ -1,0 +1,138 @@
+// flash_attention: see flash_attention.h.
+#include "nanochat/flash_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "nanochat/compute.h"
+
+namespace nanochat {
+
+namespace {
+
+// [B,T,Hkv,D] -> [B,T,H,D] by repeating each kv head H/Hkv times (kv head j serves query heads j*g .. j*g+g-1,
+// the repeat_interleave order SDPA's enable_gqa uses). No copy when H == Hkv.
+torch::Tensor expand_kv(const torch::Tensor& x, int64_t n_head) {
+  int64_t B = x.size(0), T = x.size(1), Hkv = x.size(2), D = x.size(3);
+  if (Hkv == n_head) return x;
+  TORCH_CHECK(n_head % Hkv == 0, "query heads must be a multiple of kv heads");
+  return x.unsqueeze(3).expand({B, T, Hkv, n_head / Hkv, D}).reshape({B, T, n_head, D});
+}
+
+// Additive mask (0 where allowed, -inf where not) for query rows at absolute positions p0..p0+nq-1 against
+// keys c0..c0+nk-1; undefined when every pair is allowed (no masking work needed).
+torch::Tensor block_mask(int64_t p0, int64_t nq, int64_t c0, int64_t nk, int64_t window, const torch::TensorOptions& opts) {
+  int64_t p_first = p0, p_last = p0 + nq - 1, c_first = c0, c_last = c0 + nk - 1;
+  bool causal_ok = c_last <= p_first;                         // every key is at or before every query
+  bool window_ok = window < 0 || p_last - c_first <= window;  // every key is inside every query's window
+  if (causal_ok && window_ok) return {};
+  auto iopts = torch::TensorOptions().dtype(torch::kLong).device(opts.device());
+  auto rows = torch::arange(p0, p0 + nq, iopts).unsqueeze(1);
+  auto cols = torch::arange(c0, c0 + nk, iopts).unsqueeze(0);
+  auto allowed = cols <= rows;
+  if (window >= 0) allowed = allowed & ((rows - cols) <= window);
+  return torch::zeros({nq, nk}, opts).masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+}
+
+#if NANOCHAT_TORCH_AT_LEAST(2, 0)
+// nanochat's SDPA fallback, for CUDA builds of libtorch 2.x (SPEC §7). q/k/v are [B,H,T,D] here.
+torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window) {
+  int64_t Tq = q.size(2), Tk = k.size(2);
+  if ((window < 0 || window >= Tq) && Tq == Tk)
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/true);
+  if (Tq == 1) {
+    if (window >= 0 && window < Tk) {
+      int64_t start = std::max<int64_t>(0, Tk - (window + 1));
+      return at::scaled_dot_product_attention(q, k.narrow(2, start, Tk - start), v.narrow(2, start, Tk - start), {},
+                                              0.0, false);
+    }
+    return at::scaled_dot_product_attention(q, k, v, {}, 0.0, false);
+  }
+  auto iopts = torch::TensorOptions().dtype(torch::kLong).device(q.device());
+  auto rows = (Tk - Tq) + torch::arange(Tq, iopts).unsqueeze(1);
+  auto cols = torch::arange(Tk, iopts).unsqueeze(0);
+  auto mask = cols <= rows;
+  if (window >= 0 && window < Tk) mask = mask & ((rows - cols) <= window);
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
+}
+#endif
+
+}  // namespace
+
+torch::Tensor attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                  int64_t window) {
+  int64_t Tq = q.size(1), Tk = k.size(1), H = q.size(2), D = q.size(3);
+  auto qt = q.transpose(1, 2);
+  auto kt = expand_kv(k, H).transpose(1, 2);
+  auto vt = expand_kv(v, H).transpose(1, 2);
+  auto scores = torch::matmul(qt, kt.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(D)));
+  auto iopts = torch::TensorOptions().dtype(torch::kLong).device(q.device());
+  auto rows = (Tk - Tq) + torch::arange(Tq, iopts).unsqueeze(1);
+  auto cols = torch::arange(Tk, iopts).unsqueeze(0);
+  auto allowed = cols <= rows;
+  if (window >= 0) allowed = allowed & ((rows - cols) <= window);
+  scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
+  return torch::matmul(torch::softmax(scores, -1), vt).transpose(1, 2);
+}
+
+torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 int64_t window) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention expects [B, T, heads, head_dim] tensors");
+  int64_t B = q.size(0), Tq = q.size(1), H = q.size(2), D = q.size(3), Tk = k.size(1);
+  TORCH_CHECK(Tk >= Tq, "attention needs at least as many keys as queries");
+#if NANOCHAT_TORCH_AT_LEAST(2, 0)
+  if (q.is_cuda()) {
+    auto y = sdpa_attention(q.transpose(1, 2), expand_kv(k, H).transpose(1, 2), expand_kv(v, H).transpose(1, 2), window);
+    return y.transpose(1, 2);
+  }
+#endif
+  // [B*H, T, D] contiguous, so every block below is a plain strided bmm.
+  auto qt = q.transpose(1, 2).reshape({B * H, Tq, D});
+  auto kt = expand_kv(k, H).transpose(1, 2).reshape({B * H, Tk, D});
+  auto vt = expand_kv(v, H).transpose(1, 2).reshape({B * H, Tk, D});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const int64_t off = Tk - Tq;  // absolute position of query row 0
+  // 128-row query blocks: small enough to skip most of the causal triangle and everything outside a window,
+  // large enough that each bmm stays efficient.
+  const int64_t block = Tq <= 128 ? Tq : 128;
+  std::vector<torch::Tensor> outs;
+  outs.reserve((Tq + block - 1) / block);
+  for (int64_t r0 = 0; r0 < Tq; r0 += block) {
+    int64_t nq = std::min(block, Tq - r0);
+    int64_t p0 = off + r0;
+    int64_t c0 = window < 0 ? 0 : std::max<int64_t>(0, p0 - window);
+    int64_t c1 = p0 + nq;  // exclusive: the last query's own position is the last key any row sees
+    auto qb = qt.narrow(1, r0, nq);
+    auto kb = kt.narrow(1, c0, c1 - c0);
+    auto vb = vt.narrow(1, c0, c1 - c0);
+    auto mask = block_mask(p0, nq, c0, c1 - c0, window, qt.options());
+    torch::Tensor scores = mask.defined() ? torch::baddbmm(mask, qb, kb.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale)
+                                          : torch::bmm(qb, kb.transpose(1, 2)) * scale;
+    outs.push_back(torch::bmm(torch::softmax(scores, -1), vb));
+  }
+  auto y = outs.size() == 1 ? outs[0] : torch::cat(outs, 1);
+  return y.view({B, H, Tq, D}).transpose(1, 2);
+}
+
+torch::Tensor flash_attn_func(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                              int64_t window_left) {
+  return windowed_attention(q, k, v, window_left);
+}
+
+torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                      const torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,
+                                      int64_t pos, int64_t window_left) {
+  int64_t Tn = q.size(1);
+  TORCH_CHECK(pos + Tn <= k_cache.size(1), "KV cache is full: ", pos, " + ", Tn, " > ", k_cache.size(1));
+  {
+    torch::NoGradGuard no_grad;
+    k_cache.narrow(1, pos, Tn).copy_(k);
+    v_cache.narrow(1, pos, Tn).copy_(v);
+  }
+  auto k_full = k_cache.narrow(1, 0, pos + Tn);
+  auto v_full = v_cache.narrow(1, 0, pos + Tn);
+  return windowed_attention(q, k_full.to(q.scalar_type()), v_full.to(q.scalar_type()), window_left);
+}
+
+}  // namespace nanochat
