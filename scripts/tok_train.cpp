@@ -2,7 +2,8 @@
 //   nanochat tok_train                                   # the pretraining shards of the base dir, vocab 32768
 //   nanochat tok_train --input a.txt b.jsonl --vocab-size 4096 --output-dir /tmp/tok
 // Documents come from the train split of the pretraining shards (every row group in order), or from --input
-// files: *.jsonl gives one document per line (field "text"), any other file is one document. Each document is
+// files: *.jsonl gives one document per line (field "text"), *.parquet every row of its "text" column, any other
+// file is one document. Each document is
 // cropped to --doc-cap characters; training stops after the document that takes the total past --max-chars.
 // Not covered: the report section (written by the report system).
 #include <chrono>
@@ -13,7 +14,9 @@
 
 #include "nanochat/bpe_train.h"
 #include "nanochat/common.h"
+#include "nanochat/dataset.h"
 #include "nanochat/flags.h"
+#include "nanochat/parquet.h"
 #include "nanochat/split.h"
 #include "nanochat/tokenizer.h"
 #include "nanochat/utf8.h"
@@ -27,8 +30,15 @@ namespace {
 void iterate_input_files(const std::vector<std::string>& inputs, const std::function<bool(std::string&&)>& f) {
   for (const auto& path : inputs) {
     if (!fs::is_regular_file(path)) fail("--input {}: no such file", path);
-    bool jsonl = path.size() >= 6 && path.compare(path.size() - 6, 6, ".jsonl") == 0;
-    if (!jsonl) {
+    std::string ext = fs::path(path).extension().string();
+    if (ext == ".parquet") {
+      ParquetFile pf(path);
+      for (int rg = 0; rg < pf.num_row_groups(); rg++)
+        for (auto& doc : pf.read_strings(rg, "text"))
+          if (!f(std::move(doc))) return;
+      continue;
+    }
+    if (ext != ".jsonl") {
       if (!f(read_file(path))) return;
       continue;
     }
@@ -49,7 +59,14 @@ void iterate_input_files(const std::vector<std::string>& inputs, const std::func
   }
 }
 
-void iterate_shards(const std::function<bool(std::string&&)>& f);
+// The train split of the pretraining shards: files in order, every row group, every document.
+void iterate_shards(const std::function<bool(std::string&&)>& f) {
+  parquets_iter_batched("train", 0, 1, [&](std::vector<std::string>&& docs) {
+    for (auto& doc : docs)
+      if (!f(std::move(doc))) return false;
+    return true;
+  });
+}
 
 // Byte length of the first n code points of valid UTF-8 text (Python's text[:n]).
 size_t prefix_bytes(std::string_view s, int64_t n) {
@@ -73,7 +90,7 @@ int tok_train_main(int argc, char** argv) {
   app.add_option("--max-chars", max_chars, "maximum characters to train on");
   app.add_option("--doc-cap", doc_cap, "maximum characters per document");
   app.add_option("--vocab-size", vocab_size, "vocabulary size, including the 9 special tokens");
-  app.add_option("--input", inputs, "text files (one document each) or .jsonl files (field \"text\"); default: the pretraining shards");
+  app.add_option("--input", inputs, "text files (one document each), .jsonl (field \"text\") or .parquet files; default: the pretraining shards");
   app.add_option("--output-dir", output_dir, "where to save (default: <base_dir>/tokenizer)");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   if (vocab_size - int(kSpecialTokens.size()) < 256)
@@ -154,10 +171,3 @@ int tok_train_main(int argc, char** argv) {
           train_time, kSpecialTokens.size(), mn, mx, mean, stdev);
   return 0;
 }
-
-namespace {
-void iterate_shards(const std::function<bool(std::string&&)>& f) {
-  (void)f;
-  fail("no --input given and parquet shards not supported yet; pass --input FILE... (.txt or .jsonl)");
-}
-}  // namespace

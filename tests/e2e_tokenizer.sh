@@ -52,6 +52,16 @@ text=$(echo "$ids" | "$NANOCHAT" tok_encode --decode)
 printf '{"text":"one"}\n{"text":"two two"}\n' | "$NANOCHAT" tok_encode --jsonl > "$work/batch.jsonl"
 [ "$(wc -l < "$work/batch.jsonl")" = 2 ] || fail "--jsonl should print one line per input"
 
+# Default input: the train split of the pretraining shards in the base dir (fixture shards 0-1; 2 is val).
+mkdir -p "$work/shards/base_data_climbmix"
+cp "$FIXTURES"/parquet/pretrain/shard_0000{0,1,2}.parquet "$work/shards/base_data_climbmix/"
+NANOCHAT_BASE_DIR="$work/shards" "$NANOCHAT" tok_train --vocab-size 300 > "$work/shards.log"
+grep -q "^Training on 600 documents" "$work/shards.log" || fail "default input should be the 2 train shards: $(cat "$work/shards.log")"
+[ -s "$work/shards/tokenizer/tokenizer.pkl" ] || fail "default output dir not used"
+NANOCHAT_BASE_DIR="$work/shards" "$NANOCHAT" tok_eval --gpt2 "$FIXTURES/tokenizer_pkl/tokenizer.pkl.ranks.tiktoken" \
+  --gpt4 "$FIXTURES/tokenizer/cl100k_base.tiktoken" > "$work/eval_shards.log"
+grep -q "^| fwe-train |" "$work/eval_shards.log" && grep -q "^| fwe-val |" "$work/eval_shards.log" || fail "no fwe rows"
+
 # tok_eval: the small fixture rank file stands in for GPT-2 (nothing is downloaded), cl100k for GPT-4.
 "$NANOCHAT" tok_eval --gpt2 "$FIXTURES/tokenizer_pkl/tokenizer.pkl.ranks.tiktoken" \
   --gpt4 "$FIXTURES/tokenizer/cl100k_base.tiktoken" > "$work/eval.log"
