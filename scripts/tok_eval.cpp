@@ -1,6 +1,7 @@
 // tok_eval: how well our tokenizer compresses text compared with GPT-2's and GPT-4's (SPEC §3.11).
 //   nanochat tok_eval --gpt2 gpt2.tiktoken --gpt4 cl100k_base.tiktoken
-// Nothing is downloaded: pass tiktoken's rank files (gpt2 / cl100k_base in .tiktoken form). Texts: five samples
+// Nothing is downloaded: pass tiktoken's rank files (gpt2 / cl100k_base in .tiktoken form), or put them at
+// <base_dir>/tiktoken/gpt2.tiktoken and <base_dir>/tiktoken/cl100k_base.tiktoken and run it without flags. Texts: five samples
 // written for this program (news, Korean, code, math, science), plus the first row group of the first train shard
 // ("fwe-train") and of the val shard ("fwe-val") when the pretraining shards are available. Every tokenizer must
 // round-trip every text exactly. Ratio = UTF-8 bytes per token (higher is better).
@@ -136,10 +137,19 @@ std::vector<std::string> tok_eval_shard_texts();
 int tok_eval_main(int argc, char** argv) {
   std::string gpt2_path, gpt4_path, tokenizer_dir;
   Flags app{"Compare our tokenizer's compression with GPT-2 and GPT-4", "nanochat tok_eval"};
-  app.add_option("--gpt2", gpt2_path, "GPT-2's rank file (gpt2 in tiktoken's .tiktoken form)")->required();
-  app.add_option("--gpt4", gpt4_path, "GPT-4's rank file (cl100k_base.tiktoken)")->required();
+  app.add_option("--gpt2", gpt2_path, "GPT-2's rank file (default: <base_dir>/tiktoken/gpt2.tiktoken)");
+  app.add_option("--gpt4", gpt4_path, "GPT-4's rank file (default: <base_dir>/tiktoken/cl100k_base.tiktoken)");
   app.add_option("--tokenizer-dir", tokenizer_dir, "our tokenizer (default: <base_dir>/tokenizer)");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  // Nothing is downloaded: the baselines' rank files come from the flags or a fixed place in the base dir.
+  auto rank_file = [](std::string& path, const char* name, const char* flag) {
+    if (path.empty()) path = (get_base_dir() / "tiktoken" / (std::string(name) + ".tiktoken")).string();
+    if (!std::filesystem::is_regular_file(path))
+      fail("{} not found: pass {} FILE (tiktoken's {} ranks in .tiktoken form: base64 token, space, rank per line)",
+           path, flag, name);
+  };
+  rank_file(gpt2_path, "gpt2", "--gpt2");
+  rank_file(gpt4_path, "cl100k_base", "--gpt4");
 
   std::vector<std::pair<std::string, std::string>> texts = {
       {"news", kNews}, {"korean", kKorean}, {"code", kCode}, {"math", kMath}, {"science", kScience}};

@@ -79,6 +79,7 @@ expect_error "no such file" tok_train --input "$work/missing.txt"
 expect_error "too small" tok_train --input "$work/doc.txt" --vocab-size 100
 printf '{"text": 1}\n' > "$work/bad.jsonl"
 expect_error "string field" tok_train --input "$work/bad.jsonl"
+expect_error "pass --gpt2 FILE" tok_eval
 expect_error "not a special token" tok_encode --text hi --prepend "<|nope|>"
 expect_error "not in the vocabulary" tok_encode --decode --text "[99999]"
 printf 'garbage' > "$work/tokenizer.pkl"
