@@ -1,8 +1,9 @@
 // bpe: see bpe.h.
 #include "nanochat/bpe.h"
 
+#include <algorithm>
+#include <functional>
 #include <limits>
-#include <queue>
 
 #include "nanochat/common.h"
 
@@ -114,43 +115,46 @@ void bpe_small(const RankMap& ranks, std::string_view piece, std::vector<int32_t
   emit_parts(ranks, piece, pos, m, out);
 }
 
-// Same result for long pieces: parts in a linked list, candidate merges in a min-heap keyed by (rank, start);
-// the start offset breaks ties leftmost exactly as the linear scan does. Stale heap entries are skipped.
+// Same result for long pieces: parts in a linked list, candidate merges in a min-heap of (rank << 32 | start);
+// the start offset breaks ties leftmost exactly as the linear scan does. A popped candidate is current when its
+// part is alive and the rank of that part joined with its successor is still the popped rank (distinct byte
+// strings never share a rank), so stale entries are recognized without storing anything else.
 void bpe_large(const RankMap& ranks, std::string_view piece, std::vector<int32_t>& out) {
-  size_t n = piece.size();
+  const uint32_t n = uint32_t(piece.size());
   std::vector<uint32_t> next(n), prev(n);
-  std::vector<uint8_t> alive(n, 1);
-  for (size_t i = 0; i < n; i++) {
-    next[i] = uint32_t(i + 1);  // n means "end"
-    prev[i] = uint32_t(i == 0 ? n : i - 1);
+  std::vector<int32_t> cur(n, kNone);  // rank of part i joined with its successor (kNone: none, or i is dead)
+  for (uint32_t i = 0; i < n; i++) {
+    next[i] = i + 1;  // n means "end"; the part starting at i ends at next[i]
+    prev[i] = i == 0 ? n : i - 1;
   }
-  // end offset of the part starting at i is next[i] (part starts are byte offsets).
   auto pair_rank = [&](uint32_t i) -> int32_t {
-    if (next[i] >= n) return kNone;
     uint32_t j = next[i];
-    uint32_t e = next[j];
-    int32_t r = ranks.find(piece.substr(i, e - i));
+    if (j >= n) return kNone;
+    int32_t r = ranks.find(piece.substr(i, next[j] - i));
     return r < 0 ? kNone : r;
   };
-  struct Cand {
-    int32_t rank;
-    uint32_t start;
-    uint32_t end;  // end of the joined span when pushed; stale if the parts changed since
-    bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : start > o.start; }
-  };
-  std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
+  std::vector<uint64_t> heap;
+  heap.reserve(n);
+  for (uint32_t i = 0; i + 1 < n; i++) {
+    cur[i] = pair_rank(i);
+    if (cur[i] != kNone) heap.push_back((uint64_t(uint32_t(cur[i])) << 32) | i);
+  }
+  auto later = std::greater<uint64_t>();
+  std::make_heap(heap.begin(), heap.end(), later);
   auto push = [&](uint32_t i) {
-    int32_t r = pair_rank(i);
-    if (r != kNone) heap.push({r, i, next[next[i]]});
+    cur[i] = pair_rank(i);
+    if (cur[i] == kNone) return;
+    heap.push_back((uint64_t(uint32_t(cur[i])) << 32) | i);
+    std::push_heap(heap.begin(), heap.end(), later);
   };
-  for (uint32_t i = 0; i + 1 < n; i++) push(i);
   while (!heap.empty()) {
-    Cand c = heap.top();
-    heap.pop();
-    uint32_t i = c.start;
-    if (!alive[i] || next[i] >= n || next[next[i]] != c.end) continue;  // stale
+    std::pop_heap(heap.begin(), heap.end(), later);
+    uint64_t top = heap.back();
+    heap.pop_back();
+    uint32_t i = uint32_t(top & 0xFFFFFFFFu);
+    if (cur[i] != int32_t(top >> 32)) continue;  // stale
     uint32_t j = next[i];
-    alive[j] = 0;
+    cur[j] = kNone;  // j is merged into i
     next[i] = next[j];
     if (next[j] < n) prev[next[j]] = i;
     push(i);

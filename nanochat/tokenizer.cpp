@@ -74,6 +74,20 @@ Tokenizer Tokenizer::from_tiktoken_file(const fs::path& path, const std::string&
   return Tokenizer(std::move(name), pattern, read_tiktoken_file(path), std::move(specials), bos_token);
 }
 
+Tokenizer Tokenizer::from_pretrained(const std::string& name, const fs::path& tiktoken_file) {
+  if (name == "gpt2")
+    return from_tiktoken_file(tiktoken_file, kGpt2Pattern, {{"<|endoftext|>", 50256}}, "<|endoftext|>", name);
+  if (name == "cl100k_base")
+    return from_tiktoken_file(tiktoken_file, kGpt4Pattern,
+                              {{"<|endoftext|>", 100257},
+                               {"<|fim_prefix|>", 100258},
+                               {"<|fim_middle|>", 100259},
+                               {"<|fim_suffix|>", 100260},
+                               {"<|endofprompt|>", 100276}},
+                              "<|endoftext|>", name);
+  fail("unknown pretrained encoding '{}' (known: gpt2, cl100k_base)", name);
+}
+
 std::string Tokenizer::to_pkl_bytes() const { return write_tokenizer_pkl({name_, pattern_, ranks_, specials_}); }
 
 void Tokenizer::save(const fs::path& dir) const {
@@ -89,7 +103,7 @@ int32_t Tokenizer::encode_special(std::string_view name) const {
 
 bool Tokenizer::is_special(int32_t id) const { return id >= 0 && size_t(id) < kind_.size() && kind_[id] == 2; }
 
-int32_t Tokenizer::resolve(const TokenRef& ref) const {
+int32_t Tokenizer::resolve_token(const TokenRef& ref) const {
   if (!ref.name.empty()) return encode_special(ref.name);
   if (ref.id < 0 || ref.id >= get_vocab_size()) fail("token id {} is outside the vocabulary [0, {})", ref.id, get_vocab_size());
   return ref.id;
@@ -110,7 +124,7 @@ std::vector<int32_t> Tokenizer::encode_ordinary(std::string_view text) const {
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, std::optional<TokenRef> prepend,
                                        std::optional<TokenRef> append) const {
-  int32_t pre = prepend ? resolve(*prepend) : -1, app = append ? resolve(*append) : -1;
+  int32_t pre = prepend ? resolve_token(*prepend) : -1, app = append ? resolve_token(*append) : -1;
   std::vector<int32_t> ids;
   if (pre >= 0) ids.push_back(pre);
   std::vector<int32_t> body = encode_ordinary(text);
@@ -126,7 +140,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, std::optional<Toke
 std::vector<std::vector<int32_t>> Tokenizer::encode_batch(const std::vector<std::string>& texts,
                                                           std::optional<TokenRef> prepend,
                                                           std::optional<TokenRef> append, int num_threads) const {
-  int32_t pre = prepend ? resolve(*prepend) : -1, app = append ? resolve(*append) : -1;
+  int32_t pre = prepend ? resolve_token(*prepend) : -1, app = append ? resolve_token(*append) : -1;
   std::vector<std::vector<int32_t>> out(texts.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
@@ -198,7 +212,11 @@ std::vector<int32_t> Tokenizer::token_bytes() const {
   std::vector<int32_t> out(decoder_.size());
   for (size_t id = 0; id < decoder_.size(); id++) {
     if (!kind_[id]) fail("token id {} is missing from the vocabulary; cannot compute token_bytes", id);
-    out[id] = kind_[id] == 2 ? 0 : int32_t(decode_utf8_replace(decoder_[id]).size());
+    if (kind_[id] == 2) continue;
+    std::string text = decode_utf8_replace(decoder_[id]);
+    bool special_text = false;
+    for (const auto& [tok, sid] : specials_) special_text |= tok == text;
+    out[id] = special_text ? 0 : int32_t(text.size());
   }
   return out;
 }

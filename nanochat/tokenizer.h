@@ -53,6 +53,9 @@ class Tokenizer {
   // A .tiktoken rank file (e.g. cl100k_base) with a pattern and specials; used by tok_eval and the tests.
   static Tokenizer from_tiktoken_file(const std::filesystem::path& path, const std::string& pattern,
                                       SpecialTokens specials, const std::string& bos_token, std::string name);
+  // tiktoken's "gpt2" or "cl100k_base" from its .tiktoken rank file (nothing is downloaded), with its pattern and
+  // special tokens; BOS is <|endoftext|> as in nanochat's from_pretrained. Used by tok_eval.
+  static Tokenizer from_pretrained(const std::string& name, const std::filesystem::path& tiktoken_file);
   // Writes <dir>/tokenizer.pkl atomically (byte-identical to Python's pickle.dump of the tiktoken Encoding).
   void save(const std::filesystem::path& dir) const;
   std::string to_pkl_bytes() const;
@@ -65,6 +68,7 @@ class Tokenizer {
   int32_t get_vocab_size() const { return int32_t(decoder_.size()); }  // max token id + 1 (tiktoken's n_vocab)
   int32_t get_bos_token_id() const { return bos_id_; }
   int32_t encode_special(std::string_view name) const;  // fails for a name that is not a special token
+  int32_t resolve_token(const TokenRef& ref) const;      // a special name, or an id checked against the vocab
   bool is_special(int32_t id) const;
 
   // Split + BPE; never produces special tokens ("<|bos|>" in the text is ordinary bytes).
@@ -83,7 +87,7 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;        // UTF-8 with U+FFFD replacement
   std::string id_to_token(int32_t id) const { return decode({id}); }
 
-  // Per token id: 0 for special tokens, else the UTF-8 length of decode([id]) (SPEC §3.7: U+FFFD counts 3).
+  // Per token id: 0 for special tokens (by their text, as nanochat checks), else the UTF-8 length of decode([id]) (SPEC §3.7: U+FFFD counts 3).
   std::vector<int32_t> token_bytes() const;
 
   // Chat rendering (SPEC §3.8). conversation = {"messages": [{"role", "content"}, ...]}.
@@ -94,7 +98,6 @@ class Tokenizer {
                                      bool with_token_id = false) const;
 
  private:
-  int32_t resolve(const TokenRef& ref) const;
   std::string name_, pattern_;
   Ranks ranks_;
   SpecialTokens specials_;
