@@ -169,14 +169,18 @@ void set_limit(int resource, rlim_t soft, rlim_t hard) {
   bool netns = false;
   if (geteuid() == 0) {
     netns = unshare(CLONE_NEWNET) == 0;  // root may make a network namespace without a user namespace
-    if (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0) {
-      write_str(4, "setup-failed setuid\n");
-      _exit(126);
+    // Drop to nobody so the process limit applies. Where a container forbids it, go on as root, guarded as
+    // nanochat guards it.
+    if (setgroups(0, nullptr) == 0 && setgid(kNobody) == 0) {
+      int rc = setuid(kNobody);
+      (void)rc;
     }
   }
-  set_limit(RLIMIT_AS, mem, mem);
-  set_limit(RLIMIT_DATA, mem, mem);
-  set_limit(RLIMIT_STACK, mem, mem);
+  if (mem > 0) {  // 0: no memory limit (nanochat's maximum_memory_bytes=None)
+    set_limit(RLIMIT_AS, mem, mem);
+    set_limit(RLIMIT_DATA, mem, mem);
+    set_limit(RLIMIT_STACK, mem, mem);
+  }
   set_limit(RLIMIT_CPU, cpu_seconds, cpu_seconds + 1);
   set_limit(RLIMIT_FSIZE, kExecFileSizeLimit, kExecFileSizeLimit);
   set_limit(RLIMIT_CORE, 0, 0);
@@ -240,24 +244,33 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   if (!(timeout_s > 0)) fail("execute_code: timeout must be positive (got {})", timeout_s);
 
   // A fresh working directory, owned by the uid the code will run as.
-  std::string tmpl = (fs::temp_directory_path() / "nanochat-exec-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) fail("cannot create a temp dir under {}: {}", fs::temp_directory_path().string(), strerror(errno));
+  std::error_code tec;
+  const fs::path tmp_root = fs::temp_directory_path(tec);
+  if (tec) fail("no usable temp directory for the code sandbox ({}): set TMPDIR to a writable directory", tec.message());
+  std::string tmpl = (tmp_root / "nanochat-exec-XXXXXX").string();
+  if (!mkdtemp(tmpl.data()))
+    fail("cannot create a temp dir under {}: {} (set TMPDIR to a writable directory)", tmp_root.string(), strerror(errno));
   const fs::path workdir = tmpl;
   if (geteuid() == 0 && chown(tmpl.c_str(), kNobody, kNobody) != 0) {
     remove_tree(workdir);
     fail("cannot hand the sandbox dir {} to uid nobody: {}", tmpl, strerror(errno));
   }
 
-  int out_p[2], err_p[2], res_p[2];
+  int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, res_p[2] = {-1, -1};
   int code_fd = memfd_create("nanochat-code", MFD_CLOEXEC);
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (code_fd < 0 || devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(res_p, O_CLOEXEC)) {
+  auto close_all_and_fail = [&](const char* what) {
+    int e = errno;
+    for (int f : {out_p[0], out_p[1], err_p[0], err_p[1], res_p[0], res_p[1], code_fd, devnull})
+      if (f >= 0) close(f);
     remove_tree(workdir);
-    fail("cannot set up the sandbox (memfd/pipes): {}", strerror(errno));
-  }
+    fail("cannot {} for the code sandbox: {}", what, strerror(e));
+  };
+  if (code_fd < 0 || devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(res_p, O_CLOEXEC))
+    close_all_and_fail("create the memfd and pipes");
   for (size_t off = 0; off < code.size();) {
     ssize_t n = write(code_fd, code.data() + off, code.size() - off);
-    if (n <= 0) fail("cannot write the code to the sandbox: {}", strerror(errno));
+    if (n <= 0) close_all_and_fail("write the code");
     off += size_t(n);
   }
   lseek(code_fd, 0, SEEK_SET);
@@ -275,12 +288,7 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   rlim_t cpu = rlim_t(std::ceil(timeout_s)) + 1;
 
   pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    for (int f : {out_p[0], out_p[1], err_p[0], err_p[1], res_p[0], res_p[1], code_fd, devnull}) close(f);
-    remove_tree(workdir);
-    fail("cannot fork the code sandbox: {}", strerror(e));
-  }
+  if (pid < 0) close_all_and_fail("fork");
   if (pid == 0)
     child_main(python.c_str(), argv.data(), envp.data(), tmpl.c_str(), devnull, out_p[1], err_p[1], code_fd,
                res_p[1], max_memory_bytes, cpu);
@@ -303,8 +311,10 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   auto exited_now = [&]() {
     siginfo_t info;
     memset(&info, 0, sizeof(info));
-    while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    while (waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == ECHILD) return true;  // already reaped (SIGCHLD ignored by the embedding program)
       if (errno != EINTR) return false;
+    }
     return info.si_pid == pid;
   };
   while (!exited) {
@@ -344,7 +354,7 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   // verdict = "netns=0|1\n" written before exec, then the prelude's JSON.
   size_t nl = verdict.find('\n');
   std::string head = verdict.substr(0, nl), json_text = nl == std::string::npos ? "" : verdict.substr(nl + 1);
-  if (head.rfind("setup-failed", 0) == 0) fail("the code sandbox could not be set up ({})", head);
+  if (head.rfind("setup-failed", 0) == 0) fail("the code sandbox could not be set up ({})", head.substr(13));
   if (json_text.rfind("exec-failed", 0) == 0) fail("cannot run {} in the code sandbox", python);
   r.network_isolated = head == "netns=1";
   if (killed) {

@@ -26,8 +26,8 @@
 //   std::string bytes = pickle_dumps(obj, 4);                        // what pickle.dumps(enc, 4) gives
 //
 // Not covered: protocol 0/1 text opcodes (INT, LONG, FLOAT, STRING, GET, PUT, DICT, LIST, OBJ, INST, PERSID),
-// sets and frozensets, extension registry (EXT1/2/4), out-of-band buffers, integers beyond 64 bits, recursive
-// (self-containing) structures on the reading side.
+// sets and frozensets, extension registry (EXT1/2/4), out-of-band buffers, integers beyond 64 bits. Nesting is
+// capped at 1000 levels; a self-containing structure (a list appended to itself) reads but is never freed.
 #pragma once
 
 #include <any>
