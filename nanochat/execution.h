@@ -11,6 +11,7 @@
 // success / timeout / MemoryError / "<Type>: <message>" through a separate pipe. When started as root the child
 // drops to uid/gid nobody (so the process limit applies and root-only files are out of reach). It also tries
 // unshare(CLONE_NEWUSER | CLONE_NEWNET) so the code has no network; `network_isolated` says whether that worked.
+// Unlike nanochat, stdout/stderr are returned also when the code fails or times out (nanochat returns "" then).
 // Not covered: this is not a security sandbox (ctypes and other escapes exist, no seccomp, no mount or pid
 // namespace); without a network namespace the code can open sockets, as in nanochat.
 #pragma once
@@ -37,8 +38,8 @@ inline constexpr size_t kExecFileSizeLimit = 16ull << 20;      // RLIMIT_FSIZE
 inline constexpr int kExecMaxProcesses = 64;                   // RLIMIT_NPROC (per user; not enforced for root)
 
 // Runs `code` as a Python program (exec'd with an empty globals dict, as nanochat does). Thread-safe: callers may
-// run several at once. Fails with nanochat::Error only if no python3 interpreter can be found or the sandbox
-// cannot be set up (temp dir, pipes, fork).
+// run several at once. max_memory_bytes = 0 sets no memory limit. Fails with nanochat::Error only if no python3
+// interpreter can be found or the sandbox cannot be set up (temp dir, pipes, fork).
 ExecutionResult execute_code(const std::string& code, double timeout_s = 5.0,
                              size_t max_memory_bytes = kExecDefaultMemory);
 

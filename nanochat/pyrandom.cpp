@@ -211,12 +211,19 @@ std::vector<int64_t> numpy_permutation(int64_t n, uint32_t seed) {
 // ---------------------------------------------------------------------------------------------------------------------
 // CPython tuple hash (xxHash-style, 64-bit)
 
+int64_t python_int_hash(int64_t x) {
+  constexpr uint64_t MODULUS = (uint64_t(1) << 61) - 1;  // ints hash to their value modulo 2^61 - 1, keeping the sign
+  uint64_t mag = x < 0 ? uint64_t(0) - uint64_t(x) : uint64_t(x);
+  int64_t h = int64_t(mag % MODULUS);
+  if (x < 0) h = -h;
+  return h == -1 ? -2 : h;  // -1 is reserved for errors in CPython
+}
+
 int64_t python_tuple_hash(const std::vector<int64_t>& items) {
   constexpr uint64_t P1 = 11400714785074694791ull, P2 = 14029467366897019727ull, P5 = 2870177450012600261ull;
   uint64_t acc = P5;
   for (int64_t item : items) {
-    if (item < 0) throw std::invalid_argument("python_tuple_hash: only non-negative ints are supported");
-    acc += uint64_t(item) * P2;
+    acc += uint64_t(python_int_hash(item)) * P2;
     acc = std::rotl(acc, 31);
     acc *= P1;
   }

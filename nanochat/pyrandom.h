@@ -3,7 +3,7 @@
 //                     randrange/randint/choice/shuffle/sample exactly as CPython 3.10+ implements them.
 //   numpy_permutation(n, seed) = numpy.random.default_rng(seed).permutation(n) (PCG64 + SeedSequence), which is
 //                     what HF datasets' .shuffle(seed) uses to order the task datasets.
-//   python_tuple_hash = hash() of a tuple of small non-negative ints (64-bit CPython), used for RL sampling seeds.
+//   python_tuple_hash = hash() of a tuple of ints (64-bit CPython), used for RL sampling seeds.
 // Usage: PyRandom rng(42); rng.shuffle(v); auto p = numpy_permutation(1000, 42);
 // Not covered: seeding from str/bytes/float/None, Python's gauss/choices/etc., numpy distributions other than
 // the bounded integers a permutation needs.
@@ -106,7 +106,8 @@ class NumpyPCG64 {
   uint32_t uinteger_ = 0;
 };
 
-// CPython 64-bit hash() of a tuple of small non-negative ints (hash(n) == n for those).
+// CPython 64-bit hash() of an int, and of a tuple of ints (the xxHash-style tuple hash).
+int64_t python_int_hash(int64_t x);
 int64_t python_tuple_hash(const std::vector<int64_t>& items);
 
 }  // namespace nanochat

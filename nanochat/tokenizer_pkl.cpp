@@ -1,13 +1,16 @@
-// tokenizer_pkl: see tokenizer_pkl.h.
+// tokenizer_pkl: see tokenizer_pkl.h. Reading goes through the generic pickle reader (pickle.h). Writing uses the
+// small emitter below, specific to this one object graph: it checks for a full 64 KiB frame before *every* saved
+// object, ints included, which is what CPython's C pickler does (tests/test_core_tokenizer_files.cpp re-pickles
+// our output with Python, including the 1.3 MB cl100k vocabulary and frames that end next to MARK/SETITEMS).
 #include "nanochat/tokenizer_pkl.h"
 
 #include <cstring>
-#include <memory>
 #include <vector>
 
 #include <fmt/format.h>
 
 #include "nanochat/common.h"
+#include "nanochat/pickle.h"
 
 namespace nanochat {
 
@@ -112,193 +115,41 @@ class PklWriter {
 
 }  // namespace
 
-namespace {
-
-// The few value kinds this file holds. Dicts keep their items in order.
-struct PVal {
-  enum Kind { kNone, kInt, kStr, kBytes, kDict, kTuple, kMark, kClass, kObject } kind = kNone;
-  int64_t i = 0;
-  std::string s;  // str / bytes / class name
-  std::vector<std::pair<std::shared_ptr<PVal>, std::shared_ptr<PVal>>> items;  // dict
-  std::shared_ptr<PVal> state;                                                 // object
-};
-using P = std::shared_ptr<PVal>;
-
-class PklReader {
- public:
-  PklReader(std::string_view b, const std::string& what) : b_(b), what_(what) {}
-
-  P run() {
-    std::vector<P> stack;
-    std::vector<size_t> marks;
-    std::vector<P> memo;
-    auto pop = [&]() {
-      if (stack.empty()) bad("stack underflow");
-      P v = stack.back();
-      stack.pop_back();
-      return v;
-    };
-    auto make = [](PVal::Kind k) {
-      auto v = std::make_shared<PVal>();
-      v->kind = k;
-      return v;
-    };
-    while (true) {
-      uint8_t op = u8();
-      switch (op) {
-        case 0x80: u8(); break;        // PROTO
-        case 0x95: take(8); break;     // FRAME: frames are transparent
-        case 0x94: memo.push_back(stack.empty() ? bad("MEMOIZE on empty stack") : stack.back()); break;
-        case 'q': put(memo, u8(), stack); break;        // BINPUT
-        case 'r': put(memo, u32(), stack); break;       // LONG_BINPUT
-        case 'h': stack.push_back(get(memo, u8())); break;   // BINGET
-        case 'j': stack.push_back(get(memo, u32())); break;  // LONG_BINGET
-        case 0x8c: { auto v = make(PVal::kStr); v->s = std::string(take(u8())); stack.push_back(v); break; }
-        case 'X': { auto v = make(PVal::kStr); v->s = std::string(take(u32())); stack.push_back(v); break; }
-        case 'C': { auto v = make(PVal::kBytes); v->s = std::string(take(u8())); stack.push_back(v); break; }
-        case 'B': { auto v = make(PVal::kBytes); v->s = std::string(take(u32())); stack.push_back(v); break; }
-        case 'K': { auto v = make(PVal::kInt); v->i = u8(); stack.push_back(v); break; }
-        case 'M': { auto v = make(PVal::kInt); v->i = u8(); v->i |= int64_t(u8()) << 8; stack.push_back(v); break; }
-        case 'J': { auto v = make(PVal::kInt); v->i = int32_t(u32()); stack.push_back(v); break; }
-        case 0x8a: {  // LONG1: little-endian two's complement
-          size_t n = u8();
-          std::string_view d = take(n);
-          if (n > 8) bad("integer too large");
-          int64_t x = 0;
-          for (size_t k = 0; k < n; k++) x |= int64_t(uint8_t(d[k])) << (8 * k);
-          if (n && n < 8 && (uint8_t(d[n - 1]) & 0x80)) x -= int64_t(1) << (8 * n);
-          auto v = make(PVal::kInt);
-          v->i = x;
-          stack.push_back(v);
-          break;
-        }
-        case 0x93: {  // STACK_GLOBAL
-          P name = pop(), mod = pop();
-          if (mod->kind != PVal::kStr || name->kind != PVal::kStr) bad("STACK_GLOBAL needs two strings");
-          auto v = make(PVal::kClass);
-          v->s = mod->s + "." + name->s;
-          stack.push_back(v);
-          break;
-        }
-        case 'c': {  // GLOBAL "module\nname\n" (protocols 0-3)
-          std::string mod = line(), name = line();
-          auto v = make(PVal::kClass);
-          v->s = mod + "." + name;
-          stack.push_back(v);
-          break;
-        }
-        case ')': stack.push_back(make(PVal::kTuple)); break;  // EMPTY_TUPLE
-        case 0x81: {  // NEWOBJ
-          P args = pop(), cls = pop();
-          if (cls->kind != PVal::kClass || args->kind != PVal::kTuple) bad("NEWOBJ needs a class and a tuple");
-          auto v = make(PVal::kObject);
-          v->s = cls->s;
-          stack.push_back(v);
-          break;
-        }
-        case '}': stack.push_back(make(PVal::kDict)); break;
-        case '(': marks.push_back(stack.size()); break;
-        case 's': {  // SETITEM
-          P v = pop(), k = pop();
-          if (stack.empty() || stack.back()->kind != PVal::kDict) bad("SETITEM without a dict");
-          stack.back()->items.emplace_back(k, v);
-          break;
-        }
-        case 'u': {  // SETITEMS
-          if (marks.empty()) bad("SETITEMS without MARK");
-          size_t m = marks.back();
-          marks.pop_back();
-          if (m == 0 || m > stack.size() || (stack.size() - m) % 2) bad("bad SETITEMS");
-          P d = stack[m - 1];
-          if (d->kind != PVal::kDict) bad("SETITEMS without a dict");
-          for (size_t k = m; k < stack.size(); k += 2) d->items.emplace_back(stack[k], stack[k + 1]);
-          stack.resize(m);
-          break;
-        }
-        case 'b': {  // BUILD
-          P st = pop();
-          if (stack.empty() || stack.back()->kind != PVal::kObject) bad("BUILD without an object");
-          stack.back()->state = st;
-          break;
-        }
-        case '.': {  // STOP
-          if (stack.size() != 1) bad(fmt::format("STOP with {} items on the stack", stack.size()));
-          return stack.back();
-        }
-        default:
-          bad(fmt::format("unsupported pickle opcode 0x{:02x} at byte {}", op, pos_ - 1));
-      }
-    }
-  }
-
- private:
-  [[noreturn]] P bad(const std::string& why) {
-    fail("{} is not a tokenizer.pkl this program can read ({}); expected a pickled tiktoken Encoding", what_, why);
-  }
-  std::string_view take(size_t n) {
-    if (n > b_.size() - pos_) bad("file ends early");
-    std::string_view v = b_.substr(pos_, n);
-    pos_ += n;
-    return v;
-  }
-  uint8_t u8() { return uint8_t(take(1)[0]); }
-  uint32_t u32() {
-    std::string_view d = take(4);
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++) v |= uint32_t(uint8_t(d[k])) << (8 * k);
-    return v;
-  }
-  std::string line() {
-    size_t nl = b_.find('\n', pos_);
-    if (nl == std::string_view::npos) bad("unterminated GLOBAL");
-    std::string s(b_.substr(pos_, nl - pos_));
-    pos_ = nl + 1;
-    return s;
-  }
-  void put(std::vector<P>& memo, uint32_t idx, std::vector<P>& stack) {
-    if (stack.empty()) bad("PUT on empty stack");
-    if (memo.size() <= idx) memo.resize(idx + 1);
-    memo[idx] = stack.back();
-  }
-  P get(std::vector<P>& memo, uint32_t idx) {
-    if (idx >= memo.size() || !memo[idx]) bad("GET of a missing memo entry");
-    return memo[idx];
-  }
-  std::string_view b_;
-  std::string what_;
-  size_t pos_ = 0;
-};
-
-}  // namespace
-
 TiktokenState parse_tokenizer_pkl(std::string_view bytes, const std::string& what) {
-  P root = PklReader(bytes, what).run();
-  auto bad = [&](const std::string& why) -> void {
-    fail("{} is not a tokenizer.pkl ({}); expected a pickled tiktoken Encoding", what, why);
+  auto bad = [&](const std::string& why) {
+    fail("{} is not a usable tokenizer.pkl ({}); expected a pickled tiktoken Encoding as nanochat saves it", what, why);
   };
-  if (root->kind != PVal::kObject || root->s != "tiktoken.core.Encoding") bad("the top object is not a tiktoken Encoding");
-  if (!root->state || root->state->kind != PVal::kDict)
-    bad("the Encoding's state is not a dict (registered encodings like cl100k_base are pickled by name only)");
-  TiktokenState st;
-  int seen = 0;
-  for (const auto& [k, v] : root->state->items) {
-    if (k->kind != PVal::kStr) bad("a state key is not a string");
-    if (k->s == "name" || k->s == "pat_str") {
-      if (v->kind != PVal::kStr) bad(k->s + " is not a string");
-      (k->s == "name" ? st.name : st.pat_str) = v->s;
-      seen |= k->s == "name" ? 1 : 2;
-    } else if (k->s == "mergeable_ranks" || k->s == "special_tokens") {
-      bool ranks = k->s == "mergeable_ranks";
-      if (v->kind != PVal::kDict) bad(k->s + " is not a dict");
-      for (const auto& [tk, tv] : v->items) {
-        if (tk->kind != (ranks ? PVal::kBytes : PVal::kStr) || tv->kind != PVal::kInt || tv->i < 0 || tv->i > INT32_MAX)
-          bad(k->s + " has an entry of the wrong type");
-        (ranks ? st.mergeable_ranks : st.special_tokens).emplace_back(tk->s, int32_t(tv->i));
-      }
-      seen |= ranks ? 4 : 8;
-    }
+  PyValue root;
+  try {
+    root = pickle_loads(bytes);
+  } catch (const Error& e) {
+    bad(e.what());
   }
-  if (seen != 15) bad("the state lacks one of name, pat_str, mergeable_ranks, special_tokens");
+  if (!root.is(PyValue::Kind::Object) || !root.object().is("tiktoken.core", "Encoding"))
+    bad(fmt::format("the pickled object is {}", root.repr(80)));
+  const PyValue& state = root.object().state;
+  if (!state.is(PyValue::Kind::Dict))
+    bad("the Encoding's state is not a dict; registered encodings such as cl100k_base are pickled by name only");
+  TiktokenState st;
+  try {
+    const PyDict& d = state.dict();
+    st.name = d.at("name").str();
+    st.pat_str = d.at("pat_str").str();
+    const PyDict& ranks = d.at("mergeable_ranks").dict();
+    st.mergeable_ranks.reserve(ranks.size());
+    for (const auto& [k, v] : ranks.items) {
+      int64_t r = v.as_int();
+      if (r < 0 || r > INT32_MAX) bad(fmt::format("rank {} is out of range", r));
+      st.mergeable_ranks.emplace_back(k.bytes(), int32_t(r));
+    }
+    for (const auto& [k, v] : d.at("special_tokens").dict().items) {
+      int64_t id = v.as_int();
+      if (id < 0 || id > INT32_MAX) bad(fmt::format("special token id {} is out of range", id));
+      st.special_tokens.emplace_back(k.str(), int32_t(id));
+    }
+  } catch (const Error& e) {
+    bad(e.what());
+  }
   return st;
 }
 

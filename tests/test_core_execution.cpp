@@ -282,3 +282,11 @@ TEST_F(Sandbox, HundredRunsOnFourWorkersLeaveNothingBehind) {
   EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
 }
+
+TEST_F(Sandbox, NoMemoryLimitWhenZero) {
+  // 300 MB fits only without the default 256 MiB cap.
+  auto capped = execute_code("x = bytearray(300 * 1024 * 1024)");
+  EXPECT_TRUE(capped.memory_exceeded);
+  auto free_run = execute_code("x = bytearray(300 * 1024 * 1024)\nprint(len(x))", 5.0, 0);
+  EXPECT_TRUE(free_run.success) << free_run.error.value_or("");
+}

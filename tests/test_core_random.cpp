@@ -4,6 +4,7 @@
 // `SeedSequence(42).generate_state(4, np.uint64)`, `bit_generator.random_raw`).
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <numeric>
 #include <string>
 
@@ -135,4 +136,8 @@ TEST(PythonHash, TupleOfInts) {
   EXPECT_EQ(python_tuple_hash({}), 5740354900026072187ll);
   EXPECT_EQ(python_tuple_hash({7}), -6198871656470064846ll);
   EXPECT_EQ(python_tuple_hash({1000000, 3, 5, 9}), 7469932169165875092ll);
+  // Large and negative ints hash modulo 2^61 - 1 with their sign (hash(-1) == -2).
+  EXPECT_EQ(python_tuple_hash({(1ll << 61) - 1, 1ll << 62, -1, -5, INT64_MIN}), -8466821798605052990ll);
+  EXPECT_EQ(python_tuple_hash({-1}), 8078679518589016365ll);
+  EXPECT_EQ(python_tuple_hash({INT64_MAX}), -5029647727744300836ll);
 }
