@@ -14,6 +14,7 @@ PACKAGES=(
   googletest libgtest-dev libbenchmark-dev
   librsvg2-bin python3-protobuf
   wamerican unzip
+  chromium nodejs
 )
 
 SUDO=""
@@ -23,6 +24,8 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The browser test drives chromium with node's playwright-core; npm comes with some nodejs builds, else Debian's npm.
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   $SUDO apt-get update -q
@@ -42,4 +45,9 @@ if [ ! -f build/CMakeCache.txt ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 fi
 cmake --build build -j "$(nproc)"
+
+# Node packages for the browser test (tests/browser/package-lock.json pins them).
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ tests/browser/package-lock.json -nt tests/browser/node_modules ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi
 echo "setup: done — the program is build/nanochat"

@@ -1,0 +1,55 @@
+// chat_model: the one interface the web chat server (chat_server.h) needs from a model — a tokenizer plus a
+// streaming sampler. The real implementation wraps the tokenizer and the inference engine (engine.h); the tests
+// use a small byte-level mock (tests/mock_chat_model.h). The server owns one ChatModel per worker (a model
+// replica, e.g. one per GPU) and never calls generate() on the same replica from two threads at once.
+//
+// Contract, in short:
+//   - encode(text)        ordinary text -> ids. Special-token text such as "<|assistant_end|>" inside user content
+//                         is plain text here (tiktoken's encode_ordinary): it must never become a special id.
+//   - decode(ids)         ids -> raw UTF-8 bytes, with NO replacement of invalid/incomplete sequences, and
+//                         decode(a ++ b) == decode(a) + decode(b) (true of byte-level BPE). The server decodes one
+//                         token at a time and holds back bytes of a character split across tokens (sse.h).
+//                         A special id decodes to its literal name, e.g. "<|python_start|>".
+//   - special_id(name)    the id of a special token by its literal name ("<|bos|>", "<|user_start|>", ...).
+//   - sequence_len()      the model's context length; the server refuses prompt + max_tokens beyond it.
+//   - generate(...)       samples up to params.max_tokens tokens after `prompt` (Engine.generate with
+//                         num_samples=1, SPEC §14.3), calling on_token(id) for each one as soon as it is sampled,
+//                         forced tool tokens included. If on_token returns false, stop at once (the client left or
+//                         the server is stopping). Returns when done. May throw std::exception on failure; the server
+//                         reports it to that request only and keeps the replica.
+//   - device()            a label for /stats, e.g. "cuda:0" or "cpu".
+// encode/decode/special_id/sequence_len/device must be safe to call from any thread at any time (they are read-only);
+// generate is called by one thread at a time per replica.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nanochat {
+
+struct SamplingParams {
+  double temperature = 0.8;  // 0 => greedy (argmax)
+  int top_k = 50;            // 0 => no top-k filtering
+  int max_tokens = 512;      // stop after this many sampled tokens
+  uint64_t seed = 42;        // one RNG per request, seeded with this
+};
+
+class ChatModel {
+ public:
+  virtual ~ChatModel() = default;
+
+  virtual std::vector<int> encode(std::string_view text) const = 0;
+  virtual std::string decode(std::span<const int> ids) const = 0;
+  virtual int special_id(std::string_view name) const = 0;
+  virtual int sequence_len() const = 0;
+  virtual std::string device() const = 0;
+
+  virtual void generate(const std::vector<int>& prompt, const SamplingParams& params,
+                        const std::function<bool(int token)>& on_token) = 0;
+};
+
+}  // namespace nanochat

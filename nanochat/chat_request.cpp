@@ -1,0 +1,200 @@
+// chat_request: see chat_request.h.
+#include "nanochat/chat_request.h"
+
+#include <cmath>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+namespace nanochat {
+
+using json = nlohmann::json;
+
+void bad_request(const std::string& message) { throw HttpError(400, "invalid_request_error", message); }
+
+size_t count_code_points(std::string_view utf8) {
+  size_t n = 0;
+  for (unsigned char c : utf8) n += (c & 0xC0) != 0x80;  // count every byte that is not a continuation byte
+  return n;
+}
+
+namespace {
+
+const char* type_name(const json& v) {
+  if (v.is_null()) return "null";
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "an array";
+  return "an object";
+}
+
+// An optional number field: absent or null -> nullopt. Booleans are not numbers here (pydantic would coerce).
+std::optional<double> get_float(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number()) bad_request(fmt::format("'{}' must be a number, got {}", key, type_name(*it)));
+  return it->get<double>();
+}
+
+// An optional integer field; 3.0 is accepted as 3 (as pydantic does), 3.5 is not.
+std::optional<int64_t> get_int(const json& body, const char* key) {
+  auto it = body.find(key);
+  if (it == body.end() || it->is_null()) return std::nullopt;
+  if (it->is_number_integer()) {
+    if (it->is_number_unsigned() && it->get<uint64_t>() > uint64_t(INT64_MAX))
+      bad_request(fmt::format("'{}' is out of range", key));
+    return it->get<int64_t>();
+  }
+  if (it->is_number_float()) {
+    double d = it->get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return int64_t(d);
+  }
+  bad_request(fmt::format("'{}' must be an integer, got {}", key, it->is_number() ? "a fraction" : type_name(*it)));
+}
+
+// OpenAI content: a string, or a list of {"type": "text", "text": "..."} parts joined together.
+std::string get_content(const json& m, size_t i, ChatApi api) {
+  auto it = m.find("content");
+  if (it == m.end()) bad_request(fmt::format("Message {} has no 'content'", i));
+  if (it->is_string()) return it->get<std::string>();
+  if (api == ChatApi::OpenAI && it->is_array()) {
+    std::string text;
+    for (const auto& part : *it) {
+      auto type = part.is_object() ? part.find("type") : part.end();
+      auto t = part.is_object() ? part.find("text") : part.end();
+      if (type == part.end() || *type != "text" || t == part.end() || !t->is_string())
+        bad_request(fmt::format("Message {} has a content part that is not {{\"type\": \"text\", \"text\": \"...\"}} "
+                                "(only text is supported)", i));
+      text += t->get<std::string>();
+    }
+    return text;
+  }
+  bad_request(fmt::format("Message {} 'content' must be a string, got {}", i, type_name(*it)));
+}
+
+}  // namespace
+
+ChatRequest parse_chat_request(std::string_view body, std::string_view content_type, ChatApi api) {
+  // 1. The body must be a JSON object. (nlohmann rejects invalid UTF-8, NaN/Infinity literals and lone surrogates.)
+  auto semi = content_type.find(';');
+  std::string mime(content_type.substr(0, semi));
+  while (!mime.empty() && mime.back() == ' ') mime.pop_back();
+  for (auto& c : mime) c = char(std::tolower((unsigned char)c));
+  if (mime != "application/json")
+    bad_request(fmt::format("Content-Type must be application/json, got '{}'", std::string(content_type)));
+  if (body.empty()) bad_request("the request body is empty; send a JSON object with a 'messages' list");
+  json j;
+  try {
+    j = json::parse(body);
+  } catch (const json::parse_error& e) {
+    bad_request(fmt::format("the request body is not valid JSON (or not valid UTF-8): {}", e.what()));
+  } catch (const json::exception& e) {  // e.g. 1e309: a number too large for a double
+    bad_request(fmt::format("the request body has a value out of range: {}", e.what()));
+  }
+  if (!j.is_object()) bad_request(fmt::format("the request body must be a JSON object, got {}", type_name(j)));
+
+  // 2. Types (pydantic's schema check in nanochat).
+  auto mit = j.find("messages");
+  if (mit == j.end()) bad_request("'messages' is required: a list of {\"role\", \"content\"} objects");
+  if (!mit->is_array()) bad_request(fmt::format("'messages' must be a list, got {}", type_name(*mit)));
+  ChatRequest req;
+  std::vector<ChatMessage> raw;
+  raw.reserve(std::min<size_t>(mit->size(), kMaxMessagesPerRequest + 1));
+  for (size_t i = 0; i < mit->size(); i++) {
+    const json& m = (*mit)[i];
+    if (!m.is_object()) bad_request(fmt::format("Message {} must be an object, got {}", i, type_name(m)));
+    auto role = m.find("role");
+    if (role == m.end()) bad_request(fmt::format("Message {} has no 'role'", i));
+    if (!role->is_string()) bad_request(fmt::format("Message {} 'role' must be a string, got {}", i, type_name(*role)));
+    raw.push_back({role->get<std::string>(), get_content(m, i, api)});
+  }
+  req.temperature = get_float(j, "temperature");
+  auto top_k = get_int(j, "top_k");
+  auto max_tokens = get_int(j, "max_tokens");
+  if (api == ChatApi::OpenAI) {
+    if (auto mct = get_int(j, "max_completion_tokens")) max_tokens = mct;
+    if (auto s = j.find("stream"); s != j.end() && !s->is_null()) {
+      if (!s->is_boolean()) bad_request(fmt::format("'stream' must be a boolean, got {}", type_name(*s)));
+      req.stream = s->get<bool>();
+    }
+    if (auto so = j.find("stream_options"); so != j.end() && so->is_object()) {
+      auto iu = so->find("include_usage");
+      req.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
+    }
+    if (auto seed = get_int(j, "seed")) req.seed = uint64_t(*seed);
+    if (auto n = get_int(j, "n"); n && *n != 1) bad_request("only n=1 is supported");
+    if (auto stop = j.find("stop"); stop != j.end() && !stop->is_null() && !(stop->is_array() && stop->empty()))
+      bad_request("'stop' sequences are not supported; the reply ends at the model's end-of-turn token");
+  }
+
+  // 3. nanochat's abuse limits, in nanochat's order.
+  if (raw.empty()) bad_request("At least one message is required");
+  if (raw.size() > size_t(kMaxMessagesPerRequest))
+    bad_request(fmt::format("Too many messages. Maximum {} messages allowed per request", kMaxMessagesPerRequest));
+  size_t total = 0;
+  for (size_t i = 0; i < raw.size(); i++) {
+    if (raw[i].content.empty()) bad_request(fmt::format("Message {} has empty content", i));
+    size_t n = count_code_points(raw[i].content);
+    if (n > size_t(kMaxMessageLength))
+      bad_request(fmt::format("Message {} is too long. Maximum {} characters allowed per message", i,
+                              kMaxMessageLength));
+    total += n;
+  }
+  if (total > size_t(kMaxTotalConversationLength))
+    bad_request(fmt::format("Total conversation is too long. Maximum {} characters allowed",
+                            kMaxTotalConversationLength));
+  for (size_t i = 0; i < raw.size(); i++) {
+    const auto& role = raw[i].role;
+    bool ok = role == "user" || role == "assistant" || (api == ChatApi::OpenAI && role == "system" && i == 0);
+    if (!ok) {
+      if (api == ChatApi::OpenAI)
+        bad_request(fmt::format("Message {} has invalid role '{}'. Must be 'user' or 'assistant' ('system' only as "
+                                "the first message)", i, role));
+      bad_request(fmt::format("Message {} has invalid role. Must be 'user', 'assistant', or 'system'", i));
+    }
+  }
+  if (req.temperature && !(*req.temperature >= kMinTemperature && *req.temperature <= kMaxTemperature))
+    bad_request("Temperature must be between 0.0 and 2.0");
+  if (top_k && !(*top_k >= kMinTopK && *top_k <= kMaxTopK))
+    bad_request(fmt::format("top_k must be between {} and {}", kMinTopK, kMaxTopK));
+  if (max_tokens && !(*max_tokens >= kMinMaxTokens && *max_tokens <= kMaxMaxTokens))
+    bad_request(fmt::format("max_tokens must be between {} and {}", kMinMaxTokens, kMaxMaxTokens));
+  if (top_k) req.top_k = int(*top_k);
+  if (max_tokens) req.max_tokens = int(*max_tokens);
+
+  // 4. A leading system message is folded into the first user message (render_conversation, SPEC §3.8).
+  if (!raw.empty() && raw[0].role == "system") {
+    if (raw.size() < 2 || raw[1].role != "user") bad_request("a 'system' message must be followed by a 'user' message");
+    raw[1].content = raw[0].content + "\n\n" + raw[1].content;
+    raw.erase(raw.begin());
+  }
+  req.messages = std::move(raw);
+  return req;
+}
+
+std::vector<int> build_prompt(const ChatModel& model, const std::vector<ChatMessage>& messages) {
+  const int bos = model.special_id("<|bos|>");
+  const int user_start = model.special_id("<|user_start|>"), user_end = model.special_id("<|user_end|>");
+  const int assistant_start = model.special_id("<|assistant_start|>");
+  const int assistant_end = model.special_id("<|assistant_end|>");
+  std::vector<int> ids{bos};
+  for (const auto& m : messages) {
+    bool user = m.role == "user";
+    ids.push_back(user ? user_start : assistant_start);
+    auto enc = model.encode(m.content);  // ordinary text: "<|bos|>" typed by a user stays plain text
+    ids.insert(ids.end(), enc.begin(), enc.end());
+    ids.push_back(user ? user_end : assistant_end);
+  }
+  ids.push_back(assistant_start);
+  return ids;
+}
+
+void check_token_budget(size_t prompt_tokens, int max_tokens, int sequence_len) {
+  if (prompt_tokens + size_t(max_tokens) > size_t(sequence_len))
+    bad_request(fmt::format("the conversation is too long for this model: {} prompt tokens + max_tokens {} > the "
+                            "model's context of {} tokens; start a new conversation or lower max_tokens",
+                            prompt_tokens, max_tokens, sequence_len));
+}
+
+}  // namespace nanochat

@@ -1,0 +1,502 @@
+// chat_server: see chat_server.h. Each HTTP connection is served on a thread of httplib's pool; a streaming reply
+// waits for a worker and generates inside httplib's chunked content provider, so the provider's sink tells us at
+// every token whether the client is still there (sink.is_writable() peeks the socket for a hang-up).
+#include "nanochat/chat_server.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+#include <random>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "nanochat/chat_request.h"
+#include "nanochat/common.h"
+#include "nanochat/sse.h"
+#include "nanochat/web_assets.h"
+
+namespace nanochat {
+
+using json = nlohmann::json;
+
+void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
+  app.add_option("-n,--num-gpus,--num-workers", o.num_gpus, "number of workers (model replicas); >1 needs CUDA")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("-i,--source", o.source, "source of the model: sft|rl");
+  app.add_option("-t,--temperature", o.temperature, "default temperature for generation")->check(CLI::Range(0.0, 2.0));
+  app.add_option("-k,--top-k", o.top_k, "default top-k sampling parameter")->check(CLI::Range(0, 200));
+  app.add_option("-m,--max-tokens", o.max_tokens, "default max tokens for generation")->check(CLI::Range(1, 4096));
+  app.add_option("-g,--model-tag", o.model_tag, "model tag to load");
+  app.add_option("-s,--step", o.step, "step to load");
+  app.add_option("-p,--port", o.port, "port to run the server on (0 = any free port)")->check(CLI::Range(0, 65535));
+  app.add_option("--device-type", o.device_type, "cuda|cpu|mps (empty = autodetect)")
+      ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
+  app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too");
+  app.add_option("--max-queue", o.max_queue, "requests that may wait for a busy worker before 429")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--read-timeout", o.read_timeout, "seconds before an idle or stalled connection is closed")
+      ->check(CLI::Range(1, 3600));
+  app.add_option("--api-key", o.api_key, "require 'Authorization: Bearer KEY' (default: $NANOCHAT_API_KEY if set)");
+  o.api_key = getenv_or("NANOCHAT_API_KEY", o.api_key);
+}
+
+namespace {
+
+// httplib 0.11 listens with a backlog of 5: a burst of connections (many browsers, the load tests) overflows it and
+// the kernel drops SYNs, which clients retry only after a second. This subclass reaches the listening socket so we
+// can raise the backlog after binding.
+struct HttpServer : httplib::Server {
+  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
+};
+
+std::string now_string() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string random_hex(size_t n) {
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  std::string s;
+  for (size_t i = 0; i < n; i++) s += "0123456789abcdef"[rng() % 16];
+  return s;
+}
+
+uint64_t random_seed() {  // uniform in [0, 2^31 - 1], as nanochat's random.randint
+  static std::mutex mu;
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::lock_guard<std::mutex> lock(mu);
+  return rng() & 0x7FFFFFFFull;
+}
+
+// Constant-time comparison: the time taken does not depend on where the strings first differ.
+bool same_secret(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() != b.size();
+  size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = i < a.size() ? a[i] : 0, y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+void send_error(httplib::Response& res, int status, const std::string& type, const std::string& message) {
+  // "error" in OpenAI's shape for API clients; "detail" as FastAPI (and so nanochat) reports it.
+  json body = {{"error", {{"message", message}, {"type", type}, {"code", status}}}, {"detail", message}};
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+const char* default_error_type(int status) {
+  switch (status) {
+    case 401: return "authentication_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 503: return "unavailable_error";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+}  // namespace
+
+// A validated request, ready to run.
+struct ChatServer::Job {
+  std::vector<int> prompt;
+  SamplingParams params;
+  bool openai = false;
+  bool include_usage = false;
+  std::string id;  // OpenAI completion id
+  int64_t created = 0;
+};
+
+struct ChatServer::Reply {
+  std::string text;
+  int completion_tokens = 0;
+  bool stopped = false;    // the model ended its turn (else it ran into max_tokens)
+  bool cancelled = false;  // the client left or the server is stopping
+  std::string error;       // generation failed
+  const char* finish_reason() const { return stopped ? "stop" : "length"; }
+};
+
+ChatServer::ChatServer(ChatServerOptions opt)
+    : opt_(std::move(opt)), pool_(size_t(opt_.max_queue)), svr_(std::make_unique<HttpServer>()) {
+  routes();
+}
+
+ChatServer::~ChatServer() {
+  stop();
+  join();
+}
+
+void ChatServer::log(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string s = now_string() + " - " + line + "\n";
+  std::fwrite(s.data(), 1, s.size(), stdout);
+  std::fflush(stdout);
+}
+
+void ChatServer::routes() {
+  auto& svr = *svr_;
+  // Every connection holds a thread while it is open: enough for the workers, the queue, and plenty of room
+  // for /health and slow clients besides.
+  size_t threads = size_t(opt_.num_gpus) + size_t(opt_.max_queue) + 256;
+  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  svr.set_payload_max_length(kMaxBodyBytes);
+  svr.set_read_timeout(opt_.read_timeout, 0);
+  svr.set_keep_alive_timeout(std::min(opt_.read_timeout, 5));  // an idle connection waits no longer than this
+
+  // CORS as nanochat (allow every origin, credentials, method and header) and the API key.
+  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    std::string origin = req.get_header_value("Origin");
+    res.set_header("Access-Control-Allow-Origin", origin.empty() ? "*" : origin);
+    res.set_header("Access-Control-Allow-Credentials", "true");
+    if (!origin.empty()) res.set_header("Vary", "Origin");
+    bool is_public = req.method == "OPTIONS" || req.path == "/" || req.path == "/health" || req.path == "/logo.svg";
+    if (!opt_.api_key.empty() && !is_public) {
+      std::string auth = req.get_header_value("Authorization");
+      const std::string prefix = "Bearer ";
+      bool ok = auth.size() > prefix.size() && auth.compare(0, prefix.size(), prefix) == 0 &&
+                same_secret(std::string_view(auth).substr(prefix.size()), opt_.api_key);
+      if (!ok) {
+        send_error(res, 401, "authentication_error",
+                   "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  svr.Options(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    std::string h = req.get_header_value("Access-Control-Request-Headers");
+    res.set_header("Access-Control-Allow-Headers", h.empty() ? "*" : h);
+    res.set_header("Access-Control-Max-Age", "600");
+    res.status = 204;
+  });
+  // Errors httplib produces itself (404, 413, unparsable requests) get the same JSON body as ours.
+  svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string msg = res.status == 413 ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
+                      : res.status == 404 ? fmt::format("no such endpoint: {} {}", req.method, req.path)
+                                          : fmt::format("bad request (HTTP {})", res.status);
+    send_error(res, res.status, default_error_type(res.status), msg);
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  svr.set_exception_handler([this](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log("internal error: " + what);
+    send_error(res, 500, "server_error", "internal error: " + what);
+  });
+
+  svr.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    auto html = ui_html();
+    res.set_content(html.data(), html.size(), "text/html; charset=utf-8");
+  });
+  svr.Get("/logo.svg", [](const httplib::Request&, httplib::Response& res) {
+    auto svg = logo_svg();
+    res.set_content(svg.data(), svg.size(), "image/svg+xml");
+  });
+  svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
+  svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { handle_stats(res); });
+  svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+    json m = {{"id", opt_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "nanochat"}};
+    res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
+  });
+  svr.Post("/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_chat(req, res, false);
+  });
+  svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_chat(req, res, true);
+  });
+}
+
+void ChatServer::handle_health(httplib::Response& res) {
+  auto s = pool_.stats();
+  json j = {{"status", "ok"}, {"ready", ready_ && s.total > 0}, {"num_gpus", opt_.num_gpus},
+            {"available_workers", s.available}, {"queued", s.queued}};
+  res.set_content(j.dump(), "application/json");
+}
+
+void ChatServer::handle_stats(httplib::Response& res) {
+  auto s = pool_.stats();
+  json workers = json::array();
+  for (auto& [id, device] : s.workers) workers.push_back({{"gpu_id", id}, {"device", device}});
+  json j = {{"total_workers", s.total},
+            {"available_workers", s.available},
+            {"busy_workers", s.total - s.available},
+            {"workers", workers},
+            {"queued", s.queued},
+            {"max_queue", pool_.max_queue()},
+            {"requests",
+             {{"total", n_requests_.load()},
+              {"completed", n_completed_.load()},
+              {"rejected_busy", n_rejected_.load()},
+              {"cancelled", n_cancelled_.load()},
+              {"dropped_from_queue", s.dropped_from_queue},
+              {"failed", n_failed_.load()}}}};
+  res.set_content(j.dump(), "application/json");
+}
+
+ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& job,
+                                       const std::function<bool(const std::string&)>& emit,
+                                       const std::function<bool()>& client_gone) {
+  ChatModel& model = *worker.model;
+  const int assistant_end = model.special_id("<|assistant_end|>"), bos = model.special_id("<|bos|>");
+  Reply r;
+  Utf8Holdback utf8;
+  try {
+    model.generate(job.prompt, job.params, [&](int token) {
+      if (token == assistant_end || token == bos) {
+        r.stopped = true;
+        return false;
+      }
+      r.completion_tokens++;
+      if (stopping_ || client_gone()) {
+        r.cancelled = true;
+        return false;
+      }
+      std::string piece = utf8.push(model.decode(std::span<const int>(&token, 1)));
+      if (piece.empty()) return true;  // the middle of a character: wait for the rest
+      r.text += piece;
+      if (!emit(piece)) {
+        r.cancelled = true;
+        return false;
+      }
+      return true;
+    });
+  } catch (const std::exception& e) {
+    r.error = e.what();
+  }
+  if (r.cancelled) n_cancelled_++;
+  else if (!r.error.empty()) n_failed_++;
+  else n_completed_++;
+  return r;
+}
+
+void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res, bool openai) {
+  n_requests_++;
+  try {
+    const ChatModel* tokenizer = pool_.any_model();
+    if (!ready_ || !tokenizer)
+      throw HttpError(503, "unavailable_error", "the model is still loading; retry in a moment");
+    ChatRequest cr =
+        parse_chat_request(req.body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
+    auto job = std::make_shared<Job>();
+    job->prompt = build_prompt(*tokenizer, cr.messages);
+    job->params.temperature = cr.temperature.value_or(opt_.temperature);
+    job->params.top_k = cr.top_k.value_or(opt_.top_k);
+    job->params.max_tokens = cr.max_tokens.value_or(opt_.max_tokens);
+    job->params.seed = cr.seed.value_or(random_seed());
+    job->openai = openai;
+    job->include_usage = cr.include_usage;
+    job->id = "chatcmpl-" + random_hex(24);
+    job->created = int64_t(std::time(nullptr));
+    check_token_budget(job->prompt.size(), job->params.max_tokens, tokenizer->sequence_len());
+    auto ticket = pool_.try_enqueue();
+    if (!ticket) {
+      n_rejected_++;
+      auto s = pool_.stats();
+      throw HttpError(429, "rate_limit_error",
+                      fmt::format("the server is busy: all {} workers are generating and {} requests are waiting; "
+                                  "retry in a moment", s.total, s.queued));
+    }
+    log(std::string(20, '='));
+    for (const auto& m : cr.messages) {
+      std::string role = m.role;
+      for (auto& c : role) c = char(std::toupper((unsigned char)c));
+      log("[" + role + "]: " + m.content);
+    }
+    log(std::string(20, '-'));
+
+    if (openai && !cr.stream) {
+      reply_json(*job, std::move(ticket), res);
+      return;
+    }
+    // Streaming: headers go out now; the provider waits for a worker (watching the client) and streams.
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider("text/event-stream", [this, job, ticket](size_t, httplib::DataSink& sink) mutable {
+      if (!ticket) return false;  // called once: a reply ends with sink.done() or false
+      try {
+        return reply_stream(*job, std::move(ticket), sink);
+      } catch (const std::exception& e) {  // never let an exception escape into httplib's writer
+        log(std::string("internal error while streaming: ") + e.what());
+        return false;
+      }
+    });
+  } catch (const HttpError& e) {
+    send_error(res, e.status, e.type, e.what());
+  }
+}
+
+json ChatServer::usage(const Job& job, const Reply& r) const {
+  int p = int(job.prompt.size());
+  return {{"prompt_tokens", p}, {"completion_tokens", r.completion_tokens}, {"total_tokens", p + r.completion_tokens}};
+}
+
+void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res) {
+  // Waits and generates on this connection's thread, then answers with one JSON object. (No client watch here:
+  // httplib shows a handler no socket, so a client that leaves is noticed only when the answer is written.)
+  auto lease = pool_.wait(*ticket, [this] { return stopping_.load(); });
+  ticket.reset();
+  if (!lease) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  Reply r = generate(lease->worker(), job, [](const std::string&) { return true; }, [] { return false; });
+  int gpu = lease->worker().id;
+  lease.reset();
+  log(fmt::format("[ASSISTANT] (GPU {}): {}", gpu, r.text));
+  log(std::string(20, '='));
+  if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
+  if (r.cancelled) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  json body = {{"id", job.id},
+               {"object", "chat.completion"},
+               {"created", job.created},
+               {"model", opt_.model_name},
+               {"choices", json::array({{{"index", 0},
+                                         {"message", {{"role", "assistant"}, {"content", r.text}}},
+                                         {"finish_reason", r.finish_reason()}}})},
+               {"usage", usage(job, r)}};
+  res.set_content(body.dump(), "application/json");
+}
+
+bool ChatServer::reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink) {
+  // is_writable() is false once the client has hung up (httplib peeks the socket), so it is checked while queued
+  // and before every token: a reply stops within one decode step of its client leaving.
+  auto client_gone = [&] { return !sink.is_writable(); };
+  auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
+  ticket.reset();
+  if (!lease) return false;  // the client left while queued (so it never ran), or shutdown
+  const int gpu = lease->worker().id;
+  auto chunk = [&](json delta, json finish_reason) {  // an OpenAI chat.completion.chunk event
+    json c = {{"id", job.id},
+              {"object", "chat.completion.chunk"},
+              {"created", job.created},
+              {"model", opt_.model_name},
+              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+    return sse_event(c.dump());
+  };
+  auto write = [&](const std::string& event) { return sink.write(event.data(), event.size()); };  // one write
+  if (job.openai && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr))) return false;
+  Reply r = generate(
+      lease->worker(), job,
+      [&](const std::string& piece) {
+        return write(job.openai ? chunk({{"content", piece}}, nullptr) : sse_token_event(piece, gpu));
+      },
+      client_gone);
+  lease.reset();  // back in the pool before the last bytes go out
+  log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
+  log(std::string(20, '='));
+  if (r.cancelled) return false;
+  if (!r.error.empty()) {
+    std::string msg = sanitize_utf8("generation failed: " + r.error);
+    if (job.openai) write(sse_event(json{{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}}.dump()));
+    else write(sse_error_event(msg));
+  } else if (job.openai) {
+    write(chunk(json::object(), r.finish_reason()));
+    if (job.include_usage) {
+      json u = {{"id", job.id},           {"object", "chat.completion.chunk"}, {"created", job.created},
+                {"model", opt_.model_name}, {"choices", json::array()},         {"usage", usage(job, r)}};
+      write(sse_event(u.dump()));
+    }
+  }
+  write(job.openai ? sse_event("[DONE]") : sse_done_event());
+  sink.done();
+  return true;
+}
+
+int ChatServer::start() {
+  int port = opt_.port;
+  if (port == 0) {
+    port = svr_->bind_to_any_port(opt_.host);
+    if (port < 0) fail("cannot bind {} on any port", opt_.host);
+  } else if (!svr_->bind_to_port(opt_.host, port)) {
+    fail("cannot listen on {}:{} (in use, or not an address of this machine); pick another with --port/--host",
+         opt_.host, port);
+  }
+  static_cast<HttpServer&>(*svr_).raise_backlog();
+  thread_ = std::thread([this] { svr_->listen_after_bind(); });
+  return port;
+}
+
+void ChatServer::stop() {
+  stopping_ = true;
+  pool_.shutdown();
+  svr_->stop();
+}
+
+void ChatServer::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+int run_chat_server(const ChatServerOptions& opt,
+                    const std::function<std::unique_ptr<ChatModel>(int)>& load_replica) {
+  std::printf("Starting NanoChat Web Server\n");
+  std::printf("Temperature: %g, Top-k: %d, Max tokens: %d\n", opt.temperature, opt.top_k, opt.max_tokens);
+  std::fflush(stdout);
+  // SIGINT/SIGTERM are taken by a thread of ours (blocked everywhere else, inherited by httplib's threads).
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  ChatServer server(opt);
+  int port = server.start();
+  std::atomic<bool> done{false};
+  std::thread signals([&] {
+    timespec tick{0, 100 * 1000 * 1000};
+    while (!done) {
+      if (sigtimedwait(&sigs, nullptr, &tick) > 0) {
+        std::printf("\nShutting down\n");
+        std::fflush(stdout);
+        server.stop();
+        return;
+      }
+    }
+  });
+  struct Cleanup {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~Cleanup() {
+      done = true;
+      if (t.joinable()) t.join();
+    }
+  } cleanup{done, signals};
+
+  std::printf("Listening on http://%s:%d (requests get 503 until the models are loaded)\n", opt.host.c_str(), port);
+  std::printf("Initializing worker pool with %d workers...\n", opt.num_gpus);
+  std::fflush(stdout);
+  for (int i = 0; i < opt.num_gpus; i++) {
+    try {
+      server.add_replica(load_replica(i));
+    } catch (...) {
+      server.stop();
+      throw;
+    }
+  }
+  server.set_ready();
+  std::printf("All %d workers initialized!\n", opt.num_gpus);
+  std::printf("Server ready at http://localhost:%d%s\n", port,
+              opt.host == "127.0.0.1" ? "" : fmt::format(" (bound to {})", opt.host).c_str());
+  std::fflush(stdout);
+  server.join();
+  return 0;
+}
+
+}  // namespace nanochat

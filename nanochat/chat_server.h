@@ -1,0 +1,111 @@
+// chat_server: nanochat's web chat server (SPEC §21) on cpp-httplib, independent of how models are loaded.
+//
+//   GET  /                     the chat UI (web/ui.html, embedded in the binary at build time)
+//   GET  /logo.svg             its icon
+//   POST /chat/completions     nanochat's streaming API: data: {"token": "...", "gpu": 0} ... data: {"done": true}
+//   POST /v1/chat/completions  OpenAI-compatible (stream: chunks then data: [DONE]; else one JSON with usage)
+//   GET  /v1/models            the one model served
+//   GET  /health, GET /stats   worker pool state (/health is always public)
+//
+// Serving rules beyond nanochat's: requests wait in a bounded FIFO queue for a worker (429 at once when it is
+// full), 503 until the models are loaded, 413 over 1 MB, 400 for every bad input (JSON {"error": {...}}),
+// prompt + max_tokens must fit the model's context, a reply stops within one decode step of its client leaving
+// (a queued request whose client leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host.
+//
+// Use: fill ChatServerOptions from flags (add_chat_web_flags), then run_chat_server(options, load_replica), where
+// load_replica(i) builds worker i's model (e.g. on cuda:i). Tests may drive a ChatServer directly.
+// Not covered: loading checkpoints and the engine itself (chat_model.h is the boundary).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "nanochat/chat_model.h"
+#include "nanochat/flags.h"
+#include "nanochat/worker_pool.h"
+
+namespace httplib {
+class DataSink;
+class Server;
+struct Request;
+struct Response;
+}  // namespace httplib
+
+namespace nanochat {
+
+struct ChatServerOptions {
+  // nanochat's flags (SPEC §21.1); the model flags are for load_replica.
+  int num_gpus = 1;  // workers, one model replica each
+  std::string source = "sft";
+  double temperature = 0.8;  // defaults when a request leaves them out
+  int top_k = 50;
+  int max_tokens = 512;
+  std::optional<std::string> model_tag;
+  std::optional<int> step;
+  int port = 8000;
+  std::string device_type;
+  std::string host = "127.0.0.1";  // nanochat binds 0.0.0.0; we serve only this machine unless told otherwise
+  // Serving limits.
+  int max_queue = 64;     // requests waiting for a worker before 429
+  int read_timeout = 30;  // seconds a connection may sit idle while sending a request
+  std::string api_key;    // non-empty: require "Authorization: Bearer <key>" (not for /, /logo.svg, /health)
+  std::string model_name = "nanochat";  // the id /v1/models reports
+};
+
+// The flags of SPEC §21.1 plus --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
+void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
+
+inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413
+
+class ChatServer {
+ public:
+  explicit ChatServer(ChatServerOptions opt);
+  ~ChatServer();
+  ChatServer(const ChatServer&) = delete;
+
+  // Binds host:port (port 0 picks a free one) and starts serving on a background thread; returns the port.
+  // Completions answer 503 until set_ready(). Fails with an Error if the address cannot be bound.
+  int start();
+  void add_replica(std::unique_ptr<ChatModel> model) { pool_.add(std::move(model)); }
+  void set_ready() { ready_ = true; }
+  // Stops accepting and cancels queued and running requests; returns at once (any thread may call it).
+  void stop();
+  // Blocks until the server thread has ended (after stop()); call it from the thread that called start().
+  void join();
+
+ private:
+  struct Job;
+  struct Reply;
+  void routes();
+  void handle_chat(const httplib::Request& req, httplib::Response& res, bool openai);
+  void handle_health(httplib::Response& res);
+  void handle_stats(httplib::Response& res);
+  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res);
+  bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
+  // Runs the model on a leased worker; emit(text) gets each complete piece of UTF-8 text (false = client gone).
+  Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
+                 const std::function<bool()>& client_gone);
+  nlohmann::json usage(const Job& job, const Reply& r) const;
+  void log(const std::string& line);
+
+  ChatServerOptions opt_;
+  WorkerPool pool_;
+  std::unique_ptr<httplib::Server> svr_;
+  std::thread thread_;
+  std::atomic<bool> ready_{false}, stopping_{false};
+  std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
+};
+
+// Prints nanochat's startup lines, serves at once (503 while loading), loads opt.num_gpus replicas with
+// load_replica(i), prints "Server ready at http://localhost:<port>", and serves until SIGINT/SIGTERM.
+// Returns the exit code.
+int run_chat_server(const ChatServerOptions& opt, const std::function<std::unique_ptr<ChatModel>(int)>& load_replica);
+
+}  // namespace nanochat

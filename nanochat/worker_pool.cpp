@@ -1,0 +1,104 @@
+// worker_pool: see worker_pool.h.
+#include "nanochat/worker_pool.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace nanochat {
+
+// How often a waiting request checks whether its client is still there.
+constexpr auto kPollInterval = std::chrono::milliseconds(25);
+
+WorkerPool::Lease::~Lease() {
+  {
+    std::lock_guard<std::mutex> lock(pool_.mu_);
+    pool_.free_.push_back(&worker_);
+  }
+  pool_.cv_.notify_all();
+}
+
+WorkerPool::Ticket::~Ticket() {
+  std::lock_guard<std::mutex> lock(pool_.mu_);
+  if (queued_) pool_.leave_queue_locked(*this);
+}
+
+void WorkerPool::leave_queue_locked(Ticket& t) {
+  queue_.erase(std::remove(queue_.begin(), queue_.end(), t.id_), queue_.end());
+  t.queued_ = false;
+  cv_.notify_all();  // the next in line may now be at the front
+}
+
+void WorkerPool::add(std::unique_ptr<ChatModel> model) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    int id = int(workers_.size());
+    workers_.push_back(std::make_unique<Worker>(Worker{id, std::move(model)}));
+    free_.push_back(workers_.back().get());
+  }
+  cv_.notify_all();
+}
+
+const ChatModel* WorkerPool::any_model() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return workers_.empty() ? nullptr : workers_.front()->model.get();
+}
+
+std::shared_ptr<WorkerPool::Ticket> WorkerPool::try_enqueue() {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Requests that a free worker will take at once do not count against the queue.
+  if (shutdown_ || queue_.size() >= free_.size() + max_queue_) return nullptr;
+  auto t = std::make_shared<Ticket>(*this, next_ticket_++);
+  queue_.push_back(t->id_);
+  return t;
+}
+
+std::unique_ptr<WorkerPool::Lease> WorkerPool::wait(Ticket& t, const std::function<bool()>& give_up) {
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      auto my_turn = [&] { return shutdown_ || !t.queued_ || (queue_.front() == t.id_ && !free_.empty()); };
+      cv_.wait_for(lock, kPollInterval, my_turn);
+      if (shutdown_ || !t.queued_) {
+        if (t.queued_) leave_queue_locked(t);
+        return nullptr;
+      }
+      if (queue_.front() == t.id_ && !free_.empty()) {
+        Worker* w = free_.front();
+        free_.pop_front();
+        queue_.pop_front();
+        t.queued_ = false;
+        cv_.notify_all();
+        return std::make_unique<Lease>(*this, *w);
+      }
+    }
+    if (give_up()) {  // outside the lock: it may make a syscall
+      std::lock_guard<std::mutex> lock(mu_);
+      if (t.queued_) {
+        leave_queue_locked(t);
+        dropped_++;
+      }
+      return nullptr;
+    }
+  }
+}
+
+void WorkerPool::shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+}
+
+WorkerPool::Stats WorkerPool::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats s;
+  s.total = int(workers_.size());
+  s.available = int(free_.size());
+  s.queued = int(queue_.size());
+  s.dropped_from_queue = dropped_;
+  for (const auto& w : workers_) s.workers.emplace_back(w->id, w->model->device());
+  return s;
+}
+
+}  // namespace nanochat

@@ -1,0 +1,95 @@
+// worker_pool: the web server's model replicas (one per worker, e.g. one per GPU) and a bounded FIFO queue of
+// requests waiting for one (SPEC §21.2, plus the bounds nanochat lacks).
+//
+//   auto ticket = pool.try_enqueue();             // nullptr: every worker busy and the queue full -> answer 429 now
+//   auto lease = pool.wait(*ticket, client_gone); // blocks in FIFO order; nullptr if client_gone() or shutdown
+//   lease->worker().model->generate(...);         // the worker goes back to the pool when the lease dies
+//
+// A ticket dropped before it was served (its client left) leaves the queue at once, so it never runs.
+// Thread-safe. Not covered: what a worker does with its model (chat_server.cpp).
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "nanochat/chat_model.h"
+
+namespace nanochat {
+
+class WorkerPool {
+ public:
+  struct Worker {
+    int id;  // reported to clients as "gpu"
+    std::unique_ptr<ChatModel> model;
+  };
+
+  class Lease {
+   public:
+    Lease(WorkerPool& pool, Worker& w) : pool_(pool), worker_(w) {}
+    ~Lease();
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Worker& worker() { return worker_; }
+
+   private:
+    WorkerPool& pool_;
+    Worker& worker_;
+  };
+
+  class Ticket {
+   public:
+    Ticket(WorkerPool& pool, uint64_t id) : pool_(pool), id_(id) {}
+    ~Ticket();
+    Ticket(const Ticket&) = delete;
+    Ticket& operator=(const Ticket&) = delete;
+
+   private:
+    friend class WorkerPool;
+    WorkerPool& pool_;
+    uint64_t id_;
+    bool queued_ = true;  // guarded by pool_.mu_
+  };
+
+  struct Stats {
+    int total = 0, available = 0, queued = 0;
+    uint64_t dropped_from_queue = 0;
+    std::vector<std::pair<int, std::string>> workers;  // (id, device)
+  };
+
+  explicit WorkerPool(size_t max_queue) : max_queue_(max_queue) {}
+  WorkerPool(const WorkerPool&) = delete;
+
+  // Adds a loaded replica (ids 0, 1, ... in order); waiting requests may take it at once.
+  void add(std::unique_ptr<ChatModel> model);
+  // Some loaded replica, for tokenizing (read-only, thread-safe); nullptr before the first is loaded.
+  const ChatModel* any_model() const;
+
+  std::shared_ptr<Ticket> try_enqueue();
+  std::unique_ptr<Lease> wait(Ticket& ticket, const std::function<bool()>& give_up);
+  // Wakes every waiter with nullptr and refuses new tickets.
+  void shutdown();
+
+  Stats stats() const;
+  size_t max_queue() const { return max_queue_; }
+
+ private:
+  void leave_queue_locked(Ticket& t);
+
+  const size_t max_queue_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::deque<Worker*> free_;
+  std::deque<uint64_t> queue_;  // ticket ids, oldest first
+  uint64_t next_ticket_ = 0;
+  uint64_t dropped_ = 0;
+  bool shutdown_ = false;
+};
+
+}  // namespace nanochat

@@ -1,0 +1,641 @@
+#!/usr/bin/env python3
+"""chat_web_http_test: the web chat server over real HTTP on 127.0.0.1, driven with the standard library only.
+
+Starts tests/mock_chat_server (the real server in front of a scripted byte-level mock model) three times and checks:
+bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk, nanochat's
+JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the OpenAI API (stream and not), health and
+stats, 32 concurrent streams on 2 workers with a bounded queue (429s), client disconnects (mid-stream and while
+queued), an injected inference failure, 503 while loading, API keys, read timeouts and slow clients, bind address,
+and a bounded soak (RSS and open fds printed before/after). Timings are printed; only generous bounds are asserted.
+
+    python3 tests/chat_web_http_test.py <mock_chat_server binary>    (tests/e2e_chat_web_http.sh runs it)
+"""
+import http.client
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+BIN = sys.argv[1]
+LLAMA = "\U0001F999"
+HELLO = "Hello " + LLAMA + " \u4f60\u597d! You said: "
+RESULTS = {"passed": 0, "failed": 0}
+
+
+class Server:
+    """A mock_chat_server process on a free port."""
+
+    def __init__(self, *args, wait_ready=True):
+        self.log = tempfile.NamedTemporaryFile(prefix="chat_web_", suffix=".log", delete=False)
+        self.proc = subprocess.Popen([BIN, "--port", "0", *args], stdout=self.log, stderr=subprocess.STDOUT)
+        self.port = None
+        deadline = time.time() + 20
+        pattern = r"Server ready at http://localhost:(\d+)" if wait_ready else r"Listening on http://[^:]+:(\d+)"
+        while time.time() < deadline and self.port is None:
+            m = re.search(pattern, open(self.log.name).read())
+            if m:
+                self.port = int(m.group(1))
+            elif self.proc.poll() is not None:
+                break
+            else:
+                time.sleep(0.05)
+        if self.port is None:
+            raise RuntimeError("server did not start:\n" + open(self.log.name).read())
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise RuntimeError("server did not stop on SIGTERM")
+        os.unlink(self.log.name)
+        return rc
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, raw=False):
+        """Returns (status, headers, body bytes or parsed JSON)."""
+        c = self.conn()
+        hdrs = {"Content-Type": "application/json"}
+        hdrs.update(headers or {})
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=hdrs)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if not raw and r.getheader("Content-Type", "").startswith("application/json"):
+            data = json.loads(data)
+        return r.status, r.headers, data
+
+    def health(self):
+        return self.request("GET", "/health")[2]
+
+    def stats(self):
+        return self.request("GET", "/stats", headers=self.auth)[2]
+
+    auth = {}
+
+    def rss_kb(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def wait_idle(self, timeout=5.0):
+        """Waits until every worker is back in the pool; returns the seconds it took."""
+        t0 = time.time()
+        while time.time() - t0 < timeout:
+            h = self.health()
+            if h["available_workers"] == h["num_gpus"] and h["queued"] == 0:
+                return time.time() - t0
+            time.sleep(0.01)
+        raise AssertionError(f"workers not back in the pool after {timeout}s: {self.health()}")
+
+
+def check(name, fn):
+    try:
+        fn()
+        RESULTS["passed"] += 1
+        print(f"ok   {name}", flush=True)
+    except Exception as e:  # noqa: BLE001 - report every failure and go on
+        RESULTS["failed"] += 1
+        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
+
+
+def msgs(*contents):
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": c} for i, c in enumerate(contents)]
+
+
+class Stream:
+    """A raw HTTP/1.1 streaming request on its own socket, decoding the chunked body event by event."""
+
+    def __init__(self, srv, body, path="/chat/completions", headers=None):
+        self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        payload = json.dumps(body).encode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+                          f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+        self.buf = b""
+        head = self._until(b"\r\n\r\n")
+        self.status = int(head.split(b" ")[1])
+        self.headers = head.decode("latin-1").lower()
+        self.chunked = "transfer-encoding: chunked" in self.headers
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _until(self, sep):
+        while sep not in self.buf:
+            self._fill()
+        out, self.buf = self.buf.split(sep, 1)
+        return out
+
+    def chunk(self):
+        """The next chunk's payload (b"" at the end of the body)."""
+        size = int(self._until(b"\r\n"), 16)
+        while len(self.buf) < size + 2:
+            self._fill()
+        data, self.buf = self.buf[:size], self.buf[size + 2:]
+        return data
+
+    def events(self):
+        """Yields (raw chunk, parsed payload); checks every chunk is exactly one "data: ...\\n\\n" event."""
+        while True:
+            c = self.chunk()
+            if not c:
+                return
+            assert c.startswith(b"data: ") and c.endswith(b"\n\n") and c.count(b"\n\n") == 1, f"bad event {c!r}"
+            text = c[6:-2].decode("utf-8")  # strict: a split character would fail here
+            yield c, (text if text == "[DONE]" else json.loads(text))
+
+    def close(self):
+        self.sock.close()
+
+
+def stream_text(srv, body, path="/chat/completions"):
+    s = Stream(srv, body, path, srv.auth)
+    assert s.status == 200, s.status
+    text, events = "", []
+    for raw, ev in s.events():
+        events.append((raw, ev))
+        if isinstance(ev, dict) and "token" in ev:
+            text += ev["token"]
+        elif isinstance(ev, dict) and "choices" in ev and ev["choices"]:
+            text += ev["choices"][0]["delta"].get("content", "")
+    s.close()
+    return text, events
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def bad_input_tests(srv):
+    valid = {"role": "user", "content": "hi"}
+    cases = [
+        ("malformed JSON", b'{"messages": [', None, 400),
+        ("empty body", b"", None, 400),
+        ("Content-Type text/plain", json.dumps({"messages": [valid]}), {"Content-Type": "text/plain"}, 400),
+        ("body is a list", [valid], None, 400),
+        ("messages null", {"messages": None}, None, 400),
+        ("messages string", {"messages": "hi"}, None, 400),
+        ("messages [123]", {"messages": [123]}, None, 400),
+        ("messages [{}]", {"messages": [{}]}, None, 400),
+        ("role 123", {"messages": [{"role": 123}]}, None, 400),
+        ("content 123", {"messages": [{"role": "user", "content": 123}]}, None, 400),
+        ("valid then {}", {"messages": [valid, {}]}, None, 400),
+        ("0 messages", {"messages": []}, None, 400),
+        ("501 messages", {"messages": msgs(*["a"] * 501)}, None, 400),
+        ("8001 code points", {"messages": msgs("a" * 8001)}, None, 400),
+        ("32001 total", {"messages": msgs(*(["a" * 8000] * 4 + ["b"]))}, None, 400),
+        ("role system", {"messages": [{"role": "system", "content": "x"}, valid]}, None, 400),
+        ("role tool", {"messages": [{"role": "tool", "content": "x"}]}, None, 400),
+        ("role empty", {"messages": [{"role": "", "content": "x"}]}, None, 400),
+        ("role USER", {"messages": [{"role": "USER", "content": "x"}]}, None, 400),
+        ("empty content", {"messages": [{"role": "user", "content": ""}]}, None, 400),
+        ("temperature -0.01", {"messages": [valid], "temperature": -0.01}, None, 400),
+        ("temperature 2.01", {"messages": [valid], "temperature": 2.01}, None, 400),
+        ("temperature 'hot'", {"messages": [valid], "temperature": "hot"}, None, 400),
+        ("temperature 1e309", b'{"messages": [{"role": "user", "content": "hi"}], "temperature": 1e309}', None, 400),
+        ("temperature NaN", b'{"messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', None, 400),
+        ("top_k -1", {"messages": [valid], "top_k": -1}, None, 400),
+        ("top_k 201", {"messages": [valid], "top_k": 201}, None, 400),
+        ("top_k 3.5", {"messages": [valid], "top_k": 3.5}, None, 400),
+        ("max_tokens 0", {"messages": [valid], "max_tokens": 0}, None, 400),
+        ("max_tokens 4097", {"messages": [valid], "max_tokens": 4097}, None, 400),
+        ("max_tokens -5", {"messages": [valid], "max_tokens": -5}, None, 400),
+        ("token budget (400 x 80 emoji)", {"messages": msgs(*([LLAMA * 80] * 400))}, None, 400),
+        ("invalid UTF-8", b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}', None, 400),
+        ("lone surrogate", b'{"messages": [{"role": "user", "content": "\\ud800"}]}', None, 400),
+        ("deep nesting", b"[" * 500000 + b"]" * 500000, None, 400),
+        ("10 MiB body", b"x" * (10 << 20), None, 413),
+    ]
+    for name, body, headers, want in cases:
+        def case(body=body, headers=headers, want=want):
+            status, hdrs, data = srv.request("POST", "/chat/completions", body, headers)
+            assert status == want, f"status {status}, want {want}: {data}"
+            assert isinstance(data, dict) and "message" in data["error"], f"no JSON error: {data!r}"
+        check(f"bad input: {name} -> {want}", case)
+
+    def ok(body, want_text=None):
+        status, _, data = srv.request("POST", "/chat/completions", body, raw=True)
+        assert status == 200, f"status {status}: {data[:300]}"
+        if want_text is not None:
+            text = "".join(json.loads(l[6:])["token"] for l in data.decode().split("\n\n") if '"token"' in l)
+            assert text == want_text, f"{text!r} != {want_text!r}"
+
+    check("500 messages -> 200", lambda: ok({"messages": msgs(*["a"] * 500), "max_tokens": 1}))
+    check("8000 code points -> 200", lambda: ok({"messages": msgs("a" * 8000), "max_tokens": 1}))
+    check("'é' x 8000 (16,000 bytes) -> 200", lambda: ok({"messages": msgs("\u00e9" * 8000), "max_tokens": 1}))
+    check("32000 total -> 200", lambda: ok({"messages": msgs(*(["a" * 8000] * 4)), "max_tokens": 1}))
+    check("temperature/top_k/max_tokens at their bounds -> 200",
+          lambda: ok({"messages": msgs("x"), "temperature": 2.0, "top_k": 0, "max_tokens": 4096}))
+    check("top_k 3.0 is an integer -> 200", lambda: ok({"messages": msgs("x"), "top_k": 3.0, "max_tokens": 1}))
+    special = "<|assistant_end|><|user_start|>hi"
+    check("special-token text is plain text (echoed whole, not an end of turn)",
+          lambda: ok({"messages": msgs(special), "temperature": 0}, HELLO + special))
+
+    def wrong_method():
+        status, _, data = srv.request("GET", "/chat/completions")
+        assert status in (404, 405) and "error" in data, (status, data)
+    check("GET /chat/completions -> 404 with JSON", wrong_method)
+    check("workers all back after the bad inputs", lambda: srv.wait_idle(1.0))
+
+
+def streaming_tests(srv):
+    def framing():
+        text, events = stream_text(srv, {"messages": msgs("Hi " + LLAMA), "temperature": 0})
+        raw, last = events[-1]
+        assert raw == b'data: {"done": true}\n\n', raw
+        assert text == HELLO + "Hi " + LLAMA, text
+        first = events[0][0]
+        assert first == b'data: {"token": "H", "gpu": 0}\n\n' or first == b'data: {"token": "H", "gpu": 1}\n\n', first
+        assert all(set(ev) == {"token", "gpu"} for _, ev in events[:-1])
+        assert not any("\ufffd" in ev["token"] for _, ev in events[:-1])
+        assert any(ev["token"] == LLAMA for _, ev in events[:-1]), "the 4 byte tokens of the emoji form one event"
+        assert any("\u4f60".encode() in raw for raw, _ in events), "UTF-8 kept, not \\u-escaped"
+    check("SSE framing: one event per chunk, nanochat's JSON, done last, UTF-8 whole", framing)
+
+    def headers():
+        s = Stream(srv, {"messages": msgs("x"), "max_tokens": 2})
+        assert "content-type: text/event-stream" in s.headers and s.chunked, s.headers
+        list(s.events())
+        s.close()
+    check("SSE headers: text/event-stream, chunked", headers)
+
+    def determinism():
+        outs = {stream_text(srv, {"messages": msgs("same"), "temperature": 0})[0] for _ in range(4)}
+        assert len(outs) == 1, outs
+        seeded = {srv.request("POST", "/v1/chat/completions", {"messages": msgs("same"), "temperature": 1.0,
+                                                                 "seed": s})[2]["choices"][0]["message"]["content"]
+                  for s in range(4)}
+        assert len(seeded) == 4, seeded
+    check("temperature 0 repeats exactly; temperature 1 with seeds 0-3 differ", determinism)
+
+    def stream_equals_nonstream():
+        body = {"messages": msgs("compare"), "temperature": 1.0, "seed": 7, "max_tokens": 8}
+        full = srv.request("POST", "/v1/chat/completions", body)[2]["choices"][0]["message"]["content"]
+        text, _ = stream_text(srv, dict(body, stream=True), "/v1/chat/completions")
+        assert text == full == HELLO[:6], (text, full)  # 8 byte tokens: "Hello " + half an emoji held back
+    check("stream concatenation == non-stream output (max_tokens 8, half an emoji held back)", stream_equals_nonstream)
+
+    def max_tokens():
+        for n in (1, 4, 16, 64):
+            text, _ = stream_text(srv, {"messages": msgs("forever"), "max_tokens": n})
+            assert len(text.encode()) <= n, (n, len(text.encode()))
+            u = srv.request("POST", "/v1/chat/completions", {"messages": msgs("forever"), "max_tokens": n})[2]
+            assert u["usage"]["completion_tokens"] == n and u["choices"][0]["finish_reason"] == "length", u
+    check("max_tokens respected for 1, 4, 16, 64", max_tokens)
+
+
+def openai_tests(srv):
+    def nonstream():
+        status, _, r = srv.request("POST", "/v1/chat/completions", {
+            "model": "whatever", "temperature": 0,
+            "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": [{"type": "text", "text": "yo"}]}]})
+        assert status == 200, r
+        assert r["object"] == "chat.completion" and r["id"].startswith("chatcmpl-") and r["model"] == "nanochat-mock"
+        choice = r["choices"][0]
+        assert choice["message"] == {"role": "assistant", "content": HELLO + "sys\n\nyo"}, choice
+        assert choice["finish_reason"] == "stop"
+        prompt = 1 + 1 + len("sys\n\nyo") + 1 + 1  # bos, user_start, bytes, user_end, assistant_start
+        completion = len((HELLO + "sys\n\nyo").encode())
+        assert r["usage"] == {"prompt_tokens": prompt, "completion_tokens": completion,
+                              "total_tokens": prompt + completion}, r["usage"]
+    check("OpenAI non-stream: message, finish_reason, usage counts, system merged", nonstream)
+
+    def stream():
+        text, events = stream_text(srv, {"messages": msgs("s"), "stream": True, "temperature": 0,
+                                         "stream_options": {"include_usage": True}}, "/v1/chat/completions")
+        assert events[-1][0] == b"data: [DONE]\n\n"
+        assert events[0][1]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+        chunks = [ev for _, ev in events[:-1]]
+        assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+        assert len({c["id"] for c in chunks}) == 1
+        assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["usage"]["completion_tokens"] > 0
+        assert text == HELLO + "s"
+    check("OpenAI stream: role chunk, content chunks, finish_reason, usage, [DONE]", stream)
+
+    def bad():
+        for body in ({"messages": msgs("x"), "n": 2}, {"messages": msgs("x"), "stop": ["\n"]},
+                     {"messages": msgs("x"), "stream": "yes"},
+                     {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}):
+            status, _, data = srv.request("POST", "/v1/chat/completions", body)
+            assert status == 400 and "error" in data, (body, status, data)
+    check("OpenAI bad inputs -> 400 (n=2, stop, stream type, late system)", bad)
+
+    def models():
+        status, _, data = srv.request("GET", "/v1/models")
+        assert status == 200 and data["data"][0]["id"] == "nanochat-mock", data
+    check("GET /v1/models", models)
+
+
+def endpoint_tests(srv):
+    def health_stats():
+        h = srv.health()
+        assert h == {"status": "ok", "ready": True, "num_gpus": 2, "available_workers": 2, "queued": 0}, h
+        s = srv.stats()
+        assert s["total_workers"] == 2 and s["busy_workers"] == 0, s
+        assert s["workers"] == [{"gpu_id": 0, "device": "mock:0"}, {"gpu_id": 1, "device": "mock:1"}], s
+    check("/health and /stats", health_stats)
+
+    def ui():
+        status, hdrs, body = srv.request("GET", "/", raw=True)
+        assert status == 200 and hdrs["Content-Type"].startswith("text/html") and b"<title>NanoChat</title>" in body
+        status, hdrs, body = srv.request("GET", "/logo.svg", raw=True)
+        assert status == 200 and hdrs["Content-Type"] == "image/svg+xml" and body.startswith(b"<svg")
+    check("GET / serves the embedded UI, /logo.svg its icon", ui)
+
+    def cors():
+        status, hdrs, _ = srv.request("OPTIONS", "/chat/completions", headers={
+            "Origin": "http://example.test", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type"})
+        assert status == 204 and hdrs["Access-Control-Allow-Origin"] == "http://example.test", (status, hdrs)
+    check("CORS preflight", cors)
+
+    def bind():
+        listening = set()
+        for line in open("/proc/net/tcp").readlines()[1:] + open("/proc/net/tcp6").readlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == srv.port:
+                listening.add(local.split(":")[0])
+        assert listening == {"0100007F"}, f"listening on {listening}, want only 127.0.0.1"
+    check("binds 127.0.0.1 by default", bind)
+
+
+def parallel_matrix(srv, workers):
+    """llama.cpp's matrix: n concurrent streams all get 200, and min(workers, n) workers are busy meanwhile."""
+    for n in (1, 3, 4, 6):
+        def case(n=n):
+            streams = [Stream(srv, {"messages": msgs("forever"), "max_tokens": 1000}, headers=srv.auth)
+                       for _ in range(n)]
+            assert all(s.status == 200 for s in streams), [s.status for s in streams]
+            busy, t0 = None, time.time()
+            while busy != min(workers, n) and time.time() - t0 < 10:
+                busy = srv.stats()["busy_workers"]
+            first = [next(s.events())[1] for s in streams[:workers]]  # the running ones are streaming
+            for s in streams:
+                s.close()
+            assert busy == min(workers, n), busy
+            assert all("token" in ev for ev in first), first
+            srv.wait_idle(3.0)
+        check(f"{n} concurrent streams on {workers} worker(s): all 200, {min(workers, n)} busy", case)
+
+
+def burst(srv, workers, queue):
+    """32 streams at once on a full pool: each is served or gets a prompt 429 (TGI's bounded queue)."""
+
+    def case():
+        results, lock = [], threading.Lock()
+        busy_seen = []
+
+        def one():
+            t0 = time.time()
+            try:
+                s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 60})
+                if s.status == 200:
+                    events = list(s.events())
+                    text = "".join(ev["token"] for _, ev in events[:-1])
+                    outcome = ("ok", events[-1][0] == b'data: {"done": true}\n\n' and len(text.encode()) <= 60)
+                else:
+                    outcome = (s.status, time.time() - t0)
+                s.close()
+            except Exception as e:  # noqa: BLE001
+                outcome = ("error", repr(e))
+            with lock:
+                results.append(outcome)
+
+        threads = [threading.Thread(target=one) for _ in range(32)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            busy_seen.append(srv.stats()["busy_workers"])
+        for t in threads:
+            t.join(60)
+        served = [r for r in results if r[0] == "ok"]
+        rejected = [r for r in results if r[0] == 429]
+        slowest_429 = max((r[1] for r in rejected), default=0)
+        print(f"     32 streams on {workers} worker(s), queue {queue}: {len(served)} served, {len(rejected)} got 429 "
+              f"(slowest 429 after {slowest_429 * 1000:.0f} ms), most busy_workers seen {max(busy_seen)}")
+        assert len(served) + len(rejected) == 32, results
+        assert len(served) >= workers + queue and rejected, results
+        assert all(done for _, done in served), "every served stream ran to max_tokens, then done"
+        assert max(busy_seen) == workers, busy_seen
+        assert slowest_429 < 5, "429 must come at once, not after waiting"
+        srv.wait_idle(2.0)
+    check(f"32 concurrent streams, {workers} worker(s), max-queue {queue}: each served or a prompt 429", case)
+
+
+def load_tests(srv):
+    parallel_matrix(srv, 2)
+    burst(srv, workers=2, queue=8)
+
+    def disconnect():
+        before = srv.stats()["requests"]["cancelled"]
+        s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000})
+        events = s.events()
+        for _ in range(3):
+            next(events)
+        s.close()
+        freed = srv.wait_idle(3.0)
+        after = srv.stats()["requests"]["cancelled"]
+        t0 = time.time()
+        s2 = Stream(srv, {"messages": msgs("next"), "temperature": 0})
+        next(s2.events())
+        first = time.time() - t0
+        s2.close()
+        print(f"     disconnect: worker back in {freed * 1000:.0f} ms; next first token in {first * 1000:.0f} ms")
+        assert after - before == 1, (before, after)
+        srv.wait_idle(2.0)
+    check("client disconnect mid-stream stops generation and frees the worker", disconnect)
+
+    def disconnect_queued():
+        st0 = srv.stats()["requests"]
+        hold = [Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000}) for _ in range(2)]
+        for h in hold:
+            next(h.events())
+        q = Stream(srv, {"messages": msgs("queued"), "max_tokens": 5})  # headers come back while it waits
+        assert srv.health()["queued"] == 1
+        q.close()
+        t0 = time.time()
+        while srv.health()["queued"] != 0 and time.time() - t0 < 3:
+            time.sleep(0.01)
+        left = time.time() - t0
+        for h in hold:
+            h.close()
+        srv.wait_idle(3.0)
+        st1 = srv.stats()["requests"]
+        print(f"     queued request dropped {left * 1000:.0f} ms after its client left")
+        assert st1["dropped_from_queue"] - st0["dropped_from_queue"] == 1, (st0, st1)
+        ran = lambda s: s["completed"] + s["cancelled"] + s["failed"]  # noqa: E731
+        assert ran(st1) - ran(st0) == 2, "only the two held streams ran"
+    check("client leaving while queued: dropped from the queue, never runs", disconnect_queued)
+
+
+
+def aux_tests():
+    """A second server: slow to load, with an API key, an injected failure and a short read timeout."""
+    srv = Server("--num-gpus", "1", "--api-key", "s3cret", "--mock-fail-on", "3", "--read-timeout", "2",
+                 "--mock-load-ms", "1500", wait_ready=False)
+    key = {"Authorization": "Bearer s3cret"}
+    try:
+        def loading():
+            status, _, data = srv.request("POST", "/chat/completions", {"messages": msgs("x")}, key)
+            assert status == 503 and data["error"]["type"] == "unavailable_error", (status, data)
+            assert srv.health()["ready"] is False
+        check("503 while the model loads; /health says not ready", loading)
+        deadline = time.time() + 10
+        while not srv.health()["ready"] and time.time() < deadline:
+            time.sleep(0.05)
+        srv.auth = key
+
+        def auth():
+            assert srv.request("GET", "/health")[0] == 200, "health is public"
+            assert srv.request("GET", "/")[0] == 200, "the page is public"
+            for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
+                         {"Authorization": "Bearer s3cret2"}):
+                status, _, data = srv.request("POST", "/chat/completions", {"messages": msgs("x")}, hdrs)
+                assert status == 401 and data["error"]["type"] == "authentication_error", (hdrs, status)
+            assert srv.request("GET", "/stats")[0] == 401
+            assert srv.request("GET", "/v1/models")[0] == 401
+            assert srv.request("POST", "/chat/completions", {"messages": msgs("x")}, key, raw=True)[0] == 200
+        check("--api-key: 401 without or with a wrong key; /health and / stay public", auth)
+
+        def failure():  # generate() calls: #1 was the auth check above, #2 here, #3 throws, #4 works
+            outs = [stream_text(srv, {"messages": msgs(f"r{i}")})[1] for i in range(3)]
+            assert outs[0][-1][0] == b'data: {"done": true}\n\n'
+            errs = [ev for _, ev in outs[1] if "error" in ev]
+            assert errs and "injected failure" in errs[0]["error"], outs[1]
+            assert outs[2][-1][0] == b'data: {"done": true}\n\n'
+            r = srv.request("POST", "/v1/chat/completions", {"messages": msgs("x")}, key)
+            assert r[0] == 200, r
+            assert srv.stats()["requests"]["failed"] == 1
+            srv.wait_idle(1.0)
+        check("an exception in generation: SSE error event, server keeps serving, worker released", failure)
+
+        def soak():
+            srv.wait_idle()
+            body = json.dumps({"messages": msgs("soak"), "max_tokens": 32, "temperature": 0})
+            # 1000 requests; the first 300 warm up httplib's thread pool (each thread's stack and malloc arena),
+            # after which memory must stay flat.
+            rss_start = srv.rss_kb()
+            lat = []
+            for i in range(1000):
+                if i == 300:
+                    time.sleep(0.1)
+                    rss0, fds0 = srv.rss_kb(), srv.open_fds()
+                t0 = time.time()
+                c = srv.conn()
+                c.request("POST", "/chat/completions", body, {"Content-Type": "application/json", **srv.auth})
+                r = c.getresponse()
+                data = r.read()
+                c.close()
+                assert r.status == 200 and data.endswith(b'data: {"done": true}\n\n'), (i, r.status)
+                lat.append(time.time() - t0)
+            time.sleep(0.2)
+            rss1, fds1 = srv.rss_kb(), srv.open_fds()
+            p99 = lambda xs: sorted(xs)[int(len(xs) * 0.99) - 1]  # noqa: E731
+            print(f"     soak 1000 x 32 tokens: RSS {rss_start} kB at start, {rss0} -> {rss1} kB over the last 700 "
+                  f"({(rss1 - rss0) * 100 / rss0:+.1f}%), "
+                  f"open fds {fds0} -> {fds1}, p99 latency first/last 100: {p99(lat[:100]) * 1000:.1f}/"
+                  f"{p99(lat[-100:]) * 1000:.1f} ms")
+            assert rss1 < rss0 * 1.25, (rss0, rss1)
+            assert abs(fds1 - fds0) <= 10, (fds0, fds1)
+            srv.wait_idle(1.0)
+        check("soak: 1000 sequential requests, RSS and fds stay put", soak)
+
+        def idle_timeout():
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.settimeout(10)
+            t0 = time.time()
+            data = s.recv(100)
+            s.close()
+            print(f"     idle connection closed after {time.time() - t0:.1f} s (read timeout 2 s)")
+            assert time.time() - t0 < 8 and not data.startswith(b"HTTP/1.1 200"), data
+        check("an idle connection is closed at the read timeout", idle_timeout)
+
+        def slowloris():
+            socks, stop = [], threading.Event()
+            for _ in range(100):
+                s = socket.create_connection(("127.0.0.1", srv.port))
+                socks.append(s)
+            request = b"POST /chat/completions HTTP/1.1\r\nHost: x\r\n"
+
+            def drip():
+                for i in range(len(request)):
+                    if stop.is_set():
+                        return
+                    for s in socks:
+                        try:
+                            s.send(request[i:i + 1])
+                        except OSError:
+                            pass
+                    time.sleep(0.5)
+            t = threading.Thread(target=drip)
+            t.start()
+            worst = 0
+            for _ in range(10):
+                t0 = time.time()
+                assert srv.health()["status"] == "ok"
+                worst = max(worst, time.time() - t0)
+                time.sleep(0.2)
+            stop.set()
+            t.join()
+            for s in socks:
+                s.close()
+            print(f"     100 slow clients: slowest /health {worst * 1000:.0f} ms")
+            assert worst < 5
+        check("100 slow clients dripping headers: /health still answers", slowloris)
+    finally:
+        rc = srv.stop()
+        check("SIGTERM stops the server cleanly", lambda: (_ for _ in ()).throw(AssertionError(rc)) if rc else None)
+
+
+def main():
+    t0 = time.time()
+    srv = Server("--num-gpus", "2", "--max-queue", "8", "--mock-delay-ms", "2", "--mock-sequence-len", "40000")
+    try:
+        endpoint_tests(srv)
+        bad_input_tests(srv)
+        streaming_tests(srv)
+        openai_tests(srv)
+        load_tests(srv)
+        check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
+        check("server still alive", lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
+
+        def sigterm_while_streaming():
+            s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000})
+            next(s.events())
+            t0 = time.time()
+            rc = srv.stop()
+            print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
+            assert rc == 0, rc
+            s.close()
+        check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
+    one = Server("--num-gpus", "1", "--max-queue", "8", "--mock-delay-ms", "2")
+    try:
+        parallel_matrix(one, 1)
+        burst(one, workers=1, queue=8)
+    finally:
+        one.stop()
+    aux_tests()
+    print(f"({time.time() - t0:.1f} s)")
+    print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
+    sys.exit(1 if RESULTS["failed"] else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+// mock_chat_model: a tiny, deterministic stand-in for a real model, for testing the web server only (never shipped
+// in the nanochat program). Byte-level tokenizer: ids 0..255 are the bytes, then nanochat's 9 special tokens
+// (<|bos|> = 256 ... <|output_end|> = 264), so "<|bos|>" typed by a user encodes as 7 plain bytes.
+// generate() checks the prompt is shaped as the server must build it, then replies byte by byte — so multi-byte
+// characters (🦙 = F0 9F A6 99, 你好) are always split across tokens — and ends with <|assistant_end|>:
+//   last user message "forever..."  -> "🦙 llama " repeated until max_tokens (or until cancelled)
+//   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature > 0)
+// Knobs: a delay per token (a decode step), and a failure injected on the Nth generate() call counted across all
+// replicas sharing `calls` (it throws after three tokens).
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "nanochat/chat_model.h"
+
+namespace nanochat {
+
+struct MockOptions {
+  int sequence_len = 1024;
+  int delay_ms = 0;  // per generated token
+  int fail_on = 0;   // 1-based generate() call that throws; 0 = never
+  std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
+  std::string device = "mock";
+};
+
+class MockChatModel : public ChatModel {
+ public:
+  explicit MockChatModel(MockOptions opt) : opt_(std::move(opt)) {}
+
+  std::vector<int> encode(std::string_view text) const override;
+  std::string decode(std::span<const int> ids) const override;
+  int special_id(std::string_view name) const override;
+  int sequence_len() const override { return opt_.sequence_len; }
+  std::string device() const override { return opt_.device; }
+  void generate(const std::vector<int>& prompt, const SamplingParams& params,
+                const std::function<bool(int token)>& on_token) override;
+
+  // The reply generate() would give (its bytes, before <|assistant_end|>), for tests to compare with.
+  static std::string reply_for(std::string_view last_user_message, const SamplingParams& params);
+
+ private:
+  MockOptions opt_;
+};
+
+}  // namespace nanochat
