@@ -1,0 +1,69 @@
+// chat_web: serve a nanochat model over HTTP with a chat UI (SPEC §21), nanochat's API and an OpenAI-compatible one.
+//   nanochat chat_web                          the latest SFT model on http://127.0.0.1:8000
+//   nanochat chat_web -i rl -n 8               8 replicas, one per GPU
+//   nanochat chat_web --num-workers 2 --device-type cpu --host 0.0.0.0
+// The HTTP side (validation, queue, streaming, UI) is nanochat/chat_server; this file loads the model replicas and
+// adapts the inference engine to the server's ChatModel interface.
+#include <memory>
+#include <mutex>
+
+#include "nanochat/chat_server.h"
+#include "nanochat/common.h"
+#include "nanochat/compute.h"
+#include "nanochat/engine.h"
+#include "nanochat/load_model.h"
+
+using namespace nanochat;
+
+namespace {
+
+// One model replica: a loaded checkpoint plus an Engine over it.
+class EngineChatModel : public ChatModel {
+ public:
+  explicit EngineChatModel(LoadedModel lm, torch::Device device)
+      : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {}
+
+  std::vector<int> encode(std::string_view text) const override {
+    auto ids = lm_.tokenizer.encode_ordinary(text);
+    return {ids.begin(), ids.end()};
+  }
+  std::string decode(std::span<const int> ids) const override {
+    return lm_.tokenizer.decode_bytes(std::vector<int32_t>(ids.begin(), ids.end()));
+  }
+  int special_id(std::string_view name) const override { return lm_.tokenizer.encode_special(name); }
+  int sequence_len() const override { return int(lm_.model->config.sequence_len); }
+  std::string device() const override { return device_; }
+
+  void generate(const std::vector<int>& prompt, const SamplingParams& params,
+                const std::function<bool(int)>& on_token) override {
+    std::vector<int32_t> ids(prompt.begin(), prompt.end());
+    engine_.generate(ids, 1, params.max_tokens, params.temperature, params.top_k, params.seed,
+                     [&](const std::vector<int32_t>& col, const std::vector<int32_t>&) { return on_token(col[0]); });
+  }
+
+ private:
+  LoadedModel lm_;
+  Engine engine_;
+  std::string device_;
+};
+
+}  // namespace
+
+int chat_web_main(int argc, char** argv) {
+  ChatServerOptions opt;
+  Flags app{"Serve the model with a web chat UI and an OpenAI-compatible API", "nanochat chat_web"};
+  add_chat_web_flags(app, opt);
+  if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  ComputeContext ctx = compute_init(opt.device_type);
+  if (opt.num_gpus > 1 && ctx.device.is_cuda() && opt.num_gpus > int(torch::cuda::device_count()))
+    fail("--num-gpus={} but only {} CUDA devices are visible", opt.num_gpus, torch::cuda::device_count());
+  if (!ctx.device.is_cuda()) {
+    // Several CPU replicas share the cores: give each an equal slice so they do not oversubscribe.
+    torch::set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, opt.num_gpus)));
+  }
+  return run_chat_server(opt, [&](int i) -> std::unique_ptr<ChatModel> {
+    torch::Device device = ctx.device.is_cuda() ? torch::Device(torch::kCUDA, i) : torch::Device(torch::kCPU);
+    LoadedModel lm = load_model(opt.source, device, "eval", opt.model_tag, opt.step);
+    return std::make_unique<EngineChatModel>(std::move(lm), device);
+  });
+}
