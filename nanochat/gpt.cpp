@@ -102,24 +102,70 @@ int64_t estimate_flops(const GPTConfig& c) { return flops_from_counts(c, count_p
 // ---------------------------------------------------------------------------------------------------------------
 // Building blocks
 
-torch::Tensor rms_norm(const torch::Tensor& x) {
-  double eps = x.scalar_type() == torch::kBFloat16 ? 0.0078125
-               : x.scalar_type() == torch::kHalf   ? 0.0009765625
-               : x.scalar_type() == torch::kDouble ? std::numeric_limits<double>::epsilon()
-                                                   : std::numeric_limits<float>::epsilon();
-  if (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf) {
-    auto xf = x.to(torch::kFloat);
-    return (xf * torch::rsqrt(xf.square().mean(-1, true) + eps)).to(x.scalar_type());
+// RMSNorm and rotary are autograd Functions with hand-written backward passes: the composite versions record
+// five to ten small ops each (and slice gradients that allocate and zero full-size tensors), which on CPU cost
+// more than the math. Both are checked end to end by the gradient parity test.
+namespace {
+
+double dtype_eps(torch::ScalarType t) {
+  switch (t) {
+    case torch::kBFloat16: return 0.0078125;      // 2^-7
+    case torch::kHalf: return 0.0009765625;       // 2^-10
+    case torch::kDouble: return std::numeric_limits<double>::epsilon();
+    default: return std::numeric_limits<float>::epsilon();
   }
-  return x * torch::rsqrt(x.square().mean(-1, true) + eps);
 }
 
-torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    bool low = x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
+    auto xf = low ? x.to(torch::kFloat) : x;
+    auto r = torch::rsqrt(xf.square().mean(-1, true).add_(dtype_eps(x.scalar_type())));
+    auto y = xf * r;
+    ctx->save_for_backward({y, r});
+    return low ? y.to(x.scalar_type()) : y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto y = saved[0], r = saved[1];
+    auto g = grad_out[0];
+    auto gf = g.to(y.scalar_type());
+    // dx = r · (g − y · mean(g·y))
+    auto dx = (gf - y * (gf * y).mean(-1, true)).mul_(r);
+    return {dx.to(g.scalar_type())};
+  }
+};
+
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   int64_t d = x.size(3) / 2;
   auto x1 = x.narrow(3, 0, d), x2 = x.narrow(3, d, d);
-  auto y1 = x1 * cos + x2 * sin;
-  auto y2 = x1 * (-sin) + x2 * cos;
+  auto y1 = torch::addcmul(x1 * cos, x2, sin);
+  auto y2 = torch::addcmul(x2 * cos, x1, sin, -1);
   return torch::cat({y1, y2}, 3);
+}
+
+struct RotaryFn : torch::autograd::Function<RotaryFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin) {
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    return rotate(x, cos, sin);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    // The rotation by -θ is orthogonal: its gradient is the rotation by +θ (sin negated).
+    auto cos = ctx->saved_data["cos"].toTensor(), sin = ctx->saved_data["sin"].toTensor();
+    return {rotate(grad_out[0], cos, -sin), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor rms_norm(const torch::Tensor& x) { return RmsNormFn::apply(x); }
+
+torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  return RotaryFn::apply(x, cos.detach(), sin.detach());
 }
 
 CastLinearImpl::CastLinearImpl(int64_t in_features, int64_t out_features) {
