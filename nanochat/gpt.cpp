@@ -18,7 +18,7 @@ namespace nanochat {
 // ---------------------------------------------------------------------------------------------------------------
 // Config and shape-only accounting
 
-nlohmann::json config_to_json(const GPTConfig& c) {
+nlohmann::ordered_json config_to_json(const GPTConfig& c) {
   return nlohmann::ordered_json{{"sequence_len", c.sequence_len}, {"vocab_size", c.vocab_size},
                                 {"n_layer", c.n_layer},           {"n_head", c.n_head},
                                 {"n_kv_head", c.n_kv_head},       {"n_embd", c.n_embd},

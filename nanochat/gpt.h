@@ -39,7 +39,7 @@ struct GPTConfig {
 };
 
 // meta.json's "model_config" object, key for key.
-nlohmann::json config_to_json(const GPTConfig& c);
+nlohmann::ordered_json config_to_json(const GPTConfig& c);  // Python's key order
 // Reads a model_config object; a missing window_pattern defaults to "L" (older checkpoints, as Python patches).
 GPTConfig config_from_json(const nlohmann::json& j);
 
