@@ -12,6 +12,8 @@ PACKAGES=(
   libpcre2-dev nlohmann-json3-dev libcpp-httplib-dev libcurl4-openssl-dev
   libzstd-dev libsnappy-dev zlib1g-dev libcli11-dev libfmt-dev libyaml-cpp-dev
   googletest libgtest-dev libbenchmark-dev
+  librsvg2-bin python3-protobuf
+  wamerican unzip
 )
 
 SUDO=""

@@ -1,0 +1,405 @@
+// pt_file: see pt_file.h. Layout of what torch.save writes (SPEC §10.5): a zip with one top folder holding
+// data.pkl (protocol 2), data/<key> (raw little-endian storage bytes), version and optionally byteorder.
+#include "nanochat/pt_file.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include <caffe2/serialize/inline_container.h>
+
+#include "nanochat/common.h"
+#include "nanochat/pickle.h"
+
+namespace nanochat {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Storage class names as torch pickles them (torch.<Name>Storage) and their dtypes.
+const std::vector<std::pair<std::string, at::ScalarType>>& storage_types() {
+  static const std::vector<std::pair<std::string, at::ScalarType>> t = {
+      {"FloatStorage", at::kFloat},   {"BFloat16Storage", at::kBFloat16}, {"HalfStorage", at::kHalf},
+      {"DoubleStorage", at::kDouble}, {"LongStorage", at::kLong},         {"IntStorage", at::kInt},
+      {"ShortStorage", at::kShort},   {"CharStorage", at::kChar},         {"ByteStorage", at::kByte},
+      {"BoolStorage", at::kBool},     {"ComplexFloatStorage", at::kComplexFloat},
+      {"ComplexDoubleStorage", at::kComplexDouble}, {"UntypedStorage", at::kByte}};
+  return t;
+}
+
+struct LoadedStorage {
+  at::Storage storage;
+  at::ScalarType dtype;
+};
+
+// ----- reading -------------------------------------------------------------------------------------------------
+
+class PtReader {
+ public:
+  explicit PtReader(const fs::path& path) : path_(path) {
+    if (!fs::exists(path)) fail("{} does not exist", path.string());
+    try {
+      reader_ = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path.string());
+    } catch (const c10::Error& e) {
+      fail("{} is not a torch.save zip file ({}); files from torch older than 1.6 need re-saving with a newer torch",
+           path.string(), first_line(e.what_without_backtrace()));
+    }
+  }
+
+  c10::IValue load() {
+    if (reader_->hasRecord("byteorder")) {
+      auto [ptr, n] = reader_->getRecord("byteorder");
+      std::string order(static_cast<const char*>(ptr.get()), n);
+      if (order != "little") fail("{} was saved on a {}-endian machine; only little-endian files are supported", path_.string(), order);
+    }
+    if (!reader_->hasRecord("data.pkl")) fail("{} has no data.pkl: not a torch.save file", path_.string());
+    auto [ptr, n] = reader_->getRecord("data.pkl");
+    std::string_view pkl(static_cast<const char*>(ptr.get()), n);
+    UnpickleHooks hooks;
+    hooks.persistent_load = [this](const PyValue& pid) { return persistent_load(pid); };
+    hooks.reduce = [this](const PyGlobal& g, const PyValue& args) { return reduce(g, args); };
+    try {
+      PyValue tree = pickle_loads(pkl, hooks);
+      return to_ivalue(tree);
+    } catch (const Error& e) {
+      fail("{}: {}", path_.string(), e.what());
+    } catch (const c10::Error& e) {
+      fail("{}: {}", path_.string(), first_line(e.what_without_backtrace()));
+    }
+  }
+
+ private:
+  fs::path path_;
+  std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
+  std::unordered_map<std::string, LoadedStorage> storages_;
+
+  static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  // ('storage', torch.<Type>Storage, key, location, numel) → the storage's bytes from data/<key>.
+  PyValue persistent_load(const PyValue& pid) {
+    auto& t = pid.tuple();
+    if (t.size() < 5 || t[0].str() != "storage") fail("unsupported persistent id {}", pid.repr(100));
+    const PyGlobal& cls = t[1].global();
+    const std::string& key = t[2].str();
+    int64_t numel = t[4].as_int();
+    at::ScalarType dtype = at::kByte;
+    bool known = false;
+    for (auto& [name, st] : storage_types())
+      if (cls.module == "torch" && cls.name == name) { dtype = st; known = true; }
+    if (!known) fail("unsupported storage type {}.{}", cls.module, cls.name);
+    auto it = storages_.find(key);
+    if (it == storages_.end()) {
+      std::string rec = "data/" + key;
+      if (!reader_->hasRecord(rec)) fail("storage record {} is missing", rec);
+      auto [data, nbytes] = reader_->getRecord(rec);
+      int64_t itemsize = (int64_t)c10::elementSize(dtype);
+      if (numel < 0 || (int64_t)nbytes != numel * itemsize)
+        fail("storage {} holds {} bytes, expected {} elements of {} bytes", key, nbytes, numel, itemsize);
+      at::Storage storage(at::Storage::use_byte_size_t(), nbytes, std::move(data), nullptr, false);
+      it = storages_.emplace(key, LoadedStorage{std::move(storage), dtype}).first;
+    }
+    return PyValue::make_native(it->second, "storage");
+  }
+
+  static std::vector<int64_t> int_tuple(const PyValue& v) {
+    std::vector<int64_t> out;
+    for (auto& x : v.items()) out.push_back(x.as_int());
+    return out;
+  }
+
+  std::optional<PyValue> reduce(const PyGlobal& g, const PyValue& args) {
+    if (g.module == "torch._utils" && (g.name == "_rebuild_tensor_v2" || g.name == "_rebuild_tensor")) {
+      auto& a = args.tuple();
+      if (a.size() < 4 || !a[0].is(PyValue::Kind::Native) || a[0].native().type != "storage")
+        fail("{} with unexpected arguments {}", g.name, args.repr(120));
+      const auto& st = std::any_cast<const LoadedStorage&>(a[0].native().value);
+      int64_t offset = a[1].as_int();
+      std::vector<int64_t> size = int_tuple(a[2]), stride = int_tuple(a[3]);
+      if (size.size() != stride.size()) fail("tensor with {} sizes but {} strides", size.size(), stride.size());
+      int64_t numel = (int64_t)(st.storage.nbytes() / c10::elementSize(st.dtype));
+      int64_t last = offset;  // furthest element the view touches must lie inside the storage
+      bool empty = false;
+      for (size_t i = 0; i < size.size(); i++) {
+        if (size[i] < 0 || stride[i] < 0) fail("tensor with negative size or stride");
+        if (size[i] == 0) empty = true;
+        else last += (size[i] - 1) * stride[i];
+      }
+      if (offset < 0 || (!empty && last >= numel))
+        fail("tensor view (offset {}, size {}, stride {}) reaches past its storage of {} elements", offset,
+             args.tuple()[2].repr(), args.tuple()[3].repr(), numel);
+      at::Tensor t = at::empty({0}, at::TensorOptions().dtype(st.dtype)).set_(st.storage, offset, size, stride);
+      return PyValue::make_native(t, "tensor");
+    }
+    if (g.module == "torch._utils" && (g.name == "_rebuild_parameter" || g.name == "_rebuild_parameter_with_state")) {
+      auto& a = args.tuple();
+      if (a.empty()) fail("{} without arguments", g.name);
+      return a[0];
+    }
+    if ((g.module == "torch.jit._pickle" && g.name == "restore_type_tag") || (g.module == "torch" && g.name == "Size")) {
+      if (args.tuple().empty()) fail("{}.{} without arguments", g.module, g.name);
+      return args.tuple()[0];
+    }
+    if (g.module == "torch.jit._pickle" && g.name.rfind("build_", 0) == 0 && !args.tuple().empty()) return args.tuple()[0];
+    return std::nullopt;
+  }
+
+  c10::IValue dict_to_ivalue(const std::vector<std::pair<PyValue, PyValue>>& items) {
+    bool all_str = true, all_int = true;
+    for (auto& [k, v] : items) {
+      all_str &= k.is(PyValue::Kind::Str);
+      all_int &= k.is(PyValue::Kind::Int);
+    }
+    if (!all_str && !all_int) fail("dict keys must be all str or all int, got {}", items.front().first.kind_name());
+    c10::TypePtr key_type = all_str ? c10::TypePtr(c10::StringType::get()) : c10::TypePtr(c10::IntType::get());
+    c10::impl::GenericDict d(key_type, c10::AnyType::get());
+    for (auto& [k, v] : items) d.insert_or_assign(to_ivalue(k), to_ivalue(v));
+    return d;
+  }
+
+  c10::IValue to_ivalue(const PyValue& v) {
+    using K = PyValue::Kind;
+    switch (v.kind()) {
+      case K::None: return c10::IValue();
+      case K::Bool: return v.as_bool();
+      case K::Int: return v.as_int();
+      case K::Float: return v.as_float();
+      case K::Str: return v.str();
+      case K::List: {
+        c10::impl::GenericList l(c10::AnyType::get());
+        for (auto& x : v.list()) l.push_back(to_ivalue(x));
+        return l;
+      }
+      case K::Tuple: {
+        std::vector<c10::IValue> items;
+        for (auto& x : v.tuple()) items.push_back(to_ivalue(x));
+        return c10::ivalue::Tuple::create(std::move(items));
+      }
+      case K::Dict: return dict_to_ivalue(v.dict().items);
+      case K::Object: {
+        const PyObject& o = v.object();
+        if (o.is("collections", "OrderedDict")) return dict_to_ivalue(o.dict_items);  // _metadata state dropped
+        fail("unsupported Python object {}", o.qualname().empty() ? v.repr(80) : o.qualname());
+      }
+      case K::Native:
+        if (v.native().type == "tensor") return std::any_cast<const at::Tensor&>(v.native().value);
+        fail("a bare storage (not wrapped in a tensor) is not supported");
+      default: fail("unsupported value {} of type {}", v.repr(80), v.kind_name());
+    }
+  }
+};
+
+// ----- writing -------------------------------------------------------------------------------------------------
+
+class PtWriter {
+ public:
+  PyValue to_py(const c10::IValue& v) {
+    if (v.isNone()) return PyValue();
+    if (v.isBool()) return PyValue::make_bool(v.toBool());
+    if (v.isInt()) return PyValue::make_int(v.toInt());
+    if (v.isDouble()) return PyValue::make_float(v.toDouble());
+    if (v.isString()) return PyValue::make_str(v.toStringRef());
+    if (v.isTensor()) return tensor(v.toTensor());
+    if (v.isTuple()) {
+      std::vector<PyValue> items;
+      for (auto& x : v.toTuple()->elements()) items.push_back(to_py(x));
+      return PyValue::make_tuple(std::move(items));
+    }
+    if (v.isList()) {
+      std::vector<PyValue> items;
+      for (const auto& x : v.toList()) items.push_back(to_py(c10::IValue(x)));
+      return PyValue::make_list(std::move(items));
+    }
+    if (v.isGenericDict()) {
+      PyDict d;
+      for (auto& e : v.toGenericDict()) d.set(to_py(e.key()), to_py(e.value()));
+      return PyValue::make_dict(std::move(d));
+    }
+    fail("cannot save a {} in a .pt file", v.tagKind());
+  }
+
+  // data/<key> records in key order.
+  std::vector<std::pair<std::string, at::Tensor>> records;
+
+ private:
+  PyValue storage_str_ = PyValue::make_str("storage"), cpu_str_ = PyValue::make_str("cpu");
+  PyValue rebuild_ = PyValue::make_global("torch._utils", "_rebuild_tensor_v2");
+  PyValue ordered_dict_ = PyValue::make_global("collections", "OrderedDict");
+  struct Saved {
+    std::string key;
+    at::ScalarType dtype;
+  };
+  std::unordered_map<const void*, Saved> saved_;
+
+  PyValue tensor(const at::Tensor& t0) {
+    if (!t0.defined()) return PyValue();
+    if (t0.is_sparse() || t0.is_quantized()) fail("cannot save a sparse or quantized tensor");
+    at::Tensor t = t0.detach();
+    at::ScalarType dtype = t.scalar_type();
+    std::string cls;
+    for (auto& [name, st] : storage_types())
+      if (st == dtype && name != "UntypedStorage") { cls = name; break; }
+    if (cls.empty()) fail("cannot save a tensor of dtype {}", c10::toString(dtype));
+    size_t itemsize = c10::elementSize(dtype);
+    const at::Storage& storage = t.storage();
+    if (storage.nbytes() % itemsize) fail("tensor storage of {} bytes is not a whole number of {}", storage.nbytes(), c10::toString(dtype));
+    int64_t storage_numel = (int64_t)(storage.nbytes() / itemsize);
+    const void* id = storage.unsafeGetStorageImpl();
+    auto it = saved_.find(id);
+    if (it == saved_.end()) {
+      std::string key = std::to_string(saved_.size());
+      // The whole storage, as Python saves it, so views keep their offsets and shared storages stay shared.
+      // (Copied to the CPU one storage at a time while writing, not all at once.)
+      records.emplace_back(key, at::empty({0}, t.options()).set_(storage, 0, {storage_numel}, {1}));
+      it = saved_.emplace(id, Saved{key, dtype}).first;
+    } else if (it->second.dtype != dtype) {
+      fail("cannot save tensors that view the same storage as different dtypes");
+    }
+    PyValue pid = PyValue::make_tuple({storage_str_, PyValue::make_global("torch", cls), PyValue::make_str(it->second.key),
+                                       cpu_str_, PyValue::make_int(storage_numel)});
+    std::vector<PyValue> size, stride;
+    for (int64_t s : t.sizes()) size.push_back(PyValue::make_int(s));
+    for (int64_t s : t.strides()) stride.push_back(PyValue::make_int(s));
+    PyValue hooks = PyValue::make_object(ordered_dict_, PyValue::make_tuple(), false);
+    PyValue args = PyValue::make_tuple({PyValue::make_persid(pid), PyValue::make_int(t.storage_offset()),
+                                        PyValue::make_tuple(std::move(size)), PyValue::make_tuple(std::move(stride)),
+                                        PyValue::make_bool(t0.requires_grad()), hooks});
+    return PyValue::make_object(rebuild_, args, false);
+  }
+};
+
+void write_pt(const c10::IValue& value, const std::function<size_t(const void*, size_t)>& sink) {
+  PtWriter w;
+  std::string pkl = pickle_dumps(w.to_py(value), 2);
+  caffe2::serialize::PyTorchStreamWriter zip(sink);
+  zip.writeRecord("data.pkl", pkl.data(), pkl.size());
+  zip.writeRecord("byteorder", "little", 6);
+  for (auto& [key, t] : w.records) {
+    at::Tensor cpu = t.device().is_cpu() ? t : t.cpu();
+    zip.writeRecord("data/" + key, cpu.data_ptr(), cpu.nbytes());
+  }
+  zip.writeEndOfFile();
+}
+
+// ----- atomic writes with fault injection ----------------------------------------------------------------------
+
+int64_t g_fault_after = -2;  // -2: not read yet, -1: off
+int64_t g_fault_written = 0;
+
+void count_and_maybe_die(int fd, const char* p, size_t n) {
+  if (g_fault_after == -2) {
+    const char* v = std::getenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES");
+    g_fault_after = (v && *v) ? std::atoll(v) : -1;
+  }
+  size_t allowed = n;
+  bool die = false;
+  if (g_fault_after >= 0 && g_fault_written + (int64_t)n >= g_fault_after) {
+    allowed = (size_t)std::max<int64_t>(0, g_fault_after - g_fault_written);
+    die = true;
+  }
+  size_t off = 0;
+  while (off < allowed) {
+    ssize_t k = ::write(fd, p + off, allowed - off);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      fail("write failed: {}", std::strerror(errno));
+    }
+    off += k;
+  }
+  g_fault_written += (int64_t)allowed;
+  if (die) ::kill(::getpid(), SIGKILL);
+}
+
+}  // namespace
+
+void fault_injection_reset() {
+  g_fault_after = -2;
+  g_fault_written = 0;
+}
+
+void write_atomic_with(const fs::path& path, const std::function<void(const ChunkWriter&)>& produce) {
+  fs::path tmp = path;
+  tmp += ".tmp";
+  if (path.has_parent_path()) fs::create_directories(path.parent_path());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot write {}: {}", tmp.string(), std::strerror(errno));
+  try {
+    produce([&](const void* data, size_t size) { count_and_maybe_die(fd, static_cast<const char*>(data), size); });
+    if (::fsync(fd) != 0) fail("fsync failed: {}", std::strerror(errno));
+  } catch (const std::exception& e) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail("cannot write {}: {}", path.string(), e.what());
+  }
+  if (::close(fd) != 0) {
+    ::unlink(tmp.c_str());
+    fail("cannot write {}: {}", path.string(), std::strerror(errno));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    fail("cannot rename {} to {}: {}", tmp.string(), path.string(), std::strerror(e));
+  }
+  fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
+}
+
+void write_atomic(const fs::path& path, std::string_view bytes) {
+  write_atomic_with(path, [&](const ChunkWriter& w) { w(bytes.data(), bytes.size()); });
+}
+
+c10::IValue load_pt(const fs::path& path) { return PtReader(path).load(); }
+
+NamedTensors load_state_dict(const fs::path& path) {
+  c10::IValue v = load_pt(path);
+  if (!v.isGenericDict()) fail("{} holds a {}, not a state dict", path.string(), v.tagKind());
+  NamedTensors out;
+  for (auto& e : v.toGenericDict()) {
+    if (!e.key().isString()) fail("{}: state dict key {} is not a string", path.string(), e.key().tagKind());
+    if (!e.value().isTensor()) fail("{}: state dict entry '{}' is a {}, not a tensor", path.string(), e.key().toStringRef(), e.value().tagKind());
+    out.emplace_back(e.key().toStringRef(), e.value().toTensor());
+  }
+  return out;
+}
+
+std::string pt_bytes(const c10::IValue& value) {
+  std::string out;
+  write_pt(value, [&](const void* p, size_t n) {
+    out.append(static_cast<const char*>(p), n);
+    return n;
+  });
+  return out;
+}
+
+void save_pt(const fs::path& path, const c10::IValue& value) {
+  write_atomic_with(path, [&](const ChunkWriter& w) {
+    // An exception must not unwind through the zip writer's C code: keep the first one and rethrow it after.
+    std::exception_ptr error;
+    write_pt(value, [&](const void* p, size_t n) {
+      if (!error) {
+        try {
+          w(p, n);
+        } catch (...) {
+          error = std::current_exception();
+        }
+      }
+      return n;
+    });
+    if (error) std::rethrow_exception(error);
+  });
+}
+
+c10::IValue state_dict_ivalue(const NamedTensors& tensors) {
+  c10::impl::GenericDict d(c10::StringType::get(), c10::AnyType::get());
+  for (auto& [k, t] : tensors) d.insert_or_assign(k, t);
+  return d;
+}
+
+void save_state_dict(const fs::path& path, const NamedTensors& tensors) { save_pt(path, state_dict_ivalue(tensors)); }
+
+}  // namespace nanochat
