@@ -35,6 +35,69 @@ torch::Tensor block_mask(int64_t p0, int64_t nq, int64_t c0, int64_t nk, int64_t
   return torch::zeros({nq, nk}, opts).masked_fill(allowed.logical_not(), -std::numeric_limits<double>::infinity());
 }
 
+// The blocked kernel as one autograd node: forward keeps each block's softmax probabilities, backward walks
+// the same blocks (dV += Pᵀ·dO, dS = P ∘ (dO·Vᵀ − rowsum), dQ = dS·K, dK += dSᵀ·Q), so no per-block slice
+// gradients are allocated and zero-filled at full size. q [BH,Tq,D], k/v [BH,Tk,D], queries are the last Tq.
+struct BlockedAttention : torch::autograd::Function<BlockedAttention> {
+  // 128-row query blocks: small enough to skip most of the causal triangle and everything outside a window,
+  // large enough that each bmm stays efficient.
+  static int64_t block_rows(int64_t Tq) { return Tq <= 128 ? Tq : 128; }
+  // Key range [c0, c1) that query rows [r0, r0+nq) can reach.
+  static std::pair<int64_t, int64_t> key_range(int64_t r0, int64_t nq, int64_t off, int64_t window) {
+    int64_t p0 = off + r0;
+    return {window < 0 ? 0 : std::max<int64_t>(0, p0 - window), p0 + nq};
+  }
+
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& qt, const torch::Tensor& kt,
+                               const torch::Tensor& vt, int64_t window) {
+    const int64_t Tq = qt.size(1), Tk = kt.size(1), D = qt.size(2), off = Tk - Tq, block = block_rows(Tq);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto out = torch::empty_like(qt);
+    std::vector<torch::Tensor> probs;
+    for (int64_t r0 = 0; r0 < Tq; r0 += block) {
+      int64_t nq = std::min(block, Tq - r0);
+      auto [c0, c1] = key_range(r0, nq, off, window);
+      auto qb = qt.narrow(1, r0, nq), kb = kt.narrow(1, c0, c1 - c0), vb = vt.narrow(1, c0, c1 - c0);
+      auto mask = block_mask(off + r0, nq, c0, c1 - c0, window, qt.options());
+      auto scores = mask.defined() ? torch::baddbmm(mask, qb, kb.transpose(1, 2), 1.0, scale)
+                                   : torch::bmm(qb, kb.transpose(1, 2)).mul_(scale);
+      auto p = torch::softmax(scores, -1);
+      out.narrow(1, r0, nq).copy_(torch::bmm(p, vb));
+      probs.push_back(p);
+    }
+    ctx->save_for_backward({qt, kt, vt});
+    ctx->saved_data["probs"] = probs;
+    ctx->saved_data["window"] = window;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto qt = saved[0], kt = saved[1], vt = saved[2];
+    auto probs = ctx->saved_data["probs"].toTensorVector();
+    int64_t window = ctx->saved_data["window"].toInt();
+    const int64_t Tq = qt.size(1), Tk = kt.size(1), D = qt.size(2), off = Tk - Tq, block = block_rows(Tq);
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+    auto dout = grad_out[0].contiguous();
+    auto dq = torch::empty_like(qt), dk = torch::zeros_like(kt), dv = torch::zeros_like(vt);
+    size_t i = 0;
+    for (int64_t r0 = 0; r0 < Tq; r0 += block, ++i) {
+      int64_t nq = std::min(block, Tq - r0);
+      auto [c0, c1] = key_range(r0, nq, off, window);
+      auto qb = qt.narrow(1, r0, nq), kb = kt.narrow(1, c0, c1 - c0), vb = vt.narrow(1, c0, c1 - c0);
+      auto& p = probs[i];
+      auto dob = dout.narrow(1, r0, nq);
+      dv.narrow(1, c0, c1 - c0).add_(torch::bmm(p.transpose(1, 2), dob));
+      auto ds = torch::bmm(dob, vb.transpose(1, 2));            // dP
+      ds.sub_((ds * p).sum(-1, true)).mul_(p);                  // softmax backward; zero where masked
+      dq.narrow(1, r0, nq).copy_(torch::bmm(ds, kb).mul_(scale));
+      dk.narrow(1, c0, c1 - c0).add_(torch::bmm(ds.transpose(1, 2), qb).mul_(scale));
+    }
+    return {dq, dk, dv, torch::Tensor()};
+  }
+};
+
 #if NANOCHAT_TORCH_AT_LEAST(2, 0)
 // nanochat's SDPA fallback, for CUDA builds of libtorch 2.x (SPEC §7). q/k/v are [B,H,T,D] here.
 torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window) {
@@ -91,27 +154,7 @@ torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k,
   auto qt = q.transpose(1, 2).reshape({B * H, Tq, D});
   auto kt = expand_kv(k, H).transpose(1, 2).reshape({B * H, Tk, D});
   auto vt = expand_kv(v, H).transpose(1, 2).reshape({B * H, Tk, D});
-  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  const int64_t off = Tk - Tq;  // absolute position of query row 0
-  // 128-row query blocks: small enough to skip most of the causal triangle and everything outside a window,
-  // large enough that each bmm stays efficient.
-  const int64_t block = Tq <= 128 ? Tq : 128;
-  std::vector<torch::Tensor> outs;
-  outs.reserve((Tq + block - 1) / block);
-  for (int64_t r0 = 0; r0 < Tq; r0 += block) {
-    int64_t nq = std::min(block, Tq - r0);
-    int64_t p0 = off + r0;
-    int64_t c0 = window < 0 ? 0 : std::max<int64_t>(0, p0 - window);
-    int64_t c1 = p0 + nq;  // exclusive: the last query's own position is the last key any row sees
-    auto qb = qt.narrow(1, r0, nq);
-    auto kb = kt.narrow(1, c0, c1 - c0);
-    auto vb = vt.narrow(1, c0, c1 - c0);
-    auto mask = block_mask(p0, nq, c0, c1 - c0, window, qt.options());
-    torch::Tensor scores = mask.defined() ? torch::baddbmm(mask, qb, kb.transpose(1, 2), /*beta=*/1.0, /*alpha=*/scale)
-                                          : torch::bmm(qb, kb.transpose(1, 2)) * scale;
-    outs.push_back(torch::bmm(torch::softmax(scores, -1), vb));
-  }
-  auto y = outs.size() == 1 ? outs[0] : torch::cat(outs, 1);
+  auto y = BlockedAttention::apply(qt, kt, vt, window);
   return y.view({B, H, Tq, D}).transpose(1, 2);
 }
 

@@ -8,7 +8,8 @@
 //
 // CPU path: a blocked softmax attention in which each block of queries multiplies only against the keys its
 // causal window can reach, so sliding-window layers cost O(T·w) rather than O(T²), and the causal upper
-// triangle is skipped. With libtorch >= 2.0 on CUDA, at::scaled_dot_product_attention is used instead.
+// triangle is skipped; it is one autograd node with a hand-written blocked backward (no full-size slice gradients).
+// With libtorch >= 2.0 on CUDA, at::scaled_dot_product_attention is used instead.
 // attention_reference() is the plain full-matrix masked softmax; it is the oracle the tests compare against.
 // Not covered: FA3 kernels, fp8, variable per-row cache lengths (the cache position is uniform across the batch).
 #pragma once

@@ -18,7 +18,7 @@ namespace nanochat {
 // ---------------------------------------------------------------------------------------------------------------
 // Config and shape-only accounting
 
-nlohmann::json config_to_json(const GPTConfig& c) {
+nlohmann::ordered_json config_to_json(const GPTConfig& c) {
   return nlohmann::ordered_json{{"sequence_len", c.sequence_len}, {"vocab_size", c.vocab_size},
                                 {"n_layer", c.n_layer},           {"n_head", c.n_head},
                                 {"n_kv_head", c.n_kv_head},       {"n_embd", c.n_embd},
@@ -102,24 +102,70 @@ int64_t estimate_flops(const GPTConfig& c) { return flops_from_counts(c, count_p
 // ---------------------------------------------------------------------------------------------------------------
 // Building blocks
 
-torch::Tensor rms_norm(const torch::Tensor& x) {
-  double eps = x.scalar_type() == torch::kBFloat16 ? 0.0078125
-               : x.scalar_type() == torch::kHalf   ? 0.0009765625
-               : x.scalar_type() == torch::kDouble ? std::numeric_limits<double>::epsilon()
-                                                   : std::numeric_limits<float>::epsilon();
-  if (x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf) {
-    auto xf = x.to(torch::kFloat);
-    return (xf * torch::rsqrt(xf.square().mean(-1, true) + eps)).to(x.scalar_type());
+// RMSNorm and rotary are autograd Functions with hand-written backward passes: the composite versions record
+// five to ten small ops each (and slice gradients that allocate and zero full-size tensors), which on CPU cost
+// more than the math. Both are checked end to end by the gradient parity test.
+namespace {
+
+double dtype_eps(torch::ScalarType t) {
+  switch (t) {
+    case torch::kBFloat16: return 0.0078125;      // 2^-7
+    case torch::kHalf: return 0.0009765625;       // 2^-10
+    case torch::kDouble: return std::numeric_limits<double>::epsilon();
+    default: return std::numeric_limits<float>::epsilon();
   }
-  return x * torch::rsqrt(x.square().mean(-1, true) + eps);
 }
 
-torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+struct RmsNormFn : torch::autograd::Function<RmsNormFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    bool low = x.scalar_type() == torch::kBFloat16 || x.scalar_type() == torch::kHalf;
+    auto xf = low ? x.to(torch::kFloat) : x;
+    auto r = torch::rsqrt(xf.square().mean(-1, true).add_(dtype_eps(x.scalar_type())));
+    auto y = xf * r;
+    ctx->save_for_backward({y, r});
+    return low ? y.to(x.scalar_type()) : y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto y = saved[0], r = saved[1];
+    auto g = grad_out[0];
+    auto gf = g.to(y.scalar_type());
+    // dx = r · (g − y · mean(g·y))
+    auto dx = (gf - y * (gf * y).mean(-1, true)).mul_(r);
+    return {dx.to(g.scalar_type())};
+  }
+};
+
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   int64_t d = x.size(3) / 2;
   auto x1 = x.narrow(3, 0, d), x2 = x.narrow(3, d, d);
-  auto y1 = x1 * cos + x2 * sin;
-  auto y2 = x1 * (-sin) + x2 * cos;
+  auto y1 = torch::addcmul(x1 * cos, x2, sin);
+  auto y2 = torch::addcmul(x2 * cos, x1, sin, -1);
   return torch::cat({y1, y2}, 3);
+}
+
+struct RotaryFn : torch::autograd::Function<RotaryFn> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& cos,
+                               const torch::Tensor& sin) {
+    ctx->saved_data["cos"] = cos;
+    ctx->saved_data["sin"] = sin;
+    return rotate(x, cos, sin);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    // The rotation by -θ is orthogonal: its gradient is the rotation by +θ (sin negated).
+    auto cos = ctx->saved_data["cos"].toTensor(), sin = ctx->saved_data["sin"].toTensor();
+    return {rotate(grad_out[0], cos, -sin), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor rms_norm(const torch::Tensor& x) { return RmsNormFn::apply(x); }
+
+torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  return RotaryFn::apply(x, cos.detach(), sin.detach());
 }
 
 CastLinearImpl::CastLinearImpl(int64_t in_features, int64_t out_features) {
@@ -183,6 +229,82 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ve
                                  const torch::Tensor& sin, int64_t window, KVCache* kv_cache) {
   auto y = x + attn(rms_norm(x), ve, cos, sin, window, kv_cache);
   return y + mlp(rms_norm(y));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Fused lm_head + softcap + mean cross-entropy. The plain path materializes [N, V] fp32 logits and then about ten
+// more tensors of that size (division, tanh, softcap, log-softmax and their gradients): at V = 32768 that is
+// memory traffic, not math. Here rows are processed in chunks; the gradient is computed in the forward pass
+// (the loss is a scalar, so backward only scales it), and nothing of size [N, V] is ever alive at once.
+
+namespace {
+struct FusedLinearSoftcapCE : torch::autograd::Function<FusedLinearSoftcapCE> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& targets, int64_t vocab_size, double softcap, bool need_grad) {
+    const int64_t N = x.size(0), d = x.size(1);
+    auto wv = w.narrow(0, 0, vocab_size);
+    auto valid = targets != -1;
+    auto n_valid = valid.sum().to(torch::kFloat);
+    // Rows per chunk: about 4M logits (16 MB fp32) per chunk, at least 64 rows so the matmuls stay efficient.
+    const int64_t rows = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(vocab_size, 1), 64, 4096);
+    auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat));
+    torch::Tensor dx, dw;
+    if (need_grad) {
+      dx = torch::empty_like(x);
+      dw = torch::zeros({w.size(0), d}, w.options().dtype(torch::kFloat));
+    }
+    const bool all_valid = n_valid.item<float>() == static_cast<float>(N);
+    auto zero = torch::zeros({1}, x.options());
+    for (int64_t r0 = 0; r0 < N; r0 += rows) {
+      int64_t n = std::min(rows, N - r0);
+      auto xc = x.narrow(0, r0, n);
+      auto tgt_idx = targets.narrow(0, r0, n).clamp_min(0).unsqueeze(1);
+      auto vc = valid.narrow(0, r0, n);
+      // t = tanh(z / softcap), with the 1/softcap folded into the matmul's alpha. Logits = softcap·t lie in
+      // [-softcap, softcap], so exp() cannot overflow and the log-sum-exp needs no max subtraction.
+      auto t = torch::addmm(zero, xc, wv.t(), /*beta=*/0, /*alpha=*/1.0 / softcap).to(torch::kFloat).tanh_();
+      auto e = t * softcap;
+      auto target_logit = e.gather(1, tgt_idx).squeeze(1);
+      e.exp_();
+      auto sum = e.sum(1, /*keepdim=*/true);
+      auto row_loss = sum.squeeze(1).log() - target_logit;
+      loss_sum += all_valid ? row_loss.sum() : (row_loss * vc).sum();
+      if (!need_grad) continue;
+      // d loss_row / d z = (softmax - onehot) · (1 - t²), zero on ignored rows; scaled by 1/n_valid below.
+      auto& p = e.div_(sum);
+      p.scatter_add_(1, tgt_idx, all_valid ? torch::full({n, 1}, -1.0f, p.options())
+                                            : -vc.to(torch::kFloat).unsqueeze(1));
+      if (!all_valid) p.mul_(vc.unsqueeze(1));
+      p.addcmul_(p, t.mul_(t), -1.0);  // p·(1 - t²)
+      auto dz = p.to(x.scalar_type());
+      dx.narrow(0, r0, n).copy_(torch::mm(dz, wv));
+      if (dz.scalar_type() == torch::kFloat) dw.narrow(0, 0, vocab_size).addmm_(dz.t(), xc);
+      else dw.narrow(0, 0, vocab_size).add_(torch::mm(dz.t(), xc));
+    }
+    if (need_grad) {
+      auto inv = 1.0 / n_valid;
+      ctx->saved_data["dx"] = dx.mul_(inv.to(dx.scalar_type()));
+      ctx->saved_data["dw"] = dw.mul_(inv).to(w.scalar_type());
+    }
+    return loss_sum / n_valid;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto g = grad_out[0];
+    auto dx = ctx->saved_data["dx"].toTensor(), dw = ctx->saved_data["dw"].toTensor();
+    return {dx * g.to(dx.scalar_type()), dw * g.to(dw.scalar_type()), torch::Tensor(), torch::Tensor(),
+            torch::Tensor(), torch::Tensor()};
+  }
+};
+}  // namespace
+
+torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tensor& weight, int64_t vocab_size,
+                                      const torch::Tensor& targets, double softcap) {
+  TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && targets.dim() == 1 && targets.size(0) == x.size(0),
+              "fused_linear_softcap_ce: expects x [N, d], weight [V, d], targets [N]");
+  bool need_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
+  return FusedLinearSoftcapCE::apply(x, weight, targets, vocab_size, softcap, need_grad);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -320,6 +442,9 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& ta
   x = rms_norm(x);
 
   const double softcap = 15.0;
+  if (targets.defined() && loss_reduction == "mean" && fused_loss)
+    return fused_linear_softcap_ce(x.reshape({-1, x.size(-1)}), lm_head->weight.to(x.scalar_type()),
+                                   config.vocab_size, targets.reshape({-1}), softcap);
   auto logits = lm_head(x);
   if (padded_vocab != config.vocab_size) logits = logits.narrow(-1, 0, config.vocab_size);
   logits = logits.to(torch::kFloat);

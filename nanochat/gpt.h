@@ -39,7 +39,7 @@ struct GPTConfig {
 };
 
 // meta.json's "model_config" object, key for key.
-nlohmann::json config_to_json(const GPTConfig& c);
+nlohmann::ordered_json config_to_json(const GPTConfig& c);  // Python's key order
 // Reads a model_config object; a missing window_pattern defaults to "L" (older checkpoints, as Python patches).
 GPTConfig config_from_json(const nlohmann::json& j);
 
@@ -64,6 +64,12 @@ int64_t estimate_flops(const GPTConfig& c);
 torch::Tensor rms_norm(const torch::Tensor& x);
 // Rotary embedding with nanochat's convention: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos on the two halves.
 torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
+
+// mean over non-ignored rows (target -1 = ignore) of cross_entropy(softcap·tanh((x·Wᵀ)[:, :vocab_size] / softcap)),
+// computed in row chunks with its gradient, so no [N, V] logits tensor is kept. x [N,d], weight [Vp,d] in x's dtype.
+// Equal to the plain path (lm_head, crop, fp32, softcap, cross_entropy) up to float rounding.
+torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tensor& weight, int64_t vocab_size,
+                                      const torch::Tensor& targets, double softcap);
 
 // nn.Linear without bias whose fp32 master weight is cast to the activation's dtype at forward time
 // (this replaces autocast: matmuls run in the compute dtype, the optimizer sees fp32).
@@ -145,6 +151,8 @@ class GPTImpl : public torch::nn::Module {
                                 int64_t top_k = 0, uint64_t seed = 42);
 
   GPTConfig config;
+  // Training loss (targets, reduction "mean") through fused_linear_softcap_ce; false = the plain libtorch path.
+  bool fused_loss = true;
   int64_t padded_vocab = 0;
   std::vector<std::pair<int64_t, int64_t>> window_sizes;
   int64_t rotary_seq_len = 0;

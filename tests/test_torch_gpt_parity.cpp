@@ -115,11 +115,16 @@ TEST(GptParity, ForwardLogitsAndLosses) {
   EXPECT_EQ(loss_none.masked_select(ignored).abs().max().item<float>(), 0.0f);
 }
 
-TEST(GptParity, GradientsOfEveryParameter) {
+// Both loss paths: the fused chunked lm_head + softcap + cross-entropy (the default) and the plain one.
+class GptGradients : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GptGradients, EveryParameterMatchesPython) {
   auto model = load_tiny();
+  model->fused_loss = GetParam();
   auto inputs = as_map(load_tensors(kDir + "inputs.pt"));
   auto expected = load_tensors(kDir + "expected_grads.pt");
   auto loss = model->forward(inputs["idx"], inputs["targets"]);
+  EXPECT_NEAR(loss.item<double>(), meta()["loss"].get<double>(), 1e-5);
   loss.backward();
   auto params = model->named_parameters();
   ASSERT_EQ(expected.size(), params.size());
@@ -135,6 +140,8 @@ TEST(GptParity, GradientsOfEveryParameter) {
     EXPECT_TRUE((err <= tol).all().item<bool>()) << name << " max abs err " << err.max().item<double>();
   }
 }
+INSTANTIATE_TEST_SUITE_P(LossPath, GptGradients, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Fused" : "Plain"; });
 
 TEST(GptParity, LoadRejectsMismatchedCheckpoints) {
   auto tensors = load_tensors(kDir + "model.pt");
@@ -213,3 +220,21 @@ static void kv_cache_matches_full_forward(const std::string& pattern) {
 
 TEST(GptKVCache, DecodeEqualsFullForwardPatternL) { kv_cache_matches_full_forward("L"); }
 TEST(GptKVCache, DecodeEqualsFullForwardPatternSSSL) { kv_cache_matches_full_forward("SSSL"); }
+
+// The fused loss also on the all-targets-valid fast path and with several row chunks (V = 9000 -> 466 rows per
+// chunk, N = 1100 rows): loss and gradients equal the plain path.
+TEST(GptFusedLoss, EqualsPlainPathAllValidManyChunks) {
+  torch::manual_seed(3);
+  auto x = torch::randn({1100, 32}, torch::requires_grad());
+  auto w = (torch::randn({9024, 32}) * 0.5).requires_grad_();
+  auto targets = torch::randint(0, 9000, {1100}, torch::kLong);
+  auto fused = fused_linear_softcap_ce(x, w, 9000, targets, 15.0);
+  auto gf = torch::autograd::grad({fused}, {x, w});
+  auto logits = torch::linear(x, w).narrow(-1, 0, 9000);
+  auto plain = torch::nn::functional::cross_entropy(15.0 * torch::tanh(logits / 15.0), targets);
+  auto gp = torch::autograd::grad({plain}, {x, w});
+  EXPECT_NEAR(fused.item<double>(), plain.item<double>(), 1e-5);
+  EXPECT_LT(max_abs_diff(gf[0], gp[0]), 1e-6);
+  EXPECT_LT(max_abs_diff(gf[1], gp[1]), 1e-6);
+  EXPECT_EQ(gf[1].narrow(0, 9000, 24).abs().sum().item<float>(), 0.0f);  // padding rows get no gradient
+}

@@ -33,7 +33,7 @@ TEST(Scaling, ReproducesPythonBaseTrainForEveryRow) {
     auto p = plan_training(args);
     SCOPED_TRACE("depth " + std::to_string(args.depth) + " ratio " + std::to_string(args.target_param_data_ratio));
 
-    EXPECT_EQ(config_to_json(p.model_config), r["model_config"]);
+    EXPECT_EQ(nlohmann::json::parse(config_to_json(p.model_config).dump()), r["model_config"]);
     EXPECT_EQ(p.padded_vocab, r["padded_vocab"].get<int64_t>());
     ASSERT_EQ(p.window_sizes.size(), r["window_sizes"].size());
     for (size_t i = 0; i < p.window_sizes.size(); ++i) {
@@ -60,6 +60,22 @@ TEST(Scaling, ReproducesPythonBaseTrainForEveryRow) {
     EXPECT_EQ(p.total_tokens, r["total_tokens"].get<int64_t>());
     EXPECT_DOUBLE_EQ(p.dmodel_lr_scale, r["dmodel_lr_scale"].get<double>());
   }
+}
+
+TEST(Scaling, ModelConfigJsonKeepsPythonKeyOrder) {
+  auto j = config_to_json(model_config_for_depth(4, 64, 128, 2048, "SSSL", 32768));
+  std::vector<std::string> keys;
+  for (auto it = j.begin(); it != j.end(); ++it) keys.push_back(it.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"sequence_len", "vocab_size", "n_layer", "n_head", "n_kv_head", "n_embd",
+                                            "window_pattern"}));
+  auto back = config_from_json(nlohmann::json::parse(j.dump()));
+  EXPECT_EQ(back.n_embd, 256);
+  EXPECT_EQ(back.window_pattern, "SSSL");
+  EXPECT_EQ(config_from_json(nlohmann::json{{"sequence_len", 8}, {"vocab_size", 9}, {"n_layer", 1}, {"n_head", 1},
+                                            {"n_kv_head", 1}, {"n_embd", 4}})
+                .window_pattern,
+            "L");  // older checkpoints without a pattern
+  EXPECT_THROW(config_from_json(nlohmann::json{{"n_layer", 2}}), Error);
 }
 
 TEST(Scaling, HorizonPrecedenceAndOverrides) {
