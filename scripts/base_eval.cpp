@@ -1,17 +1,18 @@
 // base_eval: evaluate a base model (nanochat's scripts/base_eval.py, SPEC §13.4): bits per byte on the train and
-// val splits, greedy samples of the seven prompts and eight unconditioned samples, and the report section
+// val splits, the CORE metric, greedy samples of the seven prompts and eight unconditioned samples, and the report section
 // "Base model evaluation".
 //
 //   nanochat base_eval --eval bpb,sample                        # largest base model, last step
 //   nanochat base_eval --eval bpb --model-tag d12 --step 2000 --device-batch-size 16 --split-tokens 1048576
 //
-// Not covered (yet): the CORE metric (`--eval core` stops with a clear error until it is built), HuggingFace
-// models (--hf-path), multi-process evaluation.
+// CORE downloads nanochat's eval bundle into the base dir once and writes <base_dir>/base_eval/<model>.csv.
+// Not covered (yet): HuggingFace models (--hf-path), multi-process evaluation.
 #include <set>
 #include <sstream>
 
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
+#include "nanochat/core_eval.h"
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
 #include "nanochat/flags.h"
@@ -48,8 +49,6 @@ int base_eval_main(int argc, char** argv) {
   if (modes.empty()) fail("--eval is empty; choose from core, bpb, sample (comma-separated)");
   if (!hf_path.empty())
     fail("--hf-path: evaluating HuggingFace models is not supported; evaluate a nanochat checkpoint with --model-tag");
-  if (modes.count("core"))
-    fail("--eval core: the CORE evaluation is not built into this program yet; run --eval bpb,sample");
   if (device_batch_size < 1) fail("--device-batch-size={} must be positive", device_batch_size);
 
   configure_cpu_threads();
@@ -121,13 +120,32 @@ int base_eval_main(int argc, char** argv) {
     }
   }
 
+  std::optional<CoreResult> core;
+  if (modes.count("core")) {
+    print0("\n" + std::string(80, '=') + "\nCORE Evaluation\n" + std::string(80, '='));
+    core = evaluate_core(model, tokenizer, ensure_eval_bundle(), max_per_task, ctx.rank, ctx.world_size);
+    if (ctx.rank == 0) {
+      std::string csv = fmt::format("{:<35}, {:<10}, {:<10}\n", "Task", "Accuracy", "Centered");
+      for (const auto& t : core->tasks) csv += fmt::format("{:<35}, {:<10.6f}, {:<10.6f}\n", t.label, t.accuracy, t.centered);
+      csv += fmt::format("{:<35}, {:<10}, {:<10.6f}\n", "CORE", "", core->core_metric);
+      auto path = get_base_dir() / "base_eval" / fmt::format("base_model_{:06d}.csv", lm.step);
+      write_file_atomic(path, csv);
+      print0f("\nResults written to: {}", path.string());
+    }
+    print0f("CORE metric: {:.4f}", core->core_metric);
+  }
+
   ReportItem summary{{"model", model_name}};
+  if (core) summary["CORE metric"] = core->core_metric;
   if (train_bpb) summary["train bpb"] = *train_bpb;
   if (val_bpb) summary["val bpb"] = *val_bpb;
   ReportItem sample_items = ReportItem::object(), uncond_items = ReportItem::object();
   for (size_t i = 0; i < samples.size(); ++i) sample_items[fmt::format("sample {}", i)] = samples[i];
   for (size_t i = 0; i < unconditioned.size(); ++i) uncond_items[fmt::format("unconditioned {}", i)] = unconditioned[i];
-  get_report().log("Base model evaluation", {summary, sample_items, uncond_items});
+  ReportItem centered = ReportItem::object();
+  if (core)
+    for (const auto& t : core->tasks) centered[t.label] = t.centered;
+  get_report().log("Base model evaluation", {summary, centered, sample_items, uncond_items});
   compute_cleanup();
   return 0;
 }

@@ -13,7 +13,7 @@
 // state included. Logs: the console step line, metrics through nanochat/logger.h, report section
 // "Base model training".
 //
-// Not covered (yet): the CORE metric (a clear note is printed when --core-metric-every asks for it), FP8 training,
+// Not covered (yet): FP8 training,
 // fp16 (it needs a GradScaler), multi-process (DDP) training.
 #include <sys/resource.h>
 
@@ -25,6 +25,7 @@
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
+#include "nanochat/core_eval.h"
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
 #include "nanochat/flags.h"
@@ -292,15 +293,13 @@ int base_train_main(int argc, char** argv) {
   print0f("Tokens / micro-batch / rank: {} x {} = {}", o.device_batch_size, o.max_seq_len, with_thousands(tokens_per_fwdbwd));
   print0f("Tokens / micro-batch: {}", with_thousands(tokens_per_fwdbwd * ctx.world_size));
   print0f("Total batch size {} => gradient accumulation steps: {}", with_thousands(total_batch_size), grad_accum);
-  if (o.core_metric_every > 0)
-    print0("Note: the CORE metric is not built into this program yet; --core-metric-every is skipped "
-           "(set --core-metric-every=-1 to silence this)");
 
   auto synchronize = [&] {
     if (cuda) torch::cuda::synchronize();
   };
   DataState data_state = batch.state;
   double mfu = 0;
+  std::optional<double> core_metric;
   const int64_t eval_steps = o.eval_tokens / (o.device_batch_size * o.max_seq_len * ctx.world_size);
 
   while (true) {
@@ -319,6 +318,16 @@ int base_train_main(int argc, char** argv) {
       if (bpb < min_val_bpb) min_val_bpb = bpb;
       logger.log(step, {{"total_training_flops", flops_so_far}, {"total_training_time", total_training_time},
                         {"val/bpb", bpb}});
+      model->train();
+    }
+
+    if (o.core_metric_every > 0 && (last_step || (step > 0 && step % o.core_metric_every == 0))) {
+      model->eval();
+      CoreResult core = evaluate_core(model, tokenizer, ensure_eval_bundle(), o.core_metric_max_per_task, ctx.rank,
+                                      ctx.world_size);
+      core_metric = core.core_metric;
+      print0f("Step {:05d} | CORE metric: {:.4f}", step, core.core_metric);
+      logger.log(step, {{"total_training_flops", flops_so_far}, {"core_metric", core.core_metric}});
       model->train();
     }
 
@@ -424,7 +433,7 @@ int base_train_main(int argc, char** argv) {
                  {"final_lr_frac", o.final_lr_frac}},
       ReportItem{{"Minimum validation bpb", val_bpb ? ReportItem(min_val_bpb) : ReportItem(nullptr)},
                  {"Final validation bpb", val_bpb ? ReportItem(*val_bpb) : ReportItem(nullptr)},
-                 {"CORE metric estimate", nullptr},
+                 {"CORE metric estimate", core_metric ? ReportItem(*core_metric) : ReportItem(nullptr)},
                  {"MFU %", fmt::format("{:.2f}%", mfu)},
                  {"Total training flops", fmt::format("{:e}", double(flops_per_token) * double(total_tokens))},
                  {"Total training time", fmt::format("{:.2f}m", total_training_time / 60)},
