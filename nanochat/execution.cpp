@@ -252,16 +252,21 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
     fail("cannot hand the sandbox dir {} to uid nobody: {}", tmpl, strerror(errno));
   }
 
-  int out_p[2], err_p[2], res_p[2];
+  int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, res_p[2] = {-1, -1};
   int code_fd = memfd_create("nanochat-code", MFD_CLOEXEC);
   int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (code_fd < 0 || devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(res_p, O_CLOEXEC)) {
+  auto close_all_and_fail = [&](const char* what) {
+    int e = errno;
+    for (int f : {out_p[0], out_p[1], err_p[0], err_p[1], res_p[0], res_p[1], code_fd, devnull})
+      if (f >= 0) close(f);
     remove_tree(workdir);
-    fail("cannot set up the sandbox (memfd/pipes): {}", strerror(errno));
-  }
+    fail("cannot {} for the code sandbox: {}", what, strerror(e));
+  };
+  if (code_fd < 0 || devnull < 0 || pipe2(out_p, O_CLOEXEC) || pipe2(err_p, O_CLOEXEC) || pipe2(res_p, O_CLOEXEC))
+    close_all_and_fail("create the memfd and pipes");
   for (size_t off = 0; off < code.size();) {
     ssize_t n = write(code_fd, code.data() + off, code.size() - off);
-    if (n <= 0) fail("cannot write the code to the sandbox: {}", strerror(errno));
+    if (n <= 0) close_all_and_fail("write the code");
     off += size_t(n);
   }
   lseek(code_fd, 0, SEEK_SET);
@@ -279,12 +284,7 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   rlim_t cpu = rlim_t(std::ceil(timeout_s)) + 1;
 
   pid_t pid = fork();
-  if (pid < 0) {
-    int e = errno;
-    for (int f : {out_p[0], out_p[1], err_p[0], err_p[1], res_p[0], res_p[1], code_fd, devnull}) close(f);
-    remove_tree(workdir);
-    fail("cannot fork the code sandbox: {}", strerror(e));
-  }
+  if (pid < 0) close_all_and_fail("fork");
   if (pid == 0)
     child_main(python.c_str(), argv.data(), envp.data(), tmpl.c_str(), devnull, out_p[1], err_p[1], code_fd,
                res_p[1], max_memory_bytes, cpu);
