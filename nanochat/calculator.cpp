@@ -574,7 +574,7 @@ class Evaluator {
 std::string value_str(const Value& v) {
   switch (v.kind) {
     case Value::Int: return big_to_decimal(v.i);
-    case Value::Float: return python_float_repr(v.f);
+    case Value::Float: return python_float_str(v.f);
     case Value::Str: return v.s;
     case Value::Bool: return v.b ? "True" : "False";
   }
@@ -583,7 +583,7 @@ std::string value_str(const Value& v) {
 
 }  // namespace
 
-std::string python_float_repr(double x) {
+std::string python_float_str(double x) {
   if (std::isnan(x)) return "nan";
   if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
   if (x == 0.0) return std::signbit(x) ? "-0.0" : "0.0";

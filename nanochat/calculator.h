@@ -24,8 +24,8 @@ inline constexpr size_t kMaxCalculatorChars = 1000;
 // str(eval(expr)) as nanochat's use_calculator would produce it, or nullopt where it returns None.
 std::optional<std::string> use_calculator(std::string_view expr);
 
-// Python's repr/str of a float: shortest round-trip digits, fixed notation for exponents in [-4, 16), else
+// Python's str() of a float: shortest round-trip digits, fixed notation for exponents in [-4, 16), else
 // "d.ddde+XX"; "inf", "-inf", "nan"; integral values keep ".0".
-std::string python_float_repr(double x);
+std::string python_float_str(double x);
 
 }  // namespace nanochat

@@ -244,8 +244,12 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   if (!(timeout_s > 0)) fail("execute_code: timeout must be positive (got {})", timeout_s);
 
   // A fresh working directory, owned by the uid the code will run as.
-  std::string tmpl = (fs::temp_directory_path() / "nanochat-exec-XXXXXX").string();
-  if (!mkdtemp(tmpl.data())) fail("cannot create a temp dir under {}: {}", fs::temp_directory_path().string(), strerror(errno));
+  std::error_code tec;
+  const fs::path tmp_root = fs::temp_directory_path(tec);
+  if (tec) fail("no usable temp directory for the code sandbox ({}): set TMPDIR to a writable directory", tec.message());
+  std::string tmpl = (tmp_root / "nanochat-exec-XXXXXX").string();
+  if (!mkdtemp(tmpl.data()))
+    fail("cannot create a temp dir under {}: {} (set TMPDIR to a writable directory)", tmp_root.string(), strerror(errno));
   const fs::path workdir = tmpl;
   if (geteuid() == 0 && chown(tmpl.c_str(), kNobody, kNobody) != 0) {
     remove_tree(workdir);

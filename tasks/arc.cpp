@@ -4,8 +4,15 @@
 #include <algorithm>
 
 #include "nanochat/common.h"
+#include "tasks/hf_data.h"
 
 namespace nanochat {
+
+ARC::ARC(const std::string& subset, const std::string& split, Slice slice) : Task(slice) {
+  if (subset != "ARC-Easy" && subset != "ARC-Challenge") fail("ARC subset must be ARC-Easy or ARC-Challenge, got '{}'", subset);
+  if (split != "train" && split != "validation" && split != "test") fail("ARC split must be train|validation|test, got '{}'", split);
+  rows_ = load_hf_split("allenai/ai2_arc", subset, split);
+}
 
 Conversation ARC::conversation_from_row(const nlohmann::json& row) {
   const std::string question = row.at("question").get<std::string>();

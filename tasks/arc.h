@@ -1,7 +1,7 @@
 // tasks/arc: AI2 ARC multiple choice (allenai/ai2_arc, ARC-Easy / ARC-Challenge), a categorical task.
 //   ARC task(ShuffledRows(rows));   // rows as in the HF parquet: {id, question, choices: {text, label}, answerKey}
 // The conversation: user = render_mc(question, labels, texts), assistant = answerKey, "letters" = labels.
-// Not covered: fetching the HF files (rows come from the caller).
+// Rows come from the HF parquet files (tasks/hf_data.h) or from the caller.
 #pragma once
 
 #include "tasks/common.h"
@@ -10,6 +10,8 @@ namespace nanochat {
 
 class ARC : public Task {
  public:
+  // subset ARC-Easy | ARC-Challenge, split train | validation | test; loads allenai/ai2_arc (tasks/hf_data.h).
+  ARC(const std::string& subset, const std::string& split, Slice slice = {});
   explicit ARC(ShuffledRows rows, Slice slice = {}) : Task(slice), rows_(std::move(rows)) {}
   static Conversation conversation_from_row(const nlohmann::json& row);
 

@@ -2,6 +2,7 @@
 #include "tasks/gsm8k.h"
 
 #include "nanochat/common.h"
+#include "tasks/hf_data.h"
 
 namespace nanochat {
 
@@ -64,6 +65,12 @@ nlohmann::json gsm8k_answer_parts(const std::string& answer) {
     parts.push_back({{"type", "python_output"}, {"text", result}});
   }
   return parts;
+}
+
+GSM8K::GSM8K(const std::string& subset, const std::string& split, Slice slice) : Task(slice) {
+  if (subset != "main" && subset != "socratic") fail("GSM8K subset must be main|socratic, got '{}'", subset);
+  if (split != "train" && split != "test") fail("GSM8K split must be train|test, got '{}'", split);
+  rows_ = load_hf_split("openai/gsm8k", subset, split);
 }
 
 Conversation GSM8K::conversation_from_row(const nlohmann::json& row) {

@@ -3,7 +3,7 @@
 //   GSM8K task(ShuffledRows(rows));   // rows: {question, answer}
 // The assistant message is a list of parts parsed from the answer: the <<expr=result>> annotations become
 // {"type": "python", "text": expr} + {"type": "python_output", "text": result}, the rest {"type": "text"}.
-// evaluate compares the "#### <number>" of the response with the reference's. Not covered: fetching HF files.
+// evaluate compares the "#### <number>" of the response with the reference's.
 #pragma once
 
 #include <optional>
@@ -24,6 +24,8 @@ nlohmann::json gsm8k_answer_parts(const std::string& answer);
 
 class GSM8K : public Task {
  public:
+  // subset main | socratic, split train | test; loads openai/gsm8k (tasks/hf_data.h).
+  GSM8K(const std::string& subset, const std::string& split, Slice slice = {});
   explicit GSM8K(ShuffledRows rows, Slice slice = {}) : Task(slice), rows_(std::move(rows)) {}
   static Conversation conversation_from_row(const nlohmann::json& row);
 

@@ -2,6 +2,7 @@
 #include "tasks/humaneval.h"
 
 #include "nanochat/execution.h"
+#include "tasks/hf_data.h"
 
 namespace nanochat {
 
@@ -61,6 +62,8 @@ std::string humaneval_program(const Conversation& conversation, const std::strin
          conversation.at("test").get<std::string>() + "\n" + "check(" +
          conversation.at("entry_point").get<std::string>() + ")";
 }
+
+HumanEval::HumanEval(Slice slice) : Task(slice), rows_(load_hf_split("openai/openai_humaneval", "openai_humaneval", "test")) {}
 
 Conversation HumanEval::conversation_from_row(const nlohmann::json& row) {
   const std::string prompt = row.at("prompt").get<std::string>();

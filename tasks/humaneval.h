@@ -1,7 +1,7 @@
 // tasks/humaneval: OpenAI HumanEval (openai/openai_humaneval, split test, 164 problems), a generative coding task
 // graded by running the completion against the problem's tests in the python3 sandbox (nanochat/execution.h).
 //   HumanEval task(ShuffledRows(rows));   // rows: {task_id, prompt, canonical_solution, test, entry_point}
-// Not covered: fetching the HF files (rows come from the caller).
+// Rows come from the HF parquet files (tasks/hf_data.h) or from the caller.
 #pragma once
 
 #include "tasks/common.h"
@@ -17,6 +17,8 @@ std::string humaneval_program(const Conversation& conversation, const std::strin
 
 class HumanEval : public Task {
  public:
+  // Loads openai/openai_humaneval, split test (tasks/hf_data.h).
+  explicit HumanEval(Slice slice = {});
   explicit HumanEval(ShuffledRows rows, Slice slice = {}) : Task(slice), rows_(std::move(rows)) {}
   static Conversation conversation_from_row(const nlohmann::json& row);
 

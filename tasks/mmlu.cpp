@@ -3,8 +3,18 @@
 
 #include "nanochat/common.h"
 #include "tasks/arc.h"
+#include "tasks/hf_data.h"
 
 namespace nanochat {
+
+MMLU::MMLU(const std::string& subset, const std::string& split, Slice slice)
+    : Task(slice), auxiliary_train_(subset == "auxiliary_train") {
+  if (subset != "all" && subset != "auxiliary_train") fail("MMLU subset must be all|auxiliary_train, got '{}'", subset);
+  if (split != "train" && split != "validation" && split != "dev" && split != "test")
+    fail("MMLU split must be train|validation|dev|test, got '{}'", split);
+  if (auxiliary_train_ && split != "train") fail("MMLU auxiliary_train only has the train split");
+  rows_ = load_hf_split("cais/mmlu", subset, split);
+}
 
 Conversation MMLU::conversation_from_row(const nlohmann::json& wrapped, bool auxiliary_train) {
   const nlohmann::json& row = auxiliary_train ? wrapped.at("train") : wrapped;

@@ -2,7 +2,7 @@
 // "auxiliary_train" (split train; its rows are wrapped under a "train" key, unwrapped here).
 //   MMLU task(ShuffledRows(rows), /*auxiliary_train=*/false);   // rows: {question, subject, choices[4], answer}
 // The conversation: user = render_mc(question, A-D, choices), assistant = the answer letter, plus "subject" and
-// "letters". Not covered: fetching the HF files (rows come from the caller).
+// "letters". Rows come from the HF parquet files (tasks/hf_data.h) or from the caller.
 #pragma once
 
 #include "tasks/common.h"
@@ -11,6 +11,8 @@ namespace nanochat {
 
 class MMLU : public Task {
  public:
+  // subset all | auxiliary_train (split train only), split train | validation | dev | test; loads cais/mmlu.
+  MMLU(const std::string& subset, const std::string& split, Slice slice = {});
   MMLU(ShuffledRows rows, bool auxiliary_train, Slice slice = {})
       : Task(slice), rows_(std::move(rows)), auxiliary_train_(auxiliary_train) {}
   static Conversation conversation_from_row(const nlohmann::json& row, bool auxiliary_train);

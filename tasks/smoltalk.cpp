@@ -2,6 +2,7 @@
 #include "tasks/smoltalk.h"
 
 #include "nanochat/common.h"
+#include "tasks/hf_data.h"
 
 namespace nanochat {
 
@@ -15,6 +16,11 @@ void check_alternating_messages(const nlohmann::json& messages, size_t first, co
       fail("{}: message {} has role {} but should be {}", what, i - first, m["role"].dump(), expected);
     if (!m["content"].is_string()) fail("{}: message {} content must be a string", what, i - first);
   }
+}
+
+SmolTalk::SmolTalk(const std::string& split, Slice slice) : Task(slice) {
+  if (split != "train" && split != "test") fail("SmolTalk split must be train|test, got '{}'", split);
+  rows_ = load_hf_split("HuggingFaceTB/smol-smoltalk", "default", split);
 }
 
 Conversation SmolTalk::conversation_from_row(const nlohmann::json& row) {

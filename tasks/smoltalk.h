@@ -1,7 +1,7 @@
 // tasks/smoltalk: general chat conversations (HuggingFaceTB/smol-smoltalk, train ~460K / test ~24K). No eval type.
 //   SmolTalk task(ShuffledRows(rows));   // rows: {messages: [{content, role}, ...], source}
 // Each conversation is the row's messages as they are, after checking: an optional leading system message, then at
-// least two messages alternating user/assistant with string contents. Not covered: fetching the HF files.
+// least two messages alternating user/assistant with string contents. Rows: tasks/hf_data.h or the caller.
 #pragma once
 
 #include "tasks/common.h"
@@ -10,6 +10,8 @@ namespace nanochat {
 
 class SmolTalk : public Task {
  public:
+  // split train | test; loads HuggingFaceTB/smol-smoltalk (tasks/hf_data.h).
+  explicit SmolTalk(const std::string& split, Slice slice = {});
   explicit SmolTalk(ShuffledRows rows, Slice slice = {}) : Task(slice), rows_(std::move(rows)) {}
   static Conversation conversation_from_row(const nlohmann::json& row);
 

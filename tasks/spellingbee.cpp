@@ -2,7 +2,6 @@
 // template, lowercase draw, two quote choices, question-mark draw.
 #include "tasks/spellingbee.h"
 
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -14,6 +13,7 @@
 #include <unordered_set>
 
 #include "nanochat/common.h"
+#include "nanochat/download.h"
 #include "nanochat/pyrandom.h"
 #include "tasks/gsm8k.h"
 
@@ -86,12 +86,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
   return s;
 }
 
-size_t write_body(char* data, size_t size, size_t n, void* user) {
-  static_cast<std::string*>(user)->append(data, size * n);
-  return size * n;
-}
-
-// nanochat's download_file_with_lock for one file: lock, re-check, GET into memory, write atomically.
+// nanochat's download_file_with_lock for one file: lock, re-check, download (one attempt, as Python makes).
 bool download_with_lock(const std::string& url, const fs::path& target, std::string& err) {
   int lock = open((target.string() + ".lock").c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0644);
   if (lock < 0) {
@@ -102,30 +97,14 @@ bool download_with_lock(const std::string& url, const fs::path& target, std::str
   bool ok = fs::exists(target);
   if (!ok) {
     print0f("Downloading {}...", url);
-    std::string body;
-    CURL* curl = curl_easy_init();
-    long code = 0;
-    CURLcode rc = CURLE_FAILED_INIT;
-    if (curl) {
-      curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-      curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-      curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-      curl_easy_setopt(curl, CURLOPT_TIMEOUT, 300L);
-      curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, write_body);
-      curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
-      rc = curl_easy_perform(curl);
-      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-      curl_easy_cleanup(curl);
-    }
-    if (rc == CURLE_OK && code == 200 && !body.empty()) {
-      write_file_atomic(target, body);
+    try {
+      download_file(url, target, 1, 30);
       print0f("Downloaded to {}", target.string());
       ok = true;
-    } else {
-      err = rc != CURLE_OK ? curl_easy_strerror(rc) : fmt::format("HTTP {}", code);
+    } catch (const std::exception& e) {
+      err = e.what();
     }
   }
-  flock(lock, LOCK_UN);
   close(lock);
   return ok;
 }

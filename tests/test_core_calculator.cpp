@@ -11,7 +11,7 @@
 
 #include "nanochat/calculator.h"
 
-using nanochat::python_float_repr;
+using nanochat::python_float_str;
 using nanochat::use_calculator;
 
 TEST(Calculator, TestPlanCases) {
@@ -38,19 +38,19 @@ TEST(Calculator, LongExpressionRejectedAtOnce) {
 }
 
 TEST(Calculator, FloatRepr) {
-  EXPECT_EQ(python_float_repr(0.1 + 0.2), "0.30000000000000004");
-  EXPECT_EQ(python_float_repr(12.0 / 60.0), "0.2");
-  EXPECT_EQ(python_float_repr(10.0), "10.0");
-  EXPECT_EQ(python_float_repr(1e16), "1e+16");
-  EXPECT_EQ(python_float_repr(1e15), "1000000000000000.0");
-  EXPECT_EQ(python_float_repr(1e-4), "0.0001");
-  EXPECT_EQ(python_float_repr(1e-5), "1e-05");
-  EXPECT_EQ(python_float_repr(-1.5e300), "-1.5e+300");
-  EXPECT_EQ(python_float_repr(5e-324), "5e-324");
-  EXPECT_EQ(python_float_repr(-0.0), "-0.0");
-  EXPECT_EQ(python_float_repr(1.0 / 0.0), "inf");
-  EXPECT_EQ(python_float_repr(-1.0 / 0.0), "-inf");
-  EXPECT_EQ(python_float_repr(123456789012345678.0), "1.2345678901234568e+17");
+  EXPECT_EQ(python_float_str(0.1 + 0.2), "0.30000000000000004");
+  EXPECT_EQ(python_float_str(12.0 / 60.0), "0.2");
+  EXPECT_EQ(python_float_str(10.0), "10.0");
+  EXPECT_EQ(python_float_str(1e16), "1e+16");
+  EXPECT_EQ(python_float_str(1e15), "1000000000000000.0");
+  EXPECT_EQ(python_float_str(1e-4), "0.0001");
+  EXPECT_EQ(python_float_str(1e-5), "1e-05");
+  EXPECT_EQ(python_float_str(-1.5e300), "-1.5e+300");
+  EXPECT_EQ(python_float_str(5e-324), "5e-324");
+  EXPECT_EQ(python_float_str(-0.0), "-0.0");
+  EXPECT_EQ(python_float_str(1.0 / 0.0), "inf");
+  EXPECT_EQ(python_float_str(-1.0 / 0.0), "-inf");
+  EXPECT_EQ(python_float_str(123456789012345678.0), "1.2345678901234568e+17");
 }
 
 TEST(Calculator, MatchesPythonOnFixtureCases) {

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "nanochat/common.h"
 #include "nanochat/execution.h"
 
 namespace fs = std::filesystem;
@@ -289,4 +290,14 @@ TEST_F(Sandbox, NoMemoryLimitWhenZero) {
   EXPECT_TRUE(capped.memory_exceeded);
   auto free_run = execute_code("x = bytearray(300 * 1024 * 1024)\nprint(len(x))", 5.0, 0);
   EXPECT_TRUE(free_run.success) << free_run.error.value_or("");
+}
+
+TEST_F(Sandbox, MissingTempDirIsAOneLineError) {
+  setenv("TMPDIR", (base_ / "does-not-exist").c_str(), 1);
+  try {
+    execute_code("print(1)");
+    ADD_FAILURE() << "expected an error";
+  } catch (const nanochat::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TMPDIR"), std::string::npos) << e.what();
+  }
 }
