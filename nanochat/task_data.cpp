@@ -6,12 +6,11 @@
 #include <fstream>
 
 #include "nanochat/common.h"
-#include "nanochat/download.h"
-#include "nanochat/parquet.h"
 #include "tasks/arc.h"
 #include "tasks/common.h"
 #include "tasks/customjson.h"
 #include "tasks/gsm8k.h"
+#include "tasks/hf_data.h"
 #include "tasks/humaneval.h"
 #include "tasks/mmlu.h"
 #include "tasks/smoltalk.h"
@@ -23,24 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
-
 std::string lower(std::string s) {
   for (auto& c : s) c = char(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-std::vector<fs::path> local_split_files(const fs::path& dir, const std::string& split) {
-  std::vector<fs::path> files;
-  if (!fs::is_directory(dir)) return files;
-  for (auto& e : fs::directory_iterator(dir)) {
-    std::string name = e.path().filename().string();
-    if (e.is_regular_file() && starts_with(name, split + "-") && e.path().extension() == ".parquet")
-      files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  if (files.empty() && fs::is_regular_file(dir / (split + ".jsonl"))) files.push_back(dir / (split + ".jsonl"));
-  return files;
 }
 
 std::vector<nlohmann::json> read_jsonl_rows(const fs::path& path) {
@@ -73,7 +57,7 @@ HfSource hf_source(const std::string& name, const std::string& split) {
                                               : HfSource{"cais/mmlu", "all", split};
   if (name == "gsm8k") return {"openai/gsm8k", "main", split};
   if (name == "humaneval") return {"openai/openai_humaneval", "openai_humaneval", split};
-  if (name == "smoltalk") return {"HuggingFaceTB/smol-smoltalk", "data", split};
+  if (name == "smoltalk") return {"HuggingFaceTB/smol-smoltalk", "default", split};
   fail("no dataset for task '{}'", name);
 }
 
@@ -85,36 +69,21 @@ Slice slice_with_stop(int64_t stop) {
 
 }  // namespace
 
-std::vector<fs::path> hf_split_files(const std::string& repo, const std::string& subdir, const std::string& split) {
-  fs::path dir = get_base_dir() / "datasets" / repo / subdir;
-  auto files = local_split_files(dir, split);
-  if (!files.empty()) return files;
-  std::string file = split + "-00000-of-00001.parquet";
-  std::string url = "https://huggingface.co/datasets/" + repo + "/resolve/main/" + subdir + "/" + file;
-  fs::create_directories(dir);
-  print0f("Downloading {} ...", url);
-  try {
-    download_file(url, dir / file, /*max_attempts=*/3);
-  } catch (const Error& e) {
-    fail("dataset {} ({}/{}) is not in {} and could not be downloaded ({}); fetch {} and save it as {}", repo, subdir,
-         split, dir.string(), e.what(), url, (dir / file).string());
+std::optional<std::vector<nlohmann::json>> hf_jsonl_rows(const std::string& repo, const std::string& subset,
+                                                         const std::string& split) {
+  fs::path dir = hf_split_dir(repo, subset, split);
+  std::vector<fs::path> jsonl;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().extension() == ".parquet") return std::nullopt;
+    if (e.path().extension() == ".jsonl") jsonl.push_back(e.path());
   }
-  return {dir / file};
-}
-
-std::vector<nlohmann::json> load_hf_rows(const std::string& repo, const std::string& subdir, const std::string& split) {
+  if (jsonl.empty()) return std::nullopt;
+  std::sort(jsonl.begin(), jsonl.end());
   std::vector<nlohmann::json> rows;
-  for (auto& path : hf_split_files(repo, subdir, split)) {
-    if (path.extension() == ".jsonl") {
-      auto r = read_jsonl_rows(path);
-      rows.insert(rows.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
-      continue;
-    }
-    ParquetFile pf(path);
-    for (int rg = 0; rg < pf.num_row_groups(); rg++) {
-      auto r = pf.read_rows(rg);
-      rows.insert(rows.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
-    }
+  for (auto& path : jsonl) {
+    auto r = read_jsonl_rows(path);
+    rows.insert(rows.end(), std::make_move_iterator(r.begin()), std::make_move_iterator(r.end()));
   }
   return rows;
 }
@@ -144,12 +113,20 @@ TaskPtr make_task(const std::string& name_in, const std::string& arg, const std:
     std::string split = split_arg();
     if (name == "humaneval") split = "test";  // the only split HumanEval has
     HfSource src = hf_source(name, split);
-    ShuffledRows rows(load_hf_rows(src.repo, src.subdir, src.split));
-    if (name == "arc-easy" || name == "arc-challenge") return std::make_shared<ARC>(std::move(rows), slice);
-    if (name == "mmlu") return std::make_shared<MMLU>(std::move(rows), src.subdir == "auxiliary_train", slice);
-    if (name == "gsm8k") return std::make_shared<GSM8K>(std::move(rows), slice);
-    if (name == "humaneval") return std::make_shared<HumanEval>(std::move(rows), slice);
-    return std::make_shared<SmolTalk>(std::move(rows), slice);
+    if (auto rows = hf_jsonl_rows(src.repo, src.subdir, src.split)) {  // hand-written rows
+      ShuffledRows shuffled(*rows);
+      if (name == "arc-easy" || name == "arc-challenge") return std::make_shared<ARC>(std::move(shuffled), slice);
+      if (name == "mmlu") return std::make_shared<MMLU>(std::move(shuffled), src.subdir == "auxiliary_train", slice);
+      if (name == "gsm8k") return std::make_shared<GSM8K>(std::move(shuffled), slice);
+      if (name == "humaneval") return std::make_shared<HumanEval>(std::move(shuffled), slice);
+      return std::make_shared<SmolTalk>(std::move(shuffled), slice);
+    }
+    // The HF parquet split, downloaded by the task when missing (tasks/hf_data.h).
+    if (name == "arc-easy" || name == "arc-challenge") return std::make_shared<ARC>(src.subdir, src.split, slice);
+    if (name == "mmlu") return std::make_shared<MMLU>(src.subdir, src.split, slice);
+    if (name == "gsm8k") return std::make_shared<GSM8K>(src.subdir, src.split, slice);
+    if (name == "humaneval") return std::make_shared<HumanEval>(slice);
+    return std::make_shared<SmolTalk>(src.split, slice);
   }
   fail("unknown task '{}' (known: ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval, SmolTalk, SpellingBee, "
        "SimpleSpelling, CustomJSON)",
@@ -233,19 +210,6 @@ int task_evaluate(const Task& task, const nlohmann::json& conversation, const st
 }
 double task_reward(const Task& task, const nlohmann::json& conversation, const std::string& response) {
   return task.reward(conversation, response);
-}
-
-int64_t python_tuple_hash(const std::vector<int64_t>& items) {
-  const uint64_t P1 = 11400714785074694791ULL, P2 = 14029467366897019727ULL, P5 = 2870177450012600261ULL;
-  uint64_t acc = P5;
-  for (int64_t item : items) {
-    acc += uint64_t(item) * P2;
-    acc = (acc << 31) | (acc >> 33);
-    acc *= P1;
-  }
-  acc += uint64_t(items.size()) ^ (P5 ^ 3527539ULL);
-  if (acc == ~uint64_t(0)) return 1546275796;
-  return int64_t(acc);
 }
 
 }  // namespace nanochat

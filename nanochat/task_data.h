@@ -1,16 +1,15 @@
 // task_data: where the chat tasks' datasets live and how the chat scripts build their tasks by name — the glue
 // between tasks/ (which take rows from the caller) and chat_sft / chat_rl / chat_eval.
 //
-// Files. HuggingFace datasets are read from HF-hub-style files under <base_dir>/datasets/<owner>/<name>/<subdir>/:
-// every "<split>-*.parquet" in name order (e.g. test-00000-of-00001.parquet), else "<split>.jsonl" (one JSON row per
-// line). When none is there, the first shard is downloaded from huggingface.co (an HF_TOKEN
-// bearer token is not sent: nanochat/download.h has no authentication, and the datasets used here are public);
-// without network this fails with one line naming the file and where to get it.
+// Files. The dataset tasks read HF parquet splits through tasks/hf_data.h: <base_dir>/hf_datasets/<owner>/<name>/
+// <subset>/<split>/*.parquet, downloaded from the HF parquet listing when missing (offline: one line naming the
+// directory and the listing URL). In addition, a split directory holding only "*.jsonl" files (one JSON row per
+// line, the same columns) is read from those — handy for hand-written data and test fixtures.
 //   ARC-Easy / ARC-Challenge  allenai/ai2_arc/ARC-Easy|ARC-Challenge/<split>
 //   MMLU                      cais/mmlu/all/<split>    (train split = cais/mmlu/auxiliary_train/train)
 //   GSM8K                     openai/gsm8k/main/<split>
 //   HumanEval                 openai/openai_humaneval/openai_humaneval/test
-//   SmolTalk                  HuggingFaceTB/smol-smoltalk/data/<split>
+//   SmolTalk                  HuggingFaceTB/smol-smoltalk/default/<split>
 //
 // Task lists ("--mixture" syntax): comma-separated entries NAME[:ARG][*REPEAT], e.g.
 //   "SmolTalk,CustomJSON*2,MMLU:train*3,GSM8K*4,SimpleSpelling:200000,SpellingBee:80000"
@@ -26,6 +25,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,11 +36,9 @@ namespace nanochat {
 class Task;
 using TaskPtr = std::shared_ptr<Task>;
 
-// The local files of an HF dataset split (downloading the first shard when none is present); fails with one line.
-std::vector<std::filesystem::path> hf_split_files(const std::string& repo, const std::string& subdir,
-                                                  const std::string& split);
-// Every row of those files, in file order, as JSON objects.
-std::vector<nlohmann::json> load_hf_rows(const std::string& repo, const std::string& subdir, const std::string& split);
+// Rows of the split's *.jsonl files (file-name order) when its directory has no parquet file, else nullopt.
+std::optional<std::vector<nlohmann::json>> hf_jsonl_rows(const std::string& repo, const std::string& subset,
+                                                         const std::string& split);
 
 // One task by name: ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval, SmolTalk, SpellingBee, SimpleSpelling,
 // CustomJSON (names case-insensitive). `arg` as in the list syntax above ("" = default); stop caps the task
@@ -67,8 +65,5 @@ nlohmann::json task_example(const Task& task, int64_t index);
 std::string task_eval_type(const Task& task);
 int task_evaluate(const Task& task, const nlohmann::json& conversation, const std::string& response);
 double task_reward(const Task& task, const nlohmann::json& conversation, const std::string& response);
-
-// Python's hash() of a tuple of small non-negative ints (SPEC Appendix A.2), as chat_rl's sampling seeds use it.
-int64_t python_tuple_hash(const std::vector<int64_t>& items);
 
 }  // namespace nanochat

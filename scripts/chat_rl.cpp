@@ -24,6 +24,7 @@
 #include "nanochat/flags.h"
 #include "nanochat/logger.h"
 #include "nanochat/optim.h"
+#include "nanochat/pyrandom.h"
 #include "nanochat/report.h"
 #include "nanochat/schedules.h"
 #include "nanochat/task_data.h"

@@ -13,7 +13,7 @@ use_base_as_sft
 if "$NANOCHAT" chat_eval -i sft -a "Trivia" 2>"$tmp/err"; then fail "unknown task accepted"; fi
 has "unknown chat eval task 'Trivia'" "$tmp/err"
 if "$NANOCHAT" chat_eval -i sft -a "ARC-Challenge" 2>"$tmp/err"; then fail "missing dataset accepted"; fi
-grep -q "^error: dataset allenai/ai2_arc (ARC-Challenge/test) .*ARC-Challenge/test-00000-of-00001.parquet" "$tmp/err" \
+grep -q "^error: cannot download allenai/ai2_arc ARC-Challenge/test .*hf_datasets/allenai/ai2_arc/ARC-Challenge/test" "$tmp/err" \
   || fail "unclear missing-dataset error: $(cat "$tmp/err")"
 [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "error is not one line"
 if "$NANOCHAT" chat_eval 2>"$tmp/err"; then fail "missing -i accepted"; fi

@@ -13,7 +13,8 @@ has "unknown task 'NoSuchTask'" "$tmp/err"
 [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "error is not one line: $(cat "$tmp/err")"
 # The default mixture needs GSM8K/MMLU train files that are not here (no network): one line naming the file.
 if "$NANOCHAT" chat_sft --num-iterations 1 2>"$tmp/err" >"$tmp/out"; then fail "default mixture ran without its data"; fi
-grep -q "^error: dataset .* could not be downloaded .*save it as .*parquet" "$tmp/err" || fail "unclear missing-data error: $(cat "$tmp/err")"
+grep -q "^error: cannot download .*put its parquet files in .*hf_datasets/" "$tmp/err" || fail "unclear missing-data error: $(cat "$tmp/err")"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "missing-data error is not one line: $(cat "$tmp/err")"
 
 # --- every target masked: with a 16-token context no conversation fits, so every row is BOS padding. Such
 # batches must not turn the weights into NaN (they are skipped), and val bpb with no scored byte is inf.

@@ -1,4 +1,4 @@
-// Tests for nanochat/task_data: Python's tuple hash (chat_rl's seeds), task lists, where dataset files are found.
+// Tests for nanochat/task_data: tasks by name, task lists, JSONL splits beside the HF parquet layout, errors.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -12,36 +12,32 @@
 using namespace nanochat;
 namespace fs = std::filesystem;
 
-TEST(TaskData, PythonTupleHashMatchesCPython) {
-  EXPECT_EQ(python_tuple_hash({0, 1, 2}), 2187946392326065592LL);
-  EXPECT_EQ(python_tuple_hash({0, 0, 1}), -1882636517035687140LL);
-  EXPECT_EQ(python_tuple_hash({0, 0, 1}) & 0x7FFFFFFF, 2028520220);
-  EXPECT_EQ(python_tuple_hash({0, 0, 0}) & 0x7FFFFFFF, 360982090);
-  EXPECT_EQ(python_tuple_hash({5, 123, 1}) & 0x7FFFFFFF, 1899105296);
-}
-
 class TaskDataDir : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() / fmt::format("task_data_test_{}", ::getpid());
-    fs::create_directories(dir_ / "datasets/allenai/ai2_arc/ARC-Easy");
+    fs::create_directories(dir_ / "hf_datasets/allenai/ai2_arc/ARC-Easy/test");
     fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "parquet/tasks/arc_easy_test.parquet",
-                  dir_ / "datasets/allenai/ai2_arc/ARC-Easy/test-00000-of-00001.parquet");
-    fs::create_directories(dir_ / "datasets/openai/gsm8k/main");
-    fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "chat/gsm8k_test.jsonl", dir_ / "datasets/openai/gsm8k/main/test.jsonl");
+                  dir_ / "hf_datasets/allenai/ai2_arc/ARC-Easy/test/0000.parquet");
+    fs::create_directories(dir_ / "hf_datasets/openai/gsm8k/main/test");
+    fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "chat/gsm8k_test.jsonl", dir_ / "hf_datasets/openai/gsm8k/main/test/test.jsonl");
     std::ofstream(dir_ / "words_alpha.txt") << "apple\nbanana\ncherry\n";
     setenv("NANOCHAT_BASE_DIR", dir_.c_str(), 1);
     setenv("NANOCHAT_DOWNLOAD_BACKOFF", "0.001", 1);
+    setenv("HF_ENDPOINT", "http://127.0.0.1:9", 1);  // nothing listens there: downloads fail at once
   }
   void TearDown() override {
     unsetenv("NANOCHAT_BASE_DIR");
+    unsetenv("HF_ENDPOINT");
     fs::remove_all(dir_);
   }
   fs::path dir_;
 };
 
 TEST_F(TaskDataDir, LoadsParquetAndJsonlSplits) {
-  EXPECT_EQ(load_hf_rows("allenai/ai2_arc", "ARC-Easy", "test").size(), 30u);
+  EXPECT_FALSE(hf_jsonl_rows("allenai/ai2_arc", "ARC-Easy", "test"));  // parquet there
+  ASSERT_TRUE(hf_jsonl_rows("openai/gsm8k", "main", "test"));
+  EXPECT_EQ(hf_jsonl_rows("openai/gsm8k", "main", "test")->size(), 8u);
   TaskPtr arc = make_task("arc-easy", "test", "train");
   EXPECT_EQ(task_size(*arc), 30);
   EXPECT_EQ(task_eval_type(*arc), "categorical");
@@ -64,15 +60,13 @@ TEST_F(TaskDataDir, TaskListsRepeatAndSize) {
   EXPECT_THROW(parse_task_list("SpellingBee:abc", "train"), Error);
 }
 
-TEST_F(TaskDataDir, MissingDatasetFailsNamingTheFile) {
-  // No network in tests: the download fails fast (unresolvable host) and the error says where the file belongs.
+TEST_F(TaskDataDir, MissingDatasetFailsNamingTheDirectory) {
   try {
-    load_hf_rows("no-such-owner-xyz/none", "main", "test");
+    make_task("ARC-Challenge", "test", "test");
     FAIL() << "expected an error";
   } catch (const Error& e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find("test-00000-of-00001.parquet"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("datasets/no-such-owner-xyz/none/main"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("hf_datasets/allenai/ai2_arc/ARC-Challenge/test"), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
 }
