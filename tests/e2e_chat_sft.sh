@@ -19,54 +19,55 @@ grep -q "^error: cannot download .*put its parquet files in .*hf_datasets/" "$tm
 # --- every target masked: with a 16-token context no conversation fits, so every row is BOS padding. Such
 # batches must not turn the weights into NaN (they are skipped), and val bpb with no scored byte is inf.
 "$NANOCHAT" chat_sft --mixture "SmolTalk" --val-mixture "SmolTalk:train" --max-seq-len 16 --total-batch-size 32 \
-  --num-iterations 3 --eval-tokens 32 --chatcore-every -1 --model-tag allmasked >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "all-masked run failed"; }
+  --num-iterations 3 --eval-tokens 32 --chatcore-every -1 >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "all-masked run failed"; }
 grep -q "^step 00002 .*| loss: 0.000000 " "$tmp/out" || fail "all-masked steps: $(grep '^step' "$tmp/out")"
 has "Step 00002 | Validation bpb: inf" "$tmp/out"
 if /usr/bin/python3 -c "import torch" 2>/dev/null; then  # Python's torch.load reads our checkpoint: all finite
   /usr/bin/python3 -c "import torch,sys; sd=torch.load(sys.argv[1]); assert all(bool(torch.isfinite(t).all()) for t in sd.values())" \
-    "$B/chatsft_checkpoints/allmasked/model_000002.pt" || fail "non-finite weights after all-masked batches"
+    "$B/chatsft_checkpoints/d2/model_000002.pt" || fail "non-finite weights after all-masked batches"
 fi
+rm -rf "$B/chatsft_checkpoints" "$B/report" "$B/logs"
 
 # --- training
 mix="SmolTalk,MMLU:test,ARC-Easy:test,SpellingBee:200,SimpleSpelling:200,CustomJSON*2"
 "$NANOCHAT" chat_sft --device-type cpu --mixture "$mix" --val-mixture "SmolTalk:train,ARC-Easy:test" \
-  --max-seq-len 512 --total-batch-size 1024 --num-iterations 31 --eval-every 15 --eval-tokens 2048 \
-  --chatcore-every 30 --chatcore-tasks "ARC-Easy|MMLU|SpellingBee|GSM8K" --chatcore-max-cat 8 --chatcore-max-sample 2 \
+  --max-seq-len 384 --total-batch-size 768 --num-iterations 13 --eval-every 6 --eval-tokens 1536 \
+  --chatcore-every 12 --chatcore-tasks "ARC-Easy|MMLU|SpellingBee|GSM8K" --chatcore-max-cat 8 --chatcore-max-sample 2 \
   --matrix-lr 0.04 --init-lr-frac 1.0 >"$tmp/out" 2>"$tmp/err" || { cat "$tmp/out" "$tmp/err"; fail "chat_sft failed"; }
 cat "$tmp/out"
 has "Inherited device_batch_size=2 from pretrained checkpoint" "$tmp/out"
-has "NOTE: --max_seq_len value 512 differs from pretrained value 256" "$tmp/out"
+has "NOTE: --max_seq_len value 384 differs from pretrained value 256" "$tmp/out"
 has "Loaded optimizer state from pretrained checkpoint" "$tmp/out"
 has "Step 00000 | Validation bpb:" "$tmp/out"
-has "Step 00030 | Validation bpb:" "$tmp/out"
+has "Step 00012 | Validation bpb:" "$tmp/out"
 has "  SpellingBee: " "$tmp/out"
-has "Step 00030 | ChatCORE: " "$tmp/out"
+has "Step 00012 | ChatCORE: " "$tmp/out"
 n=$(grep -c "^step [0-9]\{5\} " "$tmp/out")
-[ "$n" -eq 30 ] || fail "expected 30 training steps (31 batches, the first prefetched), got $n"
+[ "$n" -eq 12 ] || fail "expected 12 training steps (13 batches, the first prefetched), got $n"
 if grep -qi "nan" <(grep "^step " "$tmp/out"); then fail "NaN in the training log"; fi
 first=$(grep "^step 00001 " "$tmp/out" | sed 's/.*| loss: \([0-9.]*\) .*/\1/')
-last=$(grep "^step 00030 " "$tmp/out" | sed 's/.*| loss: \([0-9.]*\) .*/\1/')
+last=$(grep "^step 00012 " "$tmp/out" | sed 's/.*| loss: \([0-9.]*\) .*/\1/')
 awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.3) }' || fail "loss did not fall: $first -> $last"
 echo "loss $first -> $last"
 v0=$(grep "^Step 00000 | Validation bpb" "$tmp/out" | awk '{print $NF}')
-v1=$(grep "^Step 00030 | Validation bpb" "$tmp/out" | awk '{print $NF}')
+v1=$(grep "^Step 00012 | Validation bpb" "$tmp/out" | awk '{print $NF}')
 awk -v a="$v0" -v b="$v1" 'BEGIN { exit !(b < a) }' || fail "val bpb did not fall: $v0 -> $v1"
 
 ck="$B/chatsft_checkpoints/d2"
-for f in model_000030.pt optim_000030_rank0.pt meta_000030.json; do [ -s "$ck/$f" ] || fail "missing $ck/$f"; done
-python3 - "$ck/meta_000030.json" <<'PY'
+for f in model_000012.pt optim_000012_rank0.pt meta_000012.json; do [ -s "$ck/$f" ] || fail "missing $ck/$f"; done
+python3 - "$ck/meta_000012.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
 assert list(m) == ["step", "val_bpb", "model_config", "user_config"], list(m)
-assert m["step"] == 30 and isinstance(m["val_bpb"], float)
-assert m["model_config"]["sequence_len"] == 512 and m["model_config"]["n_layer"] == 2, m["model_config"]
+assert m["step"] == 12 and isinstance(m["val_bpb"], float)
+assert m["model_config"]["sequence_len"] == 384 and m["model_config"]["n_layer"] == 2, m["model_config"]
 u = m["user_config"]
-assert u["device_batch_size"] is None and u["embedding_lr"] is None and u["max_seq_len"] == 512, u
-assert u["num_iterations"] == 31 and u["init_lr_frac"] == 1.0, u
+assert u["device_batch_size"] is None and u["embedding_lr"] is None and u["max_seq_len"] == 384, u
+assert u["num_iterations"] == 13 and u["init_lr_frac"] == 1.0, u
 PY
 has "## SFT" "$B/report/sft.md"
 has "Minimum validation bpb" "$B/report/sft.md"
-has "Number of iterations: 30" "$B/report/sft.md"
+has "Number of iterations: 12" "$B/report/sft.md"
 ls "$B"/logs/nanochat-sft/dummy/metrics.jsonl >/dev/null || fail "no metrics.jsonl"
 grep -q '"val/bpb"' "$B"/logs/nanochat-sft/dummy/metrics.jsonl || fail "val/bpb not logged"
 grep -q '"train/loss"' "$B"/logs/nanochat-sft/dummy/metrics.jsonl || fail "train/loss not logged"
