@@ -26,6 +26,8 @@ cp "$FIXTURES/parquet/tasks/mmlu_test.parquet" "$D/cais/mmlu/all/test/0000.parqu
 cp "$FIXTURES/parquet/tasks/arc_easy_test.parquet" "$D/allenai/ai2_arc/ARC-Easy/test/0000.parquet"
 cp "$FIXTURES/chat/gsm8k_train.jsonl" "$D/openai/gsm8k/main/train/train.jsonl"
 cp "$FIXTURES/chat/gsm8k_test.jsonl" "$D/openai/gsm8k/main/test/test.jsonl"
+mkdir -p "$D/openai/openai_humaneval/openai_humaneval/test"
+cp "$FIXTURES/chat/humaneval_test.jsonl" "$D/openai/openai_humaneval/openai_humaneval/test/test.jsonl"
 cp "$FIXTURES/words/words.txt" "$B/words_alpha.txt"
 cp "$FIXTURES/chat/identity_conversations.jsonl" "$B/identity_conversations.jsonl"
 chmod -R u+w "$B"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e_chat_eval: `nanochat chat_eval` end to end on a tiny chat model (the d2 fixture checkpoint loaded as "sft"):
 # categorical evaluation (ARC-Easy and MMLU fixtures, letter logits, batched), generative evaluation (a GSM8K-style
-# fixture with the calculator tool, SpellingBee), pass@n sampling, every short flag, the report section, and one-line
+# fixture with the calculator tool, SpellingBee, HumanEval in the sandbox), pass@n sampling, ChatCORE over all six, every short flag, the report section, and one-line
 # errors for an unknown task, a missing dataset and a missing checkpoint.
 #   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e_chat_eval.sh
 source "$(dirname "$0")/chat_e2e_lib.sh"
@@ -41,9 +41,19 @@ has "SpellingBee accuracy: " "$tmp/gen"
 "$NANOCHAT" chat_eval -i sft -a GSM8K -n 2 -t 1.0 -k 20 -m 16 >"$tmp/gen2" 2>&1 || fail "pass@2 failed"
 grep -q "^Final: [0-9]*/8 (" "$tmp/gen2" || fail "GSM8K fixture has 8 test problems"
 
-# --- report section
+has "- num_samples: 2" "$B/report/chat-evaluation-sft.md"
+
+# --- all six tasks (ARC-Challenge stands in with the ARC-Easy file; HumanEval runs its 2 fixture problems in the
+# python3 sandbox): ChatCORE is computed and reported
+mkdir -p "$B/hf_datasets/allenai/ai2_arc/ARC-Challenge/test"
+cp "$FIXTURES/parquet/tasks/arc_easy_test.parquet" "$B/hf_datasets/allenai/ai2_arc/ARC-Challenge/test/0000.parquet"
+"$NANOCHAT" chat_eval -i sft -x 3 -b 2 -m 16 >"$tmp/all" 2>&1 || { cat "$tmp/all"; fail "all-task eval failed"; }
+grep -v "Rank 0" "$tmp/all"
+has "HumanEval accuracy: " "$tmp/all"
+grep -q "^Final: [0-9]/2 (" "$tmp/all" || fail "HumanEval fixture has 2 problems"
+has "ChatCORE metric: " "$tmp/all"
 r="$B/report/chat-evaluation-sft.md"
 has "## Chat evaluation sft" "$r"
-has "GSM8K: " "$r"
-has "- num_samples: 2" "$r"
+has "ChatCORE metric: " "$r"
+has "HumanEval: " "$r"
 echo "e2e_chat_eval: OK"
