@@ -10,7 +10,7 @@
 
 namespace nanochat {
 
-std::string python_float_repr(double x) {
+std::string json_float_repr(double x) {
   if (std::isnan(x)) return "NaN";
   if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
   if (x == 0) return std::signbit(x) ? "-0.0" : "0.0";
@@ -93,7 +93,7 @@ void dump(const Json& j, int indent, int level, std::string& out) {
     case Json::value_t::boolean: out += j.get<bool>() ? "true" : "false"; break;
     case Json::value_t::number_integer: out += std::to_string(j.get<int64_t>()); break;
     case Json::value_t::number_unsigned: out += std::to_string(j.get<uint64_t>()); break;
-    case Json::value_t::number_float: out += python_float_repr(j.get<double>()); break;
+    case Json::value_t::number_float: out += json_float_repr(j.get<double>()); break;
     case Json::value_t::string: dump_string(j.get_ref<const std::string&>(), out); break;
     case Json::value_t::array: {
       if (j.empty()) { out += "[]"; break; }

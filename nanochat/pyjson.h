@@ -27,7 +27,7 @@ using Json = nlohmann::ordered_json;
 std::string json_dumps_python(const Json& j, int indent = -1);
 // Parse JSON text (plus NaN, Infinity, -Infinity); bad text → nanochat::Error naming the position.
 Json json_loads_python(std::string_view text);
-// Python's repr() of a float (shortest round-trip digits).
-std::string python_float_repr(double x);
+// A float as Python's json module writes it: repr() digits, NaN / Infinity / -Infinity for the specials.
+std::string json_float_repr(double x);
 
 }  // namespace nanochat
