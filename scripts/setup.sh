@@ -13,7 +13,7 @@ PACKAGES=(
   libzstd-dev libsnappy-dev zlib1g-dev libcli11-dev libfmt-dev libyaml-cpp-dev
   googletest libgtest-dev libbenchmark-dev
   librsvg2-bin python3-protobuf
-  wamerican
+  wamerican unzip
 )
 
 SUDO=""
