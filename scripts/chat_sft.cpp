@@ -22,6 +22,7 @@
 #include <optional>
 
 #include "nanochat/checkpoint_manager.h"
+#include "nanochat/load_model.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/dataloader.h"
@@ -215,7 +216,7 @@ int chat_sft_main(int argc, char** argv) {
   const int bos = tokenizer.get_bos_token_id();
   SftDataLoader train_loader(train_size, render(train_ds), bos, int(o.device_batch_size), int(o.max_seq_len), true,
                              o.num_iterations, ctx.device, ctx.rank, ctx.world_size);
-  auto token_bytes = load_chat_token_bytes(ctx.device);
+  auto token_bytes = load_token_bytes(ctx.device);
   Engine engine(model, tokenizer);
   auto chatcore_names = split_bars(o.chatcore_tasks);
   if (o.chatcore_every > 0)
