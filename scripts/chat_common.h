@@ -66,17 +66,4 @@ double chat_bpb(GPT& model, NextBatch next_batch, int64_t steps, const torch::Te
   }, steps, token_bytes);
 }
 
-// Peak resident memory of this process in MiB (CPU), for the end-of-run summary.
-inline double chat_peak_memory_mib() {
-  std::string status;
-  try {
-    status = read_file("/proc/self/status");
-  } catch (const Error&) {
-    return 0;
-  }
-  auto pos = status.find("VmHWM:");
-  if (pos == std::string::npos) return 0;
-  return std::strtod(status.c_str() + pos + 6, nullptr) / 1024.0;
-}
-
 }  // namespace nanochat

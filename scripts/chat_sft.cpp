@@ -33,6 +33,7 @@
 #include "nanochat/report.h"
 #include "nanochat/schedules.h"
 #include "nanochat/task_data.h"
+#include "scripts/base_common.h"
 #include "scripts/chat_common.h"
 #include "scripts/chat_eval.h"
 
@@ -228,7 +229,13 @@ int chat_sft_main(int argc, char** argv) {
   int64_t step = 0;
   double min_val_bpb = std::numeric_limits<double>::infinity(), val_bpb = std::numeric_limits<double>::quiet_NaN();
   double smooth_train_loss = 0, total_training_time = 0;
-  const double peak_flops = get_peak_flops(ctx.device.is_cuda() ? "cuda" : "cpu");
+  double peak_flops = std::numeric_limits<double>::infinity();  // MFU is not meaningful on the CPU
+  if (ctx.device.is_cuda()) {
+    std::string name = cuda_device_name(ctx.local_rank);
+    peak_flops = get_peak_flops(name);
+    print0f("GPU: {} | Peak FLOPS (BF16): {:.2e}", name, peak_flops);
+  }
+  peak_flops = peak_flops_override(peak_flops);
   while (true) {
     bool last_step = batch.last_step;
 
@@ -323,7 +330,7 @@ int chat_sft_main(int argc, char** argv) {
                         {"train/mfu", mfu}, {"train/epoch", double(batch.epoch)}});
   }
 
-  print0f("Peak memory usage: {:.2f}MiB", chat_peak_memory_mib());
+  print0f("Peak memory usage: {:.2f}MiB", peak_memory_bytes(ctx.device) / 1024.0 / 1024.0);
   print0f("Total training time: {:.2f}m", total_training_time / 60);
   print0f("Minimum validation bpb: {:.4f}", min_val_bpb);
   ReportItem stats;
