@@ -16,6 +16,16 @@
 
 namespace nanochat {
 
+std::string url_host(const std::string& url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find_first_of(":/?#", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+std::string hf_hub_host() { return url_host(getenv_or("HF_ENDPOINT", "https://huggingface.co")); }
+
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -78,12 +88,20 @@ std::string attempt_once(const std::string& url, const fs::path& tmp, long timeo
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_USERAGENT, "nanochat");
+  // Gated or private Hugging Face datasets need the user's token; it goes to the Hub's host only (curl does not
+  // forward it across a redirect to another host, e.g. the CDN).
+  struct curl_slist* headers = nullptr;
+  if (std::string token = getenv_or("HF_TOKEN", ""); !token.empty() && url_host(url) == hf_hub_host()) {
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+  }
   CURLcode rc = curl_easy_perform(h);
   long status = 0;
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_off_t expected = -1;
   curl_easy_getinfo(h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &expected);
   curl_easy_cleanup(h);
+  curl_slist_free_all(headers);
   bool flushed = std::fflush(sink.f) == 0 && ::fsync(fileno(sink.f)) == 0;
   flushed = std::fclose(sink.f) == 0 && flushed;
 

@@ -26,6 +26,10 @@ using DownloadLog = std::function<void(const std::string&)>;
 void download_file(const std::string& url, const std::filesystem::path& dest, int max_attempts = 5, long timeout_s = 30,
                    const DownloadLog& log = {}, const DownloadProgress& progress = {});
 
+// "host" of "scheme://host[:port]/path"; and the Hugging Face Hub's host ($HF_ENDPOINT, default huggingface.co), to
+// which download_file sends "Authorization: Bearer $HF_TOKEN" when HF_TOKEN is set.
+std::string url_host(const std::string& url);
+std::string hf_hub_host();
 // The backoff multiplier (NANOCHAT_DOWNLOAD_BACKOFF, default 1).
 double download_backoff_scale();
 

@@ -37,6 +37,7 @@ struct ShardServer {
   std::map<std::string, int> hits;
   fs::path watch_dir;            // while serving a flaky request, the final file must not exist there
   std::atomic<bool> saw_final_early{false};
+  std::string last_authorization;  // the Authorization header of the last /ok request ("" = none)
 
   ShardServer() {
     files["shard_00000.parquet"] = read_file(kPretrain / "shard_00000.parquet");
@@ -56,6 +57,10 @@ struct ShardServer {
         n = ++hits[mode + "/" + name];
       }
       if (!watch_dir.empty() && fs::exists(watch_dir / name)) saw_final_early = true;
+      if (mode == "ok") {
+        std::lock_guard lk(mu);
+        last_authorization = req.get_header_value("Authorization");
+      }
       const std::string& body = it->second;
       if (mode == "flaky" && n <= 2) {
         res.status = 500;
@@ -193,5 +198,23 @@ TEST(Download, CommandLine) {
   EXPECT_NE(log.find("error: "), std::string::npos) << log;
   EXPECT_NE(log.find(server.url("/ok/shard_00002.parquet")), std::string::npos) << log;
   EXPECT_EQ(names_in(dir / "data").size(), 3u);
+  fs::remove_all(dir);
+}
+
+// HF_TOKEN goes to the Hugging Face Hub's host ($HF_ENDPOINT) as a Bearer token, and to no other host.
+TEST(Download, HfTokenOnlyForTheHub) {
+  EXPECT_EQ(url_host("https://huggingface.co/api/datasets/x"), "huggingface.co");
+  EXPECT_EQ(url_host("http://127.0.0.1:8080/a?b"), "127.0.0.1");
+  ShardServer server;
+  fs::path dir = temp_dir("dl_token");
+  setenv("HF_TOKEN", "hf_secret", 1);
+  setenv("HF_ENDPOINT", server.url("").c_str(), 1);
+  download_file(server.url("/ok/shard_00000.parquet"), dir / "a.parquet");
+  EXPECT_EQ(server.last_authorization, "Bearer hf_secret");
+  setenv("HF_ENDPOINT", "https://huggingface.co", 1);
+  download_file(server.url("/ok/shard_00000.parquet"), dir / "b.parquet");
+  EXPECT_EQ(server.last_authorization, "");
+  unsetenv("HF_TOKEN");
+  unsetenv("HF_ENDPOINT");
   fs::remove_all(dir);
 }
