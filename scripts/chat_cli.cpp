@@ -14,6 +14,7 @@
 #include "nanochat/engine.h"
 #include "nanochat/flags.h"
 #include "nanochat/load_model.h"
+#include "nanochat/threads.h"
 
 using namespace nanochat;
 
@@ -32,6 +33,8 @@ int chat_cli_main(int argc, char** argv) {
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)")->check(CLI::NonNegativeNumber);
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  configure_cpu_threads();
 
   ComputeContext ctx = compute_init(device_type);
   LoadedModel lm = load_model(source, ctx.device, "eval", model_tag, step);

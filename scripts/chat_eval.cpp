@@ -19,6 +19,7 @@
 #include <limits>
 #include <map>
 
+#include "nanochat/threads.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/flags.h"
@@ -153,6 +154,8 @@ int chat_eval_main(int argc, char** argv) {
   app.add_option("-x,--max-problems", max_problems, "max problems per task (default: all)");
   app.add_option("--device-type", device_type, "cuda|cpu|mps (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  configure_cpu_threads();
   if (device_type == "mps") fail("--device-type mps is not available in this build (use cpu or cuda)");
 
   ComputeContext ctx = compute_init(device_type);

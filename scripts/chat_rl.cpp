@@ -17,6 +17,7 @@
 #include <map>
 #include <numeric>
 
+#include "nanochat/threads.h"
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
@@ -142,6 +143,8 @@ int chat_rl_main(int argc, char** argv) {
   app.add_option("--eval-examples", o.eval_examples, "number of test questions for pass@k");
   app.add_option("--save-every", o.save_every, "save a checkpoint every N steps");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  configure_cpu_threads();
   if (o.device_batch_size < 1 || o.num_samples < 1 || o.examples_per_step < 1 || o.num_epochs < 1)
     fail("--device-batch-size, --num-samples, --examples-per-step and --num-epochs must be positive");
   if (o.num_samples % o.device_batch_size != 0)

@@ -21,6 +21,7 @@
 #include <map>
 #include <optional>
 
+#include "nanochat/threads.h"
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/load_model.h"
 #include "nanochat/common.h"
@@ -112,6 +113,8 @@ int chat_sft_main(int argc, char** argv) {
   app.add_option("--val-mixture", o.val_mixture, "validation tasks: 'default' or a task list (split defaults to test)");
   app.add_option("--chatcore-tasks", o.chatcore_tasks, "ChatCORE tasks separated by '|'");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  configure_cpu_threads();
   bool given_seq = app.count("--max-seq-len"), given_dbs = app.count("--device-batch-size"),
        given_tbs = app.count("--total-batch-size"), given_elr = app.count("--embedding-lr"),
        given_ulr = app.count("--unembedding-lr"), given_mlr = app.count("--matrix-lr");

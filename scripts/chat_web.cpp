@@ -12,6 +12,7 @@
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
 #include "nanochat/load_model.h"
+#include "nanochat/threads.h"
 
 using namespace nanochat;
 
@@ -54,12 +55,14 @@ int chat_web_main(int argc, char** argv) {
   Flags app{"Serve the model with a web chat UI and an OpenAI-compatible API", "nanochat chat_web"};
   add_chat_web_flags(app, opt);
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  const int threads = configure_cpu_threads();
   ComputeContext ctx = compute_init(opt.device_type);
   if (opt.num_gpus > 1 && ctx.device.is_cuda() && opt.num_gpus > int(torch::cuda::device_count()))
     fail("--num-gpus={} but only {} CUDA devices are visible", opt.num_gpus, torch::cuda::device_count());
   if (!ctx.device.is_cuda()) {
     // Several CPU replicas share the cores: give each an equal slice so they do not oversubscribe.
-    torch::set_num_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, opt.num_gpus)));
+    torch::set_num_threads(std::max(1, threads / std::max(1, opt.num_gpus)));
   }
   return run_chat_server(opt, [&](int i) -> std::unique_ptr<ChatModel> {
     torch::Device device = ctx.device.is_cuda() ? torch::Device(torch::kCUDA, i) : torch::Device(torch::kCPU);

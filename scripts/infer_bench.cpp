@@ -16,6 +16,7 @@
 #include "nanochat/engine.h"
 #include "nanochat/flags.h"
 #include "nanochat/load_model.h"
+#include "nanochat/threads.h"
 
 using namespace nanochat;
 
@@ -82,6 +83,8 @@ int infer_bench_main(int argc, char** argv) {
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu"}));
   app.add_flag("--json", as_json, "print one JSON object instead of a table");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
+  use_passive_omp_wait(argc, argv);
+  configure_cpu_threads();
 
   std::vector<int> batch_sizes;
   for (const auto& part : CLI::detail::split(batch_sizes_s, ',')) {
