@@ -39,18 +39,6 @@ inline void print_banner() {
          " |_| |_|\\__,_|_| |_|\\___/ \\___|_| |_|\\__,_|\\__|   C++ / libtorch\n");
 }
 
-// meta.json's model_config in Python's field order (asdict(GPTConfig)).
-inline Json model_config_json(const GPTConfig& c) {
-  Json j;
-  j["sequence_len"] = c.sequence_len;
-  j["vocab_size"] = c.vocab_size;
-  j["n_layer"] = c.n_layer;
-  j["n_head"] = c.n_head;
-  j["n_kv_head"] = c.n_kv_head;
-  j["n_embd"] = c.n_embd;
-  j["window_pattern"] = c.window_pattern;
-  return j;
-}
 
 // Python's str(dtype): "torch.float32", ...
 inline std::string dtype_name(torch::Dtype d) {

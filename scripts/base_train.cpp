@@ -190,7 +190,7 @@ int base_train_main(int argc, char** argv) {
     fail("no training horizon: set --num-iterations, --target-flops or --target-param-data-ratio to a positive value");
   const ScalingPlan plan = plan_training(sa);
   const GPTConfig& config = plan.model_config;
-  print0f("Model config:\n{}", json_dumps_python(model_config_json(config), 2));
+  print0f("Model config:\n{}", json_dumps_python(config_to_json(config), 2));
   GPT model(config, ctx.device);
   model->init_weights();
 
@@ -346,7 +346,7 @@ int base_train_main(int argc, char** argv) {
       Json meta;
       meta["step"] = step;
       meta["val_bpb"] = val_bpb ? Json(*val_bpb) : Json(nullptr);
-      meta["model_config"] = model_config_json(config);
+      meta["model_config"] = config_to_json(config);
       meta["user_config"] = user_config;
       meta["device_batch_size"] = o.device_batch_size;
       meta["max_seq_len"] = o.max_seq_len;

@@ -44,18 +44,6 @@ inline ChatModel load_chat_model(const std::string& source, const torch::Device&
   return ChatModel{lm.model, std::move(lm.tokenizer), std::move(lm.meta), lm.dir.filename().string(), lm.step};
 }
 
-// meta.json's model_config in Python's field order.
-inline Json chat_model_config_json(const GPTConfig& c) {
-  Json j;
-  j["sequence_len"] = c.sequence_len;
-  j["vocab_size"] = c.vocab_size;
-  j["n_layer"] = c.n_layer;
-  j["n_head"] = c.n_head;
-  j["n_kv_head"] = c.n_kv_head;
-  j["n_embd"] = c.n_embd;
-  j["window_pattern"] = c.window_pattern;
-  return j;
-}
 
 // Bits per byte (SPEC §12, nanochat/loss_eval.h) over `steps` SFT batches (int32 inputs widened for the model).
 template <typename NextBatch>

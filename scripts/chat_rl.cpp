@@ -261,7 +261,7 @@ int chat_rl_main(int argc, char** argv) {
 
     if ((step > 0 && step % o.save_every == 0) || step == num_steps - 1) {
       nlohmann::ordered_json meta;
-      meta["model_config"] = chat_model_config_json(model->config);
+      meta["model_config"] = config_to_json(model->config);
       auto dir = checkpoints_dir_for("rl") / output_dirname;
       save_checkpoint(dir, step, model->state_dict(), std::nullopt, meta, ctx.rank);
       print0f("✅ Saved model checkpoint to {}", dir.string());

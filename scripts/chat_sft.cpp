@@ -282,7 +282,7 @@ int chat_sft_main(int argc, char** argv) {
       meta["val_bpb"] = std::isnan(val_bpb) ? Json(nullptr) : Json(val_bpb);
       GPTConfig out_cfg = cfg;
       out_cfg.sequence_len = o.max_seq_len;
-      meta["model_config"] = chat_model_config_json(out_cfg);
+      meta["model_config"] = config_to_json(out_cfg);
       meta["user_config"] = user_config;
       auto dir = checkpoints_dir_for("sft") / output_dirname;
       save_checkpoint(dir, step, model->state_dict(), optimizer.state_dict(), meta, ctx.rank);
