@@ -8,12 +8,12 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git
-  libtorch-dev libopenblas0-pthread python3-torch
+  libtorch-dev libgloo-dev libopenblas0-pthread python3-torch
   libpcre2-dev nlohmann-json3-dev libcpp-httplib-dev libcurl4-openssl-dev
   libzstd-dev libsnappy-dev zlib1g-dev libcli11-dev libfmt-dev libyaml-cpp-dev
   googletest libgtest-dev libbenchmark-dev
   librsvg2-bin python3-protobuf
-  wamerican unzip
+  wamerican unzip python3.11-doc
   chromium nodejs
 )
 
