@@ -193,6 +193,20 @@ c10::IValue ivalue_to_device(const c10::IValue& v, const torch::Device& device) 
   return v;
 }
 
+int checkpoint_world_size(const fs::path& dir, int64_t step) {
+  int n = 0;
+  while (fs::exists(optim_path(dir, step, n))) ++n;
+  return n;
+}
+
+void check_checkpoint_world_size(const fs::path& dir, int64_t step, int world_size) {
+  const int saved = checkpoint_world_size(dir, step);
+  if (saved != 0 && saved != world_size)
+    fail("cannot resume from step {}: its optimizer state was saved by {} rank{} and this run has {}; resume with "
+         "the same number of processes (nanochat launch --nproc-per-node {})",
+         step, saved, saved == 1 ? "" : "s", world_size, saved);
+}
+
 std::optional<c10::IValue> load_optimizer_state_from_dir(const fs::path& dir, int64_t step, int rank,
                                                          const torch::Device& device) {
   fs::path p = optim_path(dir, step, rank);

@@ -68,6 +68,12 @@ std::optional<c10::IValue> load_optimizer_state(const std::string& source, const
                                                 const std::optional<std::string>& model_tag = std::nullopt,
                                                 const std::optional<int64_t>& step = std::nullopt);
 
+// How many ranks wrote the checkpoint at `step`: the number of optim_<step>_rank<r>.pt files (0 when none).
+int checkpoint_world_size(const std::filesystem::path& checkpoint_dir, int64_t step);
+// Error unless the checkpoint's optimizer files were written by exactly `world_size` ranks: sharded optimizer state
+// only resumes with the world size that saved it.
+void check_checkpoint_world_size(const std::filesystem::path& checkpoint_dir, int64_t step, int world_size);
+
 // Every tensor inside an IValue tree moved to `device` (dicts, lists and tuples rebuilt).
 c10::IValue ivalue_to_device(const c10::IValue& v, const torch::Device& device);
 

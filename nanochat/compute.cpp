@@ -2,7 +2,21 @@
 #include "nanochat/compute.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <optional>
+
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// libtorch's headers hide each backend behind the macro its own build defined; CMakeLists.txt defines them for
+// this file when the backend's headers are present (Gloo: libgloo-dev; NCCL: CUDA libtorch with nccl.h).
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include "nanochat/common.h"
 
@@ -42,6 +56,111 @@ const DtypeChoice& dtype_choice() {
 torch::Dtype compute_dtype() { return dtype_choice().dtype; }
 std::string compute_dtype_reason() { return dtype_choice().reason; }
 
+namespace {
+
+c10::intrusive_ptr<c10d::ProcessGroup> g_group;  // null when single process
+int g_rank = 0, g_world_size = 1, g_local_rank = 0;
+bool g_cuda = false;  // NCCL: collectives take CUDA tensors
+
+// An integer environment variable, or nullopt when unset; Error when set but not an integer.
+std::optional<long> env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v) return std::nullopt;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  if (!*v || *end) fail("{}='{}' is not an integer (set by the launcher: nanochat launch or torchrun)", name, v);
+  return x;
+}
+
+std::string env_str(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+// First line of a libtorch error (its what() goes on with a C++ backtrace).
+std::string first_line(const std::exception& e) {
+  std::string m = e.what();
+  if (auto nl = m.find('\n'); nl != std::string::npos) m.resize(nl);
+  return m;
+}
+
+[[noreturn]] void collective_failed(const char* what, const std::exception& e) {
+  fail("rank {} lost its process group during {} (another rank died, or none answered within "
+       "NANOCHAT_DIST_TIMEOUT={}s): {}",
+       g_rank, what, dist_timeout().count() / 1000, first_line(e));
+}
+
+c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d::Store>& store, bool cuda,
+                                                  const std::string& master_addr) {
+  const auto timeout = dist_timeout();
+  if (cuda) {
+#ifdef USE_C10D_NCCL
+    // Without async error handling a collective on a dead peer never returns; with it NCCL's watchdog aborts
+    // the communicator once the timeout passes.
+    setenv("NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+    setenv("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1", 0);
+    auto opts = c10d::ProcessGroupNCCL::Options::create();
+    opts->timeout = timeout;
+    auto backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, g_rank, g_world_size, opts);
+#if NANOCHAT_TORCH_AT_LEAST(2, 0)
+    auto group = c10::make_intrusive<c10d::ProcessGroup>(
+        store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("nccl", timeout));
+    group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, backend);
+    return group;
+#else
+    return backend;
+#endif
+#else
+    fail("multi-process CUDA needs a libtorch built with NCCL; this build has none (use --device-type=cpu)");
+#endif
+  }
+#ifdef USE_C10D_GLOO
+  auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+  // Gloo connects ranks over TCP: GLOO_SOCKET_IFNAME picks the interface (several nodes); on one node the loopback
+  // device always works, while the default device follows the hostname, which containers often do not resolve.
+  if (std::string ifname = env_str("GLOO_SOCKET_IFNAME"); !ifname.empty())
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+  else if (master_addr == "127.0.0.1" || master_addr == "localhost")
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, g_rank, g_world_size, opts);
+#if NANOCHAT_TORCH_AT_LEAST(2, 0)
+  auto group = c10::make_intrusive<c10d::ProcessGroup>(
+      store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("gloo", timeout));
+  group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, backend);
+  return group;
+#else
+  return backend;
+#endif
+#else
+  fail("multi-process CPU runs need libtorch's Gloo headers (libgloo-dev); reconfigure after installing them");
+#endif
+}
+
+c10d::ReduceOp to_c10d(Reduce op) {
+  switch (op) {
+    case Reduce::max: return c10d::ReduceOp::MAX;
+    case Reduce::min: return c10d::ReduceOp::MIN;
+    default: return c10d::ReduceOp::SUM;  // avg = sum / world size (Gloo has no AVG)
+  }
+}
+
+}  // namespace
+
+std::chrono::milliseconds dist_timeout() {
+  static const std::chrono::milliseconds t = [] {
+    double secs = 600;
+    if (const char* v = std::getenv("NANOCHAT_DIST_TIMEOUT"); v && *v) {
+      char* end = nullptr;
+      secs = std::strtod(v, &end);
+      if (*end || !(secs > 0)) fail("NANOCHAT_DIST_TIMEOUT='{}' must be a positive number of seconds", v);
+    }
+    return std::chrono::milliseconds(int64_t(secs * 1000));
+  }();
+  return t;
+}
+
 ComputeContext compute_init(const std::string& device_type_in) {
   std::string device_type = device_type_in.empty() ? autodetect_device_type() : device_type_in;
   if (device_type != "cuda" && device_type != "cpu")
@@ -51,9 +170,143 @@ ComputeContext compute_init(const std::string& device_type_in) {
   torch::manual_seed(42);
   ComputeContext ctx;
   ctx.device = device_type == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+
+  // torchrun's variables: all three of RANK, LOCAL_RANK, WORLD_SIZE, or none (one process).
+  auto rank = env_int("RANK"), local_rank = env_int("LOCAL_RANK"), world = env_int("WORLD_SIZE");
+  if (!rank && !local_rank && !world) return ctx;
+  if (!rank || !local_rank || !world)
+    fail("RANK, LOCAL_RANK and WORLD_SIZE must be set together (RANK {}, LOCAL_RANK {}, WORLD_SIZE {}); "
+         "start ranks with nanochat launch or torchrun",
+         rank ? "set" : "unset", local_rank ? "set" : "unset", world ? "set" : "unset");
+  if (*world < 1 || *rank < 0 || *rank >= *world || *local_rank < 0 || *local_rank > *rank)
+    fail("inconsistent ranks: RANK={} LOCAL_RANK={} WORLD_SIZE={} (need 0 <= LOCAL_RANK <= RANK < WORLD_SIZE)", *rank,
+         *local_rank, *world);
+  ctx.rank = int(*rank);
+  ctx.local_rank = int(*local_rank);
+  ctx.world_size = int(*world);
+  ctx.ddp = ctx.world_size > 1;
+  if (device_type == "cuda") {
+    if (ctx.local_rank >= int(torch::cuda::device_count()))
+      fail("LOCAL_RANK={} but only {} CUDA devices are visible; start at most that many ranks per node", ctx.local_rank,
+           torch::cuda::device_count());
+    ctx.device = torch::Device(torch::kCUDA, int8_t(ctx.local_rank));
+#ifdef USE_C10D_NCCL
+    c10::cuda::set_device(int8_t(ctx.local_rank));
+#endif
+  }
+  if (!ctx.ddp) return ctx;
+
+  const std::string addr = env_str("MASTER_ADDR");
+  auto port = env_int("MASTER_PORT");
+  if (addr.empty() || !port)
+    fail("WORLD_SIZE={} needs MASTER_ADDR and MASTER_PORT (the rendezvous address of rank 0); "
+         "nanochat launch and torchrun set them", ctx.world_size);
+  if (*port < 1 || *port > 65535) fail("MASTER_PORT={} is not a TCP port (1-65535)", *port);
+  g_rank = ctx.rank;
+  g_world_size = ctx.world_size;
+  g_local_rank = ctx.local_rank;
+  g_cuda = device_type == "cuda";
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = uint16_t(*port);
+    so.isServer = ctx.rank == 0;
+    so.numWorkers = size_t(ctx.world_size);
+    so.waitWorkers = true;
+    so.timeout = dist_timeout();
+    store = c10::make_intrusive<c10d::TCPStore>(addr, so);
+  } catch (const std::exception& e) {
+    fail("rank {}: rendezvous at {}:{} failed ({}); {}", ctx.rank, addr, *port, first_line(e),
+         ctx.rank == 0 ? "is the port already in use? pick another MASTER_PORT"
+                       : "is rank 0 running and MASTER_ADDR/MASTER_PORT reachable?");
+  }
+  try {
+    g_group = make_group(store, device_type == "cuda", addr);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("rank {}: could not set up the process group: {}", ctx.rank, first_line(e));
+  }
+  barrier();
+  print0f("Distributed world size: {}", ctx.world_size);
   return ctx;
 }
 
-void compute_cleanup() {}
+void compute_cleanup() {
+  if (!g_group) return;
+  barrier();
+  g_group.reset();
+}
+
+c10::intrusive_ptr<c10d::ProcessGroup> process_group() { return g_group; }
+bool is_distributed() { return bool(g_group); }
+int dist_rank() { return g_group ? g_rank : 0; }
+int dist_world_size() { return g_group ? g_world_size : 1; }
+
+void all_reduce(torch::Tensor& t, Reduce op) {
+  if (!g_group) return;
+  try {
+    c10d::AllreduceOptions o;
+    o.reduceOp = to_c10d(op);
+    o.timeout = dist_timeout();
+    std::vector<torch::Tensor> ts{t};
+    g_group->allreduce(ts, o)->wait();
+  } catch (const std::exception& e) {
+    collective_failed("all_reduce", e);
+  }
+  if (op == Reduce::avg) t.div_(g_world_size);
+}
+
+double all_reduce(double v, Reduce op) {
+  if (!g_group) return v;
+  torch::Tensor t = torch::tensor({v}, torch::TensorOptions().dtype(torch::kFloat64));
+  if (g_cuda) t = t.to(torch::Device(torch::kCUDA, int8_t(g_local_rank)));
+  all_reduce(t, op);
+  return t.item<double>();
+}
+
+void all_reduce(std::vector<float>& v, Reduce op) {
+  if (!g_group || v.empty()) return;
+  torch::Tensor t = torch::from_blob(v.data(), {int64_t(v.size())}, torch::kFloat32).clone();
+  if (g_cuda) t = t.to(torch::Device(torch::kCUDA, int8_t(g_local_rank)));
+  all_reduce(t, op);
+  t = t.cpu().contiguous();
+  std::memcpy(v.data(), t.data_ptr<float>(), v.size() * sizeof(float));
+}
+
+void broadcast(torch::Tensor& t, int root) {
+  if (!g_group) return;
+  try {
+    c10d::BroadcastOptions o;
+    o.rootRank = root;
+    o.timeout = dist_timeout();
+    std::vector<torch::Tensor> ts{t};
+    g_group->broadcast(ts, o)->wait();
+  } catch (const std::exception& e) {
+    collective_failed("broadcast", e);
+  }
+}
+
+void barrier() {
+  if (!g_group) return;
+  try {
+    c10d::BarrierOptions o;
+    o.timeout = dist_timeout();
+    if (g_cuda) o.device_ids = {g_local_rank};
+    g_group->barrier(o)->wait();
+  } catch (const std::exception& e) {
+    collective_failed("barrier", e);
+  }
+}
+
+void average_gradients(const std::vector<torch::Tensor>& params) {
+  if (!g_group) return;
+  for (const auto& p : params) {
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    torch::Tensor g = p.grad();
+    all_reduce(g, Reduce::avg);
+  }
+}
 
 }  // namespace nanochat

@@ -4,7 +4,8 @@
 //   configure_cpu_threads();            // before building the model
 //
 // Thread count: OMP_NUM_THREADS (or NANOCHAT_NUM_THREADS) wins; otherwise every hardware thread the process may run
-// on, since libtorch's default (physical cores found by OpenMP) can be 1 inside containers that hide the topology.
+// on, since libtorch's default (physical cores found by OpenMP) can be 1 inside containers that hide the topology,
+// divided among the ranks on this node (LOCAL_WORLD_SIZE, set by nanochat launch and torchrun; at least one each).
 //
 // Waiting: OpenMP threads spin between parallel regions by default. On a machine whose cores are shared with other
 // work that spinning turns into contention: a depth-2 training step measured 280 ms with 1 thread, 300 ms with 2
@@ -21,6 +22,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <vector>
 
 #include <cstdlib>
@@ -60,6 +62,7 @@ inline int configure_cpu_threads() {
   int n = 0;
   if (sched_getaffinity(0, sizeof set, &set) == 0) n = CPU_COUNT(&set);
   if (n <= 0) n = int(std::thread::hardware_concurrency());
+  if (const char* v = std::getenv("LOCAL_WORLD_SIZE"); v && std::atoi(v) > 1) n = std::max(1, n / std::atoi(v));
   if (n > 0) torch::set_num_threads(n);
   return torch::get_num_threads();
 }

@@ -114,7 +114,7 @@ int base_eval_main(int argc, char** argv) {
       double bpb = evaluate_bpb(model, [&] {
         auto b = loader.next();
         return std::pair{b.inputs, b.targets};
-      }, steps, token_bytes);
+      }, steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
       (std::string(split) == "train" ? train_bpb : val_bpb) = bpb;
       print0f("{} bpb: {:.6f}", split, bpb);
     }
@@ -123,7 +123,8 @@ int base_eval_main(int argc, char** argv) {
   std::optional<CoreResult> core;
   if (modes.count("core")) {
     print0("\n" + std::string(80, '=') + "\nCORE Evaluation\n" + std::string(80, '='));
-    core = evaluate_core(model, tokenizer, ensure_eval_bundle(), max_per_task, ctx.rank, ctx.world_size);
+    core = evaluate_core(model, tokenizer, ensure_eval_bundle(), max_per_task, ctx.rank, ctx.world_size,
+                         [](std::vector<float>& v) { all_reduce(v, Reduce::sum); });
     if (ctx.rank == 0) {
       std::string csv = fmt::format("{:<35}, {:<10}, {:<10}\n", "Task", "Accuracy", "Centered");
       for (const auto& t : core->tasks) csv += fmt::format("{:<35}, {:<10.6f}, {:<10.6f}\n", t.label, t.accuracy, t.centered);

@@ -13,8 +13,11 @@
 // state included. Logs: the console step line, metrics through nanochat/logger.h, report section
 // "Base model training".
 //
-// Not covered (yet): FP8 training,
-// fp16 (it needs a GradScaler), multi-process (DDP) training.
+// Several processes: `nanochat launch --nproc-per-node N -- base_train ...` (or torchrun --no-python). Each rank
+// reads every N-th row group, evaluations sum across ranks, rank 0 alone logs, samples and writes the model, meta
+// and report; every rank writes its optimizer file, so a checkpoint resumes only with the same number of ranks.
+//
+// Not covered (yet): FP8 training, fp16 (it needs a GradScaler).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -164,7 +167,6 @@ int base_train_main(int argc, char** argv) {
     fail("NANOCHAT_DTYPE=float16 needs a gradient scaler, which base_train does not have; use bfloat16 or float32");
   if (o.fp8) print0(cuda ? "Warning: FP8 training is not implemented in this build, training without it"
                          : "Warning: FP8 training requires CUDA, ignoring --fp8 flag");
-  if (ctx.world_size != 1) fail("base_train runs on one process for now (WORLD_SIZE={})", ctx.world_size);
   Logger logger = master ? Logger("nanochat", o.run, o.logger, nlohmann::json(user_config), o.resume_from_step != -1)
                          : Logger();
 
@@ -204,6 +206,7 @@ int base_train_main(int argc, char** argv) {
     if (!std::filesystem::exists(checkpoint_dir / fmt::format("meta_{:06d}.json", o.resume_from_step)))
       fail("cannot resume: no checkpoint at step {} in {} (run base_train with --save-every to write one)",
            o.resume_from_step, checkpoint_dir.string());
+    check_checkpoint_world_size(checkpoint_dir, o.resume_from_step, ctx.world_size);
     ModelCheckpoint ck = load_model_state_from_dir(checkpoint_dir, o.resume_from_step, ctx.device);
     model->load_state_dict(ck.state, /*strict=*/true);
     resume_meta = std::move(ck.meta);
@@ -312,7 +315,7 @@ int base_train_main(int argc, char** argv) {
       double bpb = evaluate_bpb(model, [&] {
         auto b = val_loader.next();
         return std::pair{b.inputs, b.targets};
-      }, eval_steps, token_bytes);
+      }, eval_steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
       val_bpb = bpb;
       print0f("Step {:05d} | Validation bpb: {:.6f}", step, bpb);
       if (bpb < min_val_bpb) min_val_bpb = bpb;
@@ -324,7 +327,7 @@ int base_train_main(int argc, char** argv) {
     if (o.core_metric_every > 0 && (last_step || (step > 0 && step % o.core_metric_every == 0))) {
       model->eval();
       CoreResult core = evaluate_core(model, tokenizer, ensure_eval_bundle(), o.core_metric_max_per_task, ctx.rank,
-                                      ctx.world_size);
+                                      ctx.world_size, [](std::vector<float>& v) { all_reduce(v, Reduce::sum); });
       core_metric = core.core_metric;
       print0f("Step {:05d} | CORE metric: {:.4f}", step, core.core_metric);
       logger.log(step, {{"total_training_flops", flops_so_far}, {"core_metric", core.core_metric}});
@@ -357,7 +360,7 @@ int base_train_main(int argc, char** argv) {
                             {"total_training_time", total_training_time}};
       NamedTensors state;
       for (auto& [name, t] : model->state_dict()) state.emplace_back(name, t.detach());
-      save_checkpoint(checkpoint_dir, step, state, optimizer.state_dict(), meta, ctx.rank);
+      save_checkpoint(checkpoint_dir, step, state, optimizer.state_dict(), meta, ctx.rank, [] { barrier(); });
     }
 
     if (last_step) break;
@@ -372,6 +375,7 @@ int base_train_main(int argc, char** argv) {
       (loss / double(grad_accum)).backward();
       batch = train_loader.next();  // the loader prepares it in the background meanwhile
     }
+    average_gradients(model->parameters());  // data parallel: every rank steps with the mean gradient
     data_state = batch.state;
     const double lrm = base_lr_multiplier(step, num_iterations, o.warmup_steps, o.warmdown_ratio, o.final_lr_frac);
     const double momentum = base_muon_momentum(step, num_iterations, o.warmdown_ratio);

@@ -51,7 +51,7 @@ double chat_bpb(GPT& model, NextBatch next_batch, int64_t steps, const torch::Te
   return evaluate_bpb(model, [&] {
     auto [x, y] = next_batch();
     return std::pair{x.to(torch::kInt64), y};
-  }, steps, token_bytes);
+  }, steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
 }
 
 }  // namespace nanochat

@@ -47,7 +47,7 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
   const torch::Device device = model->get_device();
   int64_t passed = 0, total = 0;
   int64_t num_batches = (num_problems + batch_size - 1) / batch_size;
-  for (int64_t b = 0; b < num_batches; b++) {
+  for (int64_t b = dist_rank(); b < num_batches; b += dist_world_size()) {  // ranks take every world_size-th batch
     int64_t i0 = b * batch_size, i1 = std::min(num_problems, i0 + batch_size);
     std::vector<Conversation> convs;
     std::vector<std::vector<int32_t>> prompts;
@@ -76,6 +76,8 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
       total++;
     }
   }
+  passed = int64_t(all_reduce(double(passed)));
+  total = int64_t(all_reduce(double(total)));
   print0f("Final: {}/{} ({:.2f}%)", passed, total, total ? 100.0 * double(passed) / double(total) : 0.0);
   return total ? double(passed) / double(total) : 0.0;
 }
@@ -83,7 +85,7 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
 double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engine, int num_samples,
                       int max_new_tokens, double temperature, int64_t top_k, int64_t num_problems) {
   int64_t passed = 0, total = 0;
-  for (int64_t i = 0; i < num_problems; i++) {
+  for (int64_t i = dist_rank(); i < num_problems; i += dist_world_size()) {  // ranks take every world_size-th problem
     Conversation conv = task[i];
     auto prompt = tokenizer.render_for_completion(conv);
     auto [seqs, masks] = engine.generate_batch(prompt, num_samples, max_new_tokens, temperature, top_k, 42);
@@ -99,6 +101,8 @@ double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engi
       std::fflush(stdout);
     }
   }
+  passed = int64_t(all_reduce(double(passed)));
+  total = int64_t(all_reduce(double(total)));
   print0("");
   print0(std::string(50, '='));
   print0f("Final: {}/{} ({:.2f}%)", passed, total, total ? 100.0 * double(passed) / double(total) : 0.0);

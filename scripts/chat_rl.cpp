@@ -100,7 +100,7 @@ Rollout rollout(Engine& engine, const Tokenizer& tok, const Task& task, int64_t 
 std::vector<double> pass_at_k(Engine& engine, const Tokenizer& tok, const Task& task, const Options& o) {
   int64_t n = std::min(o.eval_examples, task_size(task));
   std::vector<int64_t> passk(size_t(o.device_batch_size), 0);
-  for (int64_t i = 0; i < n; i++) {
+  for (int64_t i = dist_rank(); i < n; i += dist_world_size()) {  // ranks take every world_size-th question
     nlohmann::json conv = task_example(task, i);
     auto prompt = tok.render_for_completion(conv);
     auto [seqs, masks] = engine.generate_batch(prompt, int(o.device_batch_size), int(o.max_new_tokens), o.temperature,
@@ -113,7 +113,7 @@ std::vector<double> pass_at_k(Engine& engine, const Tokenizer& tok, const Task& 
     }
   }
   std::vector<double> out;
-  for (auto p : passk) out.push_back(n > 0 ? double(p) / double(n) : 0.0);
+  for (auto p : passk) out.push_back(n > 0 ? all_reduce(double(p)) / double(n) : 0.0);
   return out;
 }
 
@@ -174,9 +174,8 @@ int chat_rl_main(int argc, char** argv) {
   user_config["logger"] = o.logger;
 
   ComputeContext ctx = compute_init(o.device_type);
-  if (ctx.world_size > 1) fail("chat_rl runs in one process here (multi-process RL is not available yet)");
   if (o.examples_per_step % ctx.world_size != 0) fail("--examples-per-step must be divisible by the world size");
-  Logger logger("nanochat-rl", o.run, o.logger, user_config);
+  Logger logger = ctx.rank == 0 ? Logger("nanochat-rl", o.run, o.logger, user_config) : Logger();
   ChatModel cm = load_chat_model("sft", ctx.device, "eval", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
                                  o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
   GPT model = cm.model;
@@ -248,11 +247,14 @@ int chat_rl_main(int argc, char** argv) {
     }
     double mean_reward = std::accumulate(mean_rewards.begin(), mean_rewards.end(), 0.0) / double(mean_rewards.size());
     double mean_seq_len = seq_count > 0 ? seq_len_sum / seq_count : 0.0;
+    mean_reward = all_reduce(mean_reward, Reduce::avg);  // every rank has examples_per_rank questions
+    mean_seq_len = all_reduce(mean_seq_len, Reduce::avg);
     print0f("Step {}/{} | Average reward: {:.4f} | Average sequence length: {:.2f}", step, num_steps, mean_reward, mean_seq_len);
     logger.log(step, {{"reward", mean_reward}, {"sequence_length", mean_seq_len}});
 
     double lrm = rl_lr_multiplier(step, num_steps);
     for (auto& g : optimizer.param_groups()) g.lr = g.initial_lr * lrm;
+    average_gradients(model->parameters());  // data parallel: the mean gradient on every rank
     optimizer.step();
     optimizer.zero_grad();
     logger.log(step, {{"lrm", lrm}});

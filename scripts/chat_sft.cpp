@@ -151,8 +151,7 @@ int chat_sft_main(int argc, char** argv) {
   if (o.load_optimizer != 0 && o.load_optimizer != 1) fail("--load-optimizer must be 0 or 1, got {}", o.load_optimizer);
 
   ComputeContext ctx = compute_init(o.device_type);
-  if (ctx.world_size > 1) fail("chat_sft runs in one process here (multi-process SFT is not available yet)");
-  Logger logger("nanochat-sft", o.run, o.logger, user_config);
+  Logger logger = ctx.rank == 0 ? Logger("nanochat-sft", o.run, o.logger, user_config) : Logger();
 
   // Model, tokenizer and the pretraining meta (for inheritance).
   ChatModel cm = load_chat_model("base", ctx.device, "train", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
@@ -188,7 +187,12 @@ int chat_sft_main(int argc, char** argv) {
   MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, 0.0);
   if (o.load_optimizer) {
     auto base_dir = checkpoints_dir_for("base") / cm.model_tag;
-    auto state = load_optimizer_state_from_dir(base_dir, cm.step, ctx.rank, ctx.device);
+    // Optimizer state is per rank: it only carries over to a run with the world size that saved it.
+    const int saved_ranks = checkpoint_world_size(base_dir, cm.step);
+    auto state = saved_ranks == ctx.world_size ? load_optimizer_state_from_dir(base_dir, cm.step, ctx.rank, ctx.device)
+                                               : std::nullopt;
+    if (saved_ranks > 0 && saved_ranks != ctx.world_size)
+      print0f("WARNING: the base optimizer state was saved by {} ranks and this run has {}", saved_ranks, ctx.world_size);
     if (state) {
       std::vector<double> fresh;
       for (auto& g : optimizer.param_groups()) fresh.push_back(g.lr);
@@ -240,7 +244,8 @@ int chat_sft_main(int argc, char** argv) {
   }
   peak_flops = peak_flops_override(peak_flops);
   while (true) {
-    bool last_step = batch.last_step;
+    // Ranks run out of conversations at different steps: the first to finish ends the run for all.
+    bool last_step = all_reduce(batch.last_step ? 1.0 : 0.0, Reduce::max) > 0;
 
     if (last_step || (o.eval_every > 0 && step % o.eval_every == 0)) {
       model->eval();
@@ -285,7 +290,7 @@ int chat_sft_main(int argc, char** argv) {
       meta["model_config"] = config_to_json(out_cfg);
       meta["user_config"] = user_config;
       auto dir = checkpoints_dir_for("sft") / output_dirname;
-      save_checkpoint(dir, step, model->state_dict(), optimizer.state_dict(), meta, ctx.rank);
+      save_checkpoint(dir, step, model->state_dict(), optimizer.state_dict(), meta, ctx.rank, [] { barrier(); });
       print0f("Saved model checkpoint to {}", dir.string());
       break;
     }
@@ -312,6 +317,8 @@ int chat_sft_main(int argc, char** argv) {
       g.lr = g.initial_lr * lrm;
       if (g.kind == GroupKind::muon) g.momentum = momentum;
     }
+    any_backward = all_reduce(any_backward ? 1.0 : 0.0, Reduce::max) > 0;
+    if (any_backward) average_gradients(model->parameters());  // data parallel: the mean gradient on every rank
     if (any_backward) optimizer.step();  // no gradient at all: nothing to update (Muon needs every gradient)
     optimizer.zero_grad();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
