@@ -24,8 +24,8 @@
 // and the slices are all-gathered. A Muon group of K matrices is split into chunks of ceil(K/world size), each
 // rank updates its own chunk and the results are all-gathered. Afterwards every rank holds the same parameters,
 // but its optimizer state covers only its own slices and chunks: state_dict() is that rank's shard (Python's
-// per-rank optim file) and load_state_dict() accepts only a shard saved with the same world size (each rank loads its own).
-// A null group or one of world size 1 is the single-process optimizer, unchanged.
+// per-rank optim file), and load_state_dict() accepts only a shard saved with the same world size (each rank
+// loads its own). A null group, or one of world size 1, is the single-process optimizer, unchanged.
 //
 // Not covered here: gradient clipping or accumulation (the training loops' job).
 #pragma once

@@ -209,8 +209,8 @@ void MuonAdamW::step_distributed() {
       const int64_t owned = std::min(gw.chunk, std::max<int64_t>(0, K - start));
       const torch::Tensor& p0 = group.params[0];
       torch::Tensor updated = torch::empty(stacked_shape(gw.chunk, p0.sizes()), p0.options());
-      torch::Tensor params = owned > 0 ? torch::stack(std::vector<torch::Tensor>(group.params.begin() + start,
-                                                                                   group.params.begin() + start + owned))
+      const auto first = group.params.begin() + start;
+      torch::Tensor params = owned > 0 ? torch::stack(std::vector<torch::Tensor>(first, first + owned))
                                        : updated.narrow(0, 0, 0);
       // the state is created (sized [chunk, ...]) even on a rank that owns nothing, as Python does
       muon_update(group, state_[index], red.result.narrow(0, 0, owned), params, gw.chunk);
@@ -272,7 +272,8 @@ void MuonAdamW::check_state_shapes(const std::vector<ParamGroup>& groups, const 
           else expected[expected.size() - 2] = 1;
         }
         if (t->sizes() == c10::IntArrayRef(expected)) continue;
-        if (t->dim() == static_cast<int64_t>(expected.size()) && t->sizes().slice(1) == c10::IntArrayRef(expected).slice(1)) {
+        const c10::IntArrayRef want(expected);
+        if (t->dim() == static_cast<int64_t>(expected.size()) && t->sizes().slice(1) == want.slice(1)) {
           // the world sizes that give this many matrices per rank
           const int64_t saved = t->size(0);
           int64_t lo = 0, hi = 0;

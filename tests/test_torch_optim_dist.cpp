@@ -353,8 +353,8 @@ TEST(OptimDist, Bf16AndOddShapesMatchOneProcess) {
   // A bf16 table (sharded), a bf16 scalar vector (replicated) and a Muon group of one matrix over 2 ranks
   // (rank 1 owns nothing), with the single process as reference.
   torch::manual_seed(3);
-  const std::vector<torch::Tensor> init{torch::randn({8, 256}).to(torch::kBFloat16), torch::randn({5}).to(torch::kBFloat16),
-                                        torch::randn({16, 8})};
+  const std::vector<torch::Tensor> init{torch::randn({8, 256}).to(torch::kBFloat16),
+                                        torch::randn({5}).to(torch::kBFloat16), torch::randn({16, 8})};
   auto groups_for = [&](std::vector<torch::Tensor>& ps) {
     ParamGroup a;
     a.kind = GroupKind::adamw;
@@ -394,6 +394,7 @@ TEST(OptimDist, Bf16AndOddShapesMatchOneProcess) {
     MuonAdamW opt(groups_for(ps), pg);
     run(ps, opt);
     // identical gradients on both ranks: the average is exact, so the update is too
-    for (size_t i = 0; i < ps.size(); i++) EXPECT_TRUE(torch::equal(ps[i], single[i])) << "param " << i << " rank " << rank;
+    for (size_t i = 0; i < ps.size(); i++)
+      EXPECT_TRUE(torch::equal(ps[i], single[i])) << "param " << i << " rank " << rank;
   });
 }
