@@ -209,9 +209,9 @@ void MuonAdamW::step_distributed() {
       const int64_t owned = std::min(gw.chunk, std::max<int64_t>(0, K - start));
       const torch::Tensor& p0 = group.params[0];
       torch::Tensor updated = torch::empty(stacked_shape(gw.chunk, p0.sizes()), p0.options());
-      const auto first = group.params.begin() + start;
-      torch::Tensor params = owned > 0 ? torch::stack(std::vector<torch::Tensor>(first, first + owned))
-                                       : updated.narrow(0, 0, 0);
+      torch::Tensor params = updated.narrow(0, 0, 0);
+      if (owned > 0) params = torch::stack(std::vector<torch::Tensor>(group.params.begin() + start,
+                                                                       group.params.begin() + start + owned));
       // the state is created (sized [chunk, ...]) even on a rank that owns nothing, as Python does
       muon_update(group, state_[index], red.result.narrow(0, 0, owned), params, gw.chunk);
       if (owned > 0) updated.narrow(0, 0, owned).copy_(params);
