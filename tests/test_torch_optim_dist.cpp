@@ -34,7 +34,8 @@ Group make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, in
   // libtorch 2.x: ProcessGroupGloo is a Backend, served through a ProcessGroup
   auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, ws,
                                                     c10::make_intrusive<c10d::ProcessGroup::Options>("gloo"));
-  pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
+  pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
+                 c10::intrusive_ptr<c10d::Backend>(gloo));
   return pg;
 #else
   return gloo;
