@@ -12,6 +12,7 @@
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/flash_attention.h"
+#include "nanochat/small_linear.h"
 
 namespace nanochat {
 
@@ -171,7 +172,10 @@ torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos,
 CastLinearImpl::CastLinearImpl(int64_t in_features, int64_t out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
 }
-torch::Tensor CastLinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight.to(x.scalar_type())); }
+torch::Tensor CastLinearImpl::forward(const torch::Tensor& x) {
+  if (small_linear_applies(x, weight)) return small_linear(x, weight);  // decoding: bandwidth-bound gemv
+  return torch::linear(x, weight.to(x.scalar_type()));
+}
 
 TokenEmbeddingImpl::TokenEmbeddingImpl(int64_t num_embeddings, int64_t dim) {
   weight = register_parameter("weight", torch::empty({num_embeddings, dim}));

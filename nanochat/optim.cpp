@@ -112,7 +112,8 @@ torch::Tensor polar_express(torch::Tensor X, int64_t ns_steps) {
   return X;
 }
 
-MuonAdamW::MuonAdamW(std::vector<ParamGroup> groups) : groups_(std::move(groups)) {
+MuonAdamW::MuonAdamW(std::vector<ParamGroup> groups, c10::intrusive_ptr<c10d::ProcessGroup> pg)
+    : groups_(std::move(groups)), pg_(std::move(pg)) {
   size_t n = 0;
   for (const auto& g : groups_) {
     TORCH_CHECK(g.names.empty() || g.names.size() == g.params.size(),
@@ -124,6 +125,7 @@ MuonAdamW::MuonAdamW(std::vector<ParamGroup> groups) : groups_(std::move(groups)
 
 void MuonAdamW::step() {
   torch::NoGradGuard no_grad;
+  if (distributed()) return step_distributed();
   size_t index = 0;
   for (auto& group : groups_) {
     if (group.kind == GroupKind::adamw) step_adamw(group, index);
@@ -134,44 +136,27 @@ void MuonAdamW::step() {
 
 void MuonAdamW::step_adamw(ParamGroup& group, size_t first_index) {
   for (size_t i = 0; i < group.params.size(); i++) {
-    torch::Tensor& p = group.params[i];
-    const torch::Tensor& grad = p.grad();
-    if (!grad.defined()) continue;
-    State& st = state_[first_index + i];
-    if (!st.exp_avg.defined()) {
-      st.step = 0;
-      st.exp_avg = torch::zeros_like(p);
-      st.exp_avg_sq = torch::zeros_like(p);
-    }
-    st.step += 1;
-    adamw_step_fused(p, grad, st.exp_avg, st.exp_avg_sq, scalar_f32(static_cast<double>(st.step)),
-                     scalar_f32(group.lr), scalar_f32(group.betas.first), scalar_f32(group.betas.second),
-                     scalar_f32(group.eps), scalar_f32(group.weight_decay));
+    const torch::Tensor& grad = group.params[i].grad();
+    if (grad.defined()) adamw_update(group, state_[first_index + i], group.params[i], grad);
   }
+}
+
+void MuonAdamW::adamw_update(const ParamGroup& group, State& st, torch::Tensor p, const torch::Tensor& grad) {
+  if (!st.exp_avg.defined()) {
+    st.step = 0;
+    st.exp_avg = torch::zeros_like(p);
+    st.exp_avg_sq = torch::zeros_like(p);
+  }
+  st.step += 1;
+  adamw_step_fused(p, grad, st.exp_avg, st.exp_avg_sq, scalar_f32(static_cast<double>(st.step)),
+                   scalar_f32(group.lr), scalar_f32(group.betas.first), scalar_f32(group.betas.second),
+                   scalar_f32(group.eps), scalar_f32(group.weight_decay));
 }
 
 void MuonAdamW::step_muon(ParamGroup& group, size_t first_index) {
   if (group.params.empty()) return;
   const torch::Tensor& p0 = group.params[0];
-  TORCH_CHECK(p0.dim() >= 2, "Muon group holds a ", p0.dim(), "-d parameter; Muon needs matrices");
   const int64_t K = static_cast<int64_t>(group.params.size());
-  const int64_t rows = p0.size(-2), cols = p0.size(-1);
-  // the group's state lives on its first parameter
-  State& st = state_[first_index];
-  if (!st.momentum_buffer.defined()) {
-    std::vector<int64_t> shape{K};
-    for (int64_t s : p0.sizes()) shape.push_back(s);
-    st.momentum_buffer = torch::zeros(shape, p0.options());
-  }
-  if (!st.second_momentum_buffer.defined()) {
-    std::vector<int64_t> shape{K};
-    for (int64_t s : p0.sizes()) shape.push_back(s);
-    if (rows >= cols) shape.back() = 1;
-    else shape[shape.size() - 2] = 1;
-    st.second_momentum_buffer = torch::zeros(shape, p0.options());
-  }
-  const int64_t red_dim = rows >= cols ? -1 : -2;
-
   std::vector<torch::Tensor> grads;
   grads.reserve(group.params.size());
   for (size_t i = 0; i < group.params.size(); i++) {
@@ -182,14 +167,38 @@ void MuonAdamW::step_muon(ParamGroup& group, size_t first_index) {
                 group.params[i].sizes());
     grads.push_back(g);
   }
-  torch::Tensor stacked_grads = torch::stack(grads);
   torch::Tensor stacked_params = torch::stack(group.params);
-
-  const double lr = group.lr * std::pow(std::max(1.0, static_cast<double>(rows) / static_cast<double>(cols)), 0.5);
-  muon_step_fused(stacked_grads, stacked_params, st.momentum_buffer, st.second_momentum_buffer,
-                  scalar_f32(group.momentum), scalar_f32(lr), scalar_f32(group.weight_decay),
-                  scalar_f32(group.beta2), group.ns_steps, red_dim);
+  // the group's state lives on its first parameter
+  muon_update(group, state_[first_index], torch::stack(grads), stacked_params, K);
   for (int64_t i = 0; i < K; i++) group.params[i].copy_(stacked_params[i]);
+}
+
+void MuonAdamW::muon_update(const ParamGroup& group, State& st, torch::Tensor grads, torch::Tensor params,
+                            int64_t state_rows) {
+  const torch::Tensor& p0 = group.params.at(0);
+  TORCH_CHECK(p0.dim() >= 2, "Muon group holds a ", p0.dim(), "-d parameter; Muon needs matrices");
+  const int64_t rows = p0.size(-2), cols = p0.size(-1);
+  if (!st.momentum_buffer.defined()) {
+    std::vector<int64_t> shape{state_rows};
+    for (int64_t s : p0.sizes()) shape.push_back(s);
+    st.momentum_buffer = torch::zeros(shape, p0.options());
+  }
+  if (!st.second_momentum_buffer.defined()) {
+    std::vector<int64_t> shape{state_rows};
+    for (int64_t s : p0.sizes()) shape.push_back(s);
+    if (rows >= cols) shape.back() = 1;
+    else shape[shape.size() - 2] = 1;
+    st.second_momentum_buffer = torch::zeros(shape, p0.options());
+  }
+  const int64_t n = grads.size(0);
+  if (n == 0) return;
+  const int64_t red_dim = rows >= cols ? -1 : -2;
+  // the first n matrices of the buffers, updated in place through the views
+  torch::Tensor momentum_buffer = st.momentum_buffer.narrow(0, 0, n);
+  torch::Tensor second_momentum_buffer = st.second_momentum_buffer.narrow(0, 0, n);
+  const double lr = group.lr * std::pow(std::max(1.0, static_cast<double>(rows) / static_cast<double>(cols)), 0.5);
+  muon_step_fused(grads, params, momentum_buffer, second_momentum_buffer, scalar_f32(group.momentum),
+                  scalar_f32(lr), scalar_f32(group.weight_decay), scalar_f32(group.beta2), group.ns_steps, red_dim);
 }
 
 void MuonAdamW::zero_grad() {
@@ -356,27 +365,7 @@ void MuonAdamW::load_state_dict(const c10::IValue& sd) {
       else fail("optimizer state: parameter {} has unknown state \"{}\"", it->first, k);
     }
   }
-  // shapes must fit the parameters they belong to
-  for (size_t i = 0; i < flat; i++) {
-    const State& st = state[i];
-    const torch::Tensor& p = *param_of[i];
-    if (st.exp_avg.defined() && st.exp_avg.sizes() != p.sizes())
-      fail("optimizer state: exp_avg of parameter {} has shape {} but the parameter has {}", i,
-           c10::str(st.exp_avg.sizes()), c10::str(p.sizes()));
-  }
-  flat = 0;
-  for (const auto& g : groups) {
-    if (g.kind == GroupKind::muon && !g.params.empty()) {
-      const State& st = state[flat];
-      const int64_t K = static_cast<int64_t>(g.params.size());
-      if (st.momentum_buffer.defined() &&
-          (st.momentum_buffer.dim() != g.params[0].dim() + 1 || st.momentum_buffer.size(0) != K ||
-           st.momentum_buffer.sizes().slice(1) != g.params[0].sizes()))
-        fail("optimizer state: Muon momentum_buffer of parameter {} does not fit its group of {} parameters "
-             "(a state saved with a different world size?)", flat, K);
-    }
-    flat += g.params.size();
-  }
+  check_state_shapes(groups, state);  // shapes must fit the parameters (or this rank's shards of them)
   groups_ = std::move(groups);
   state_ = std::move(state);
 }
@@ -386,7 +375,7 @@ void MuonAdamW::load_state_dict(const c10::IValue& sd) {
 
 MuonAdamW setup_optimizer(const std::vector<std::pair<std::string, torch::Tensor>>& named_params, int64_t model_dim,
                           double unembedding_lr, double embedding_lr, double matrix_lr, double weight_decay,
-                          double scalar_lr) {
+                          double scalar_lr, c10::intrusive_ptr<c10d::ProcessGroup> pg) {
   using Named = std::pair<std::string, torch::Tensor>;
   std::vector<Named> lm_head, wte, value_embeds, resid, x0, matrix;
   Named smear_gate, smear_lambda, backout_lambda;
@@ -450,7 +439,7 @@ MuonAdamW setup_optimizer(const std::vector<std::pair<std::string, torch::Tensor
     groups.push_back(std::move(g));
   }
   for (auto& g : groups) g.initial_lr = g.lr;
-  return MuonAdamW(std::move(groups));
+  return MuonAdamW(std::move(groups), std::move(pg));
 }
 
 }  // namespace nanochat

@@ -1,0 +1,54 @@
+// small_linear against torch::linear: every row count the kernel takes, K with and without a vector tail,
+// batched and strided inputs, and the cases where it must step aside.
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "nanochat/small_linear.h"
+
+using namespace nanochat;
+
+TEST(SmallLinear, MatchesTorchLinear) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(0);
+  for (int64_t K : {1, 15, 16, 64, 384, 401}) {
+    for (int64_t N : {1, 7, 384, 1000}) {
+      torch::Tensor w = torch::randn({N, K});
+      for (int64_t M = 1; M <= kSmallLinearMaxRows; ++M) {
+        torch::Tensor x = torch::randn({M, K});
+        ASSERT_TRUE(small_linear_applies(x, w));
+        torch::Tensor got = small_linear(x, w), want = torch::linear(x, w);
+        ASSERT_EQ(got.sizes(), want.sizes());
+        // Summation order differs from BLAS: fp32 rounding of a K-term dot product.
+        EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-5 * std::sqrt(static_cast<double>(K))))
+            << "K=" << K << " N=" << N << " M=" << M << " max err " << (got - want).abs().max().item<float>();
+      }
+    }
+  }
+}
+
+TEST(SmallLinear, BatchedAndStridedInputs) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(1);
+  torch::Tensor w = torch::randn({96, 32});
+  torch::Tensor x3 = torch::randn({2, 1, 32});  // [B, T=1, C] as in decoding
+  EXPECT_TRUE(torch::allclose(small_linear(x3, w), torch::linear(x3, w), 1e-5, 1e-5));
+  EXPECT_EQ(small_linear(x3, w).sizes(), (std::vector<int64_t>{2, 1, 96}));
+  torch::Tensor wide = torch::randn({3, 64});
+  torch::Tensor xs = wide.slice(1, 0, 64, 2);  // non-contiguous [3, 32]
+  EXPECT_TRUE(torch::allclose(small_linear(xs, w), torch::linear(xs, w), 1e-5, 1e-5));
+  torch::Tensor wt = torch::randn({32, 96}).t();  // non-contiguous weight [96, 32]
+  EXPECT_TRUE(torch::allclose(small_linear(x3, wt), torch::linear(x3, wt), 1e-5, 1e-5));
+}
+
+TEST(SmallLinear, StepsAsideWhenItShouldNot) {
+  torch::Tensor w = torch::randn({8, 16});
+  torch::Tensor many = torch::randn({kSmallLinearMaxRows + 1, 16});
+  EXPECT_FALSE(small_linear_applies(many, w));
+  EXPECT_FALSE(small_linear_applies(torch::randn({1, 16}, torch::kBFloat16), w.to(torch::kBFloat16)));
+  EXPECT_FALSE(small_linear_applies(torch::randn({1, 15}), w));
+  torch::Tensor wg = w.clone().requires_grad_(true);
+  EXPECT_FALSE(small_linear_applies(torch::randn({1, 16}), wg));  // autograd is recording
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(small_linear_applies(torch::randn({1, 16}), wg));
+}
