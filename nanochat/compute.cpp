@@ -84,11 +84,15 @@ std::string first_line(const std::exception& e) {
   return m;
 }
 
-[[noreturn]] void collective_failed(const char* what, const std::exception& e) {
+}  // namespace
+
+void collective_failed(const char* what, const std::exception& e) {
   fail("rank {} lost its process group during {} (another rank died, or none answered within "
        "NANOCHAT_DIST_TIMEOUT={}s): {}",
        g_rank, what, dist_timeout().count() / 1000, first_line(e));
 }
+
+namespace {
 
 c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d::Store>& store, bool cuda,
                                                   const std::string& master_addr) {
@@ -105,7 +109,8 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
 #if NANOCHAT_TORCH_AT_LEAST(2, 0)
     auto group = c10::make_intrusive<c10d::ProcessGroup>(
         store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("nccl", timeout));
-    group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, backend);
+    group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL,
+                      c10::intrusive_ptr<c10d::Backend>(backend));
     return group;
 #else
     return backend;
@@ -128,7 +133,8 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
 #if NANOCHAT_TORCH_AT_LEAST(2, 0)
   auto group = c10::make_intrusive<c10d::ProcessGroup>(
       store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("gloo", timeout));
-  group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, backend);
+  group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
+                    c10::intrusive_ptr<c10d::Backend>(backend));
   return group;
 #else
   return backend;
@@ -299,14 +305,9 @@ void barrier() {
   }
 }
 
-void average_gradients(const std::vector<torch::Tensor>& params) {
-  if (!g_group) return;
-  for (const auto& p : params) {
-    if (!p.requires_grad()) continue;
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    torch::Tensor g = p.grad();
-    all_reduce(g, Reduce::avg);
-  }
+void zero_missing_grads(const std::vector<torch::Tensor>& params) {
+  for (const auto& p : params)
+    if (p.requires_grad() && !p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
 }
 
 }  // namespace nanochat

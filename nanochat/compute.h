@@ -10,7 +10,6 @@
 //   ComputeContext ctx = compute_init("");       // single process: no group, rank 0 of 1
 //   all_reduce(t, Reduce::sum);                   // no-ops when single process
 //   double n = all_reduce(count, Reduce::sum);
-//   average_gradients(model->parameters());       // one all_reduce per .grad()
 //
 // The group itself (for code that issues its own collectives) is process_group(); include
 // <torch/csrc/distributed/c10d/ProcessGroup.hpp> where it is used. Not covered: MPS, elastic restarts.
@@ -19,6 +18,8 @@
 #include <chrono>
 #include <string>
 #include <vector>
+
+#include "nanochat/common.h"
 
 #include <torch/torch.h>
 
@@ -65,6 +66,21 @@ int dist_world_size();
 // NANOCHAT_DIST_TIMEOUT (seconds, default 600): how long a collective waits for the other ranks.
 std::chrono::milliseconds dist_timeout();
 
+// Runs code that issues collectives of its own (the distributed optimizer's step): a libtorch error from them
+// becomes the one-line "rank N lost its process group during <what> ..." Error; our own Errors pass through.
+[[noreturn]] void collective_failed(const char* what, const std::exception& e);
+template <typename F>
+void with_collectives(const char* what, F&& f) {
+  if (!is_distributed()) return f();
+  try {
+    f();
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    collective_failed(what, e);
+  }
+}
+
 enum class Reduce { sum, avg, max, min };
 // In place across ranks; identity when single process. Errors from the group become one-line Errors.
 void all_reduce(torch::Tensor& t, Reduce op = Reduce::sum);
@@ -72,8 +88,8 @@ double all_reduce(double v, Reduce op = Reduce::sum);
 void all_reduce(std::vector<float>& v, Reduce op = Reduce::sum);
 void broadcast(torch::Tensor& t, int root = 0);
 void barrier();
-// Averages every .grad() across ranks (one all_reduce each): data-parallel gradients for optimizers that do not
-// reduce them themselves. A parameter without a gradient on this rank counts as zero, so ranks stay in step.
-void average_gradients(const std::vector<torch::Tensor>& params);
+// Gives every trainable parameter without a gradient a zero one: the distributed optimizer (optim.h) averages
+// every gradient on every rank, so a rank that had nothing to backpropagate must still bring zeros.
+void zero_missing_grads(const std::vector<torch::Tensor>& params);
 
 }  // namespace nanochat

@@ -238,7 +238,8 @@ int base_train_main(int argc, char** argv) {
     print0f("Scaling weight decay from {:.6f} to {:.6f} for depth {}", o.weight_decay, wd, o.depth);
 
   MuonAdamW optimizer = setup_optimizer(model->state_dict(), config.n_embd, o.unembedding_lr * lr_scale,
-                                        o.embedding_lr * lr_scale, o.matrix_lr * lr_scale, wd, o.scalar_lr * lr_scale);
+                                        o.embedding_lr * lr_scale, o.matrix_lr * lr_scale, wd, o.scalar_lr * lr_scale,
+                                        process_group());  // several ranks: ZeRO-2, step() averages the gradients
   if (optimizer_data) {
     optimizer.load_state_dict(*optimizer_data);
     optimizer_data.reset();
@@ -375,7 +376,6 @@ int base_train_main(int argc, char** argv) {
       (loss / double(grad_accum)).backward();
       batch = train_loader.next();  // the loader prepares it in the background meanwhile
     }
-    average_gradients(model->parameters());  // data parallel: every rank steps with the mean gradient
     data_state = batch.state;
     const double lrm = base_lr_multiplier(step, num_iterations, o.warmup_steps, o.warmdown_ratio, o.final_lr_frac);
     const double momentum = base_muon_momentum(step, num_iterations, o.warmdown_ratio);
@@ -387,7 +387,7 @@ int base_train_main(int argc, char** argv) {
         g.weight_decay = muon_wd;
       }
     }
-    optimizer.step();
+    with_collectives("the optimizer step", [&] { optimizer.step(); });
     optimizer.zero_grad();
     const double train_loss_f = train_loss.item<double>();
     synchronize();

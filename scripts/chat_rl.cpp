@@ -193,7 +193,8 @@ int chat_rl_main(int argc, char** argv) {
          o.examples_per_step);
 
   MuonAdamW optimizer =
-      setup_optimizer(model->state_dict(), model->config.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, o.weight_decay);
+      setup_optimizer(model->state_dict(), model->config.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, o.weight_decay,
+                      0.5, process_group());  // several ranks: step() averages the gradients
   for (auto& g : optimizer.param_groups()) {
     g.lr *= o.init_lr_frac;
     g.initial_lr = g.lr;
@@ -254,8 +255,7 @@ int chat_rl_main(int argc, char** argv) {
 
     double lrm = rl_lr_multiplier(step, num_steps);
     for (auto& g : optimizer.param_groups()) g.lr = g.initial_lr * lrm;
-    average_gradients(model->parameters());  // data parallel: the mean gradient on every rank
-    optimizer.step();
+    with_collectives("the optimizer step", [&] { optimizer.step(); });
     optimizer.zero_grad();
     logger.log(step, {{"lrm", lrm}});
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

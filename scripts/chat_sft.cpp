@@ -184,7 +184,8 @@ int chat_sft_main(int argc, char** argv) {
   print0f("Total batch size {} => gradient accumulation steps: {}", o.total_batch_size, grad_accum_steps);
 
   // Optimizer, warm-started from the base run's state when asked (its saved LRs are replaced by the fresh ones).
-  MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, 0.0);
+  MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, 0.0,
+                                        0.5, process_group());  // several ranks: step() averages the gradients
   if (o.load_optimizer) {
     auto base_dir = checkpoints_dir_for("base") / cm.model_tag;
     // Optimizer state is per rank: it only carries over to a run with the world size that saved it.
@@ -318,8 +319,8 @@ int chat_sft_main(int argc, char** argv) {
       if (g.kind == GroupKind::muon) g.momentum = momentum;
     }
     any_backward = all_reduce(any_backward ? 1.0 : 0.0, Reduce::max) > 0;
-    if (any_backward) average_gradients(model->parameters());  // data parallel: the mean gradient on every rank
-    if (any_backward) optimizer.step();  // no gradient at all: nothing to update (Muon needs every gradient)
+    if (any_backward) zero_missing_grads(model->parameters());  // a rank that skipped every batch adds zeros
+    if (any_backward) with_collectives("the optimizer step", [&] { optimizer.step(); });  // no gradient at all: nothing to update (Muon needs every gradient)
     optimizer.zero_grad();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

@@ -53,6 +53,8 @@ o0 = torch.load(d + "/optim_000020_rank0.pt", map_location="cpu")
 o1 = torch.load(d + "/optim_000020_rank1.pt", map_location="cpu")
 checked = 0
 for i, s in o0["state"].items():
+    if "exp_avg" not in s:  # Muon state is sharded across ranks
+        continue
     for k, v in s.items():
         w = o1["state"][i][k]
         # Small AdamW parameters are replicated on every rank (also under ZeRO-2): equal only if grads were averaged.
