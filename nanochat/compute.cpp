@@ -208,6 +208,7 @@ ComputeContext compute_init(const std::string& device_type_in) {
     fail("WORLD_SIZE={} needs MASTER_ADDR and MASTER_PORT (the rendezvous address of rank 0); "
          "nanochat launch and torchrun set them", ctx.world_size);
   if (*port < 1 || *port > 65535) fail("MASTER_PORT={} is not a TCP port (1-65535)", *port);
+  dist_timeout();  // a bad NANOCHAT_DIST_TIMEOUT fails here, with its own message
   g_rank = ctx.rank;
   g_world_size = ctx.world_size;
   g_local_rank = ctx.local_rank;

@@ -4,7 +4,8 @@
 #  2. ranks started by hand with torchrun's variables (as torchrun starts them): kill -9 rank 1 -> rank 0's next
 #     collective fails with "rank 0 lost its process group ..." and exits 1;
 #  3. the same with rank 1 stopped (SIGSTOP, a hang rather than a death): rank 0 gives up after
-#     NANOCHAT_DIST_TIMEOUT seconds.
+#     NANOCHAT_DIST_TIMEOUT seconds;
+#  4. an incomplete or malformed launcher environment is one error line.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
 tmp=$(mktemp -d)
@@ -80,4 +81,22 @@ kill -9 "$pid1" 2>/dev/null || true
 cat "$tmp/r0.err"
 [ $rc = 1 ]
 grep -q "^error: rank 0 lost its process group during .*NANOCHAT_DIST_TIMEOUT=5s" "$tmp/r0.err"
+# 4. bad environments
+bad_env() {  # bad_env <expected error regex> VAR=value...
+  local want=$1; shift
+  if env -u RANK -u LOCAL_RANK -u WORLD_SIZE -u MASTER_ADDR -u MASTER_PORT "$@" \
+      "$NANOCHAT" base_eval --eval core --device-type cpu > /dev/null 2> "$tmp/env.err"; then
+    echo "accepted: $*"; exit 1
+  fi
+  cat "$tmp/env.err"
+  grep -qE "^error: $want" "$tmp/env.err"
+  [ "$(wc -l < "$tmp/env.err")" = 1 ]
+}
+bad_env "RANK, LOCAL_RANK and WORLD_SIZE must be set together" RANK=0
+bad_env "WORLD_SIZE='two' is not an integer" RANK=0 LOCAL_RANK=0 WORLD_SIZE=two
+bad_env "inconsistent ranks: RANK=2 LOCAL_RANK=0 WORLD_SIZE=2" RANK=2 LOCAL_RANK=0 WORLD_SIZE=2
+bad_env "WORLD_SIZE=2 needs MASTER_ADDR and MASTER_PORT" RANK=0 LOCAL_RANK=0 WORLD_SIZE=2
+bad_env "MASTER_PORT=70000 is not a TCP port" RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=70000
+bad_env "NANOCHAT_DIST_TIMEOUT='-1' must be a positive number" RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 \
+  MASTER_PORT=29999 NANOCHAT_DIST_TIMEOUT=-1
 echo "distributed failure e2e ok"
