@@ -17,6 +17,8 @@
 // Not covered: loading checkpoints and the engine itself (chat_model.h is the boundary).
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -87,7 +89,8 @@ class ChatServer {
   void handle_chat(const httplib::Request& req, httplib::Response& res, bool openai);
   void handle_health(httplib::Response& res);
   void handle_stats(httplib::Response& res);
-  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res);
+  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
+                  httplib::Response& res);
   bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
   // Runs the model on a leased worker; emit(text) gets each complete piece of UTF-8 text (false = client gone).
   Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
@@ -102,6 +105,11 @@ class ChatServer {
   std::atomic<bool> ready_{false}, stopping_{false};
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
 };
+
+// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it starts later) and ignores SIGPIPE.
+// Call it first thing, before anything (OpenMP, libtorch) starts threads: a thread left unblocked would take
+// the signal and die of it instead of shutting the server down. run_chat_server calls it too.
+sigset_t block_shutdown_signals();
 
 // Prints nanochat's startup lines, serves at once (503 while loading), loads opt.num_gpus replicas with
 // load_replica(i), prints "Server ready at http://localhost:<port>", and serves until SIGINT/SIGTERM.
