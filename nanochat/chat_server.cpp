@@ -1,6 +1,7 @@
 // chat_server: see chat_server.h. Each HTTP connection is served on a thread of httplib's pool; a streaming reply
-// waits for a worker and generates inside httplib's chunked content provider, so the provider's sink tells us at
-// every token whether the client is still there (sink.is_writable() peeks the socket for a hang-up).
+// waits for a worker inside httplib's chunked content provider, then has the worker's thread generate while the
+// connection thread waits, so the provider's sink tells us at every token whether the client is still there
+// (sink.is_writable() peeks the socket for a hang-up). A non-streaming reply peeks its socket the same way.
 #include "nanochat/chat_server.h"
 
 #include <dirent.h>

@@ -9,8 +9,11 @@
 //
 // Serving rules beyond nanochat's: requests wait in a bounded FIFO queue for a worker (429 at once when it is
 // full), 503 until the models are loaded, 413 over 1 MB, 400 for every bad input (JSON {"error": {...}}),
-// prompt + max_tokens must fit the model's context, a reply stops within one decode step of its client leaving
-// (a queued request whose client leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host.
+// prompt + max_tokens must fit the model's context (a request without max_tokens gets the default cut to fit),
+// a reply — streamed or not — stops within one decode step of its client leaving (a queued request whose client
+// leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host. Each worker runs its model on a
+// thread of its own; HTTP connections are served by httplib's thread pool and tokenize there (the tokenizer is
+// read-only and thread-safe).
 //
 // Use: fill ChatServerOptions from flags (add_chat_web_flags), then run_chat_server(options, load_replica), where
 // load_replica(i) builds worker i's model (e.g. on cuda:i). Tests may drive a ChatServer directly.

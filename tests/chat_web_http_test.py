@@ -139,6 +139,11 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
 
+    def threads(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+
     def open_fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
@@ -745,7 +750,7 @@ def soak(srv, n):
     for i in range(n):
         if i == warm:
             time.sleep(0.1)
-            rss0, fds0, t_warm = srv.rss_kb(), srv.open_fds(), time.time()
+            rss0, fds0, thr0, t_warm = srv.rss_kb(), srv.open_fds(), srv.threads(), time.time()
         t0 = time.time()
         c = srv.conn()
         c.request("POST", "/chat/completions", body, {"Content-Type": "application/json", **srv.auth})
@@ -756,11 +761,11 @@ def soak(srv, n):
         lat.append(time.time() - t0)
     t_end = time.time()
     time.sleep(0.2)
-    rss1, fds1 = srv.rss_kb(), srv.open_fds()
+    rss1, fds1, thr1 = srv.rss_kb(), srv.open_fds(), srv.threads()
     pct = lambda xs, q: sorted(xs)[max(0, int(len(xs) * q) - 1)]  # noqa: E731
     k = max(1, n // 10)
     print(f"     soak {n} x 32 tokens: RSS {rss_start} kB at start, {rss0} -> {rss1} kB over the last {n - warm} "
-          f"({(rss1 - rss0) * 100 / rss0:+.1f}%), open fds {fds0} -> {fds1}, "
+          f"({(rss1 - rss0) * 100 / rss0:+.1f}%), open fds {fds0} -> {fds1}, threads {thr0} -> {thr1}, "
           f"{n / (t_end - t_start):.1f} requests/s ({(n - warm) / (t_end - t_warm):.1f} after warm-up), "
           f"latency p50 {pct(lat, 0.5) * 1000:.1f} ms, p99 first/last {k}: {pct(lat[:k], 0.99) * 1000:.1f}/"
           f"{pct(lat[-k:], 0.99) * 1000:.1f} ms")
