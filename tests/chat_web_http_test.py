@@ -78,6 +78,7 @@ class Server:
 
     def __init__(self, *args, wait_ready=True, base_dir=None):
         self.log = tempfile.NamedTemporaryFile(prefix="chat_web_", suffix=".log", delete=False)
+        self.failed_at_start = RESULTS["failed"]
         if MOCK:
             cmd, env = [BIN, "--port", "0", *args], None
         else:
@@ -104,9 +105,16 @@ class Server:
             rc = self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            raise RuntimeError("server did not stop on SIGTERM")
+            self.proc.wait()
+            raise RuntimeError("server did not stop on SIGTERM:\n" + self.log_tail())
+        if RESULTS["failed"] > self.failed_at_start:  # something failed while it ran: show what it logged
+            print(f"--- the last lines of the server's log ---\n{self.log_tail()}\n---", flush=True)
         os.unlink(self.log.name)
         return rc
+
+    def log_tail(self, n=40):
+        with open(self.log.name, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
 
     def conn(self, timeout=30):
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
