@@ -270,12 +270,29 @@ void ChatServer::routes() {
     json m = {{"id", opt_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "nanochat"}};
     res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
   });
-  svr.Post("/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_chat(req, res, false);
-  });
-  svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_chat(req, res, true);
-  });
+  // The completions read their bodies themselves: httplib 0.11 caps a body only when it comes with a
+  // Content-Length, and would read a chunked one of any size into memory.
+  for (bool openai : {false, true}) {
+    svr.Post(openai ? "/v1/chat/completions" : "/chat/completions",
+             [this, openai](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+               std::string body;
+               bool too_big = false;
+               bool ok = read([&](const char* data, size_t n) {
+                 too_big = body.size() + n > kMaxBodyBytes;
+                 if (!too_big) body.append(data, n);
+                 return !too_big;
+               });
+               if (!ok || too_big) {
+                 too_big = too_big || res.status == 413;  // httplib refused a Content-Length over the cap
+                 res.set_header("Connection", "close");  // the rest of the body is left unread
+                 send_error(res, too_big ? 413 : 400, "invalid_request_error",
+                            too_big ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
+                                    : std::string("the request body could not be read (bad chunked encoding?)"));
+                 return;
+               }
+               handle_chat(req, body, res, openai);
+             });
+  }
 }
 
 void ChatServer::handle_health(httplib::Response& res) {
@@ -343,14 +360,15 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
   return r;
 }
 
-void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res, bool openai) {
+void ChatServer::handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                             bool openai) {
   n_requests_++;
   try {
     const ChatModel* tokenizer = pool_.any_model();
     if (!ready_ || !tokenizer)
       throw HttpError(503, "unavailable_error", "the model is still loading; retry in a moment");
     ChatRequest cr =
-        parse_chat_request(req.body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
+        parse_chat_request(body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
     auto job = std::make_shared<Job>();
     job->prompt = build_prompt(*tokenizer, cr.messages);
     job->params.temperature = cr.temperature.value_or(opt_.temperature);

@@ -67,7 +67,7 @@ struct ChatServerOptions {
 // The flags of SPEC §21.1 plus --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
-inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413
+inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
 
 class ChatServer {
  public:
@@ -89,7 +89,7 @@ class ChatServer {
   struct Job;
   struct Reply;
   void routes();
-  void handle_chat(const httplib::Request& req, httplib::Response& res, bool openai);
+  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res, bool openai);
   void handle_health(httplib::Response& res);
   void handle_stats(httplib::Response& res);
   void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,

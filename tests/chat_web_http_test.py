@@ -326,6 +326,34 @@ def bad_input_tests(srv):
             assert isinstance(data, dict) and "message" in data["error"], f"no JSON error: {data!r}"
         check(f"bad input: {name} -> {want}", case)
 
+    def chunked_too_big():
+        # 17 chunks of 64 KiB (over 1 MiB) and no final chunk: the server must answer 413 before the body ends.
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(17):
+            sock.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            assert data, f"connection closed without an answer: {head!r}"
+            head += data
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+        assert srv.health()["status"] == "ok"
+    check("chunked body over 1 MiB -> 413 (read no further)", chunked_too_big)
+
+    def chunked_ok():
+        c = srv.conn()
+        body = json.dumps({"messages": msgs("chunked"), "max_tokens": 2}).encode()
+        c.request("POST", "/v1/chat/completions", body=iter([body[:10], body[10:]]),
+                  headers={"Content-Type": "application/json"}, encode_chunked=True)
+        r = c.getresponse()
+        data = json.loads(r.read())
+        c.close()
+        assert r.status == 200 and data["usage"]["completion_tokens"] <= 2, (r.status, data)
+    check("a small chunked body is read whole -> 200", chunked_ok)
+
     def ok(body, want_text=None, fits=True):
         """200 (mock: a context of 40000 tokens); with the real model's 256-token context a long request passes
         every character limit and is then refused for the token budget (fits=False)."""
