@@ -427,8 +427,9 @@ json ChatServer::usage(const Job& job, const Reply& r) const {
 
 void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
                             httplib::Response& res) {
-  // Waits and generates on this connection's thread, then answers with one JSON object. The connection's socket is
-  // watched while queued and before every token, as for a stream: a client that leaves frees its worker at once.
+  // Waits for a worker on this connection's thread, has it generate, then answers with one JSON object. The
+  // connection's socket is watched while queued and before every token, as for a stream: a client that leaves
+  // frees its worker at once.
   const int fd = find_connection_socket(req);
   auto client_gone = [fd] { return peer_gone(fd); };
   auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
