@@ -1,8 +1,12 @@
 // chat_server: see chat_server.h. Each HTTP connection is served on a thread of httplib's pool; a streaming reply
-// waits for a worker and generates inside httplib's chunked content provider, so the provider's sink tells us at
-// every token whether the client is still there (sink.is_writable() peeks the socket for a hang-up).
+// waits for a worker inside httplib's chunked content provider, then has the worker's thread generate while the
+// connection thread waits, so the provider's sink tells us at every token whether the client is still there
+// (sink.is_writable() peeks the socket for a hang-up). A non-streaming reply peeks its socket the same way.
 #include "nanochat/chat_server.h"
 
+#include <dirent.h>
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -77,6 +81,54 @@ uint64_t random_seed() {  // uniform in [0, 2^31 - 1], as nanochat's random.rand
   static std::mt19937_64 rng{std::random_device{}()};
   std::lock_guard<std::mutex> lock(mu);
   return rng() & 0x7FFFFFFFull;
+}
+
+// httplib 0.11 gives a handler the request but not its socket, so a non-streaming reply could not tell that its
+// client left. The socket is the one open descriptor of this process whose local and peer addresses are the
+// request's (a TCP connection is unique by them); it stays this handler's until the handler returns. -1 if not found.
+std::string numeric_host(const sockaddr_storage& a, socklen_t len, int& port) {
+  char host[NI_MAXHOST], serv[NI_MAXSERV];
+  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
+                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+    return {};
+  port = std::atoi(serv);
+  return host;
+}
+
+int find_connection_socket(const httplib::Request& req) {
+  DIR* dir = opendir("/proc/self/fd");
+  if (!dir) return -1;
+  int found = -1;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = std::atoi(e->d_name);
+    sockaddr_storage local{}, peer{};
+    socklen_t llen = sizeof local, plen = sizeof peer;
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) continue;  // not a socket
+    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) continue;
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;  // not connected
+    int lport = -1, pport = -1;
+    if (numeric_host(local, llen, lport) == req.local_addr && lport == req.local_port &&
+        numeric_host(peer, plen, pport) == req.remote_addr && pport == req.remote_port) {
+      found = fd;
+      break;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+// True once the peer of a connected socket has hung up (or the socket failed): it is readable and a peek reads
+// nothing. Bytes waiting to be read (a pipelined request) mean the client is still there.
+bool peer_gone(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  int n = ::poll(&p, 1, 0);
+  if (n <= 0) return false;
+  if (p.revents & (POLLERR | POLLNVAL)) return true;
+  char c;
+  ssize_t r = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
 // Constant-time comparison: the time taken does not depend on where the strings first differ.
@@ -218,12 +270,29 @@ void ChatServer::routes() {
     json m = {{"id", opt_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "nanochat"}};
     res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
   });
-  svr.Post("/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_chat(req, res, false);
-  });
-  svr.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-    handle_chat(req, res, true);
-  });
+  // The completions read their bodies themselves: httplib 0.11 caps a body only when it comes with a
+  // Content-Length, and would read a chunked one of any size into memory.
+  for (bool openai : {false, true}) {
+    svr.Post(openai ? "/v1/chat/completions" : "/chat/completions",
+             [this, openai](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+               std::string body;
+               bool too_big = false;
+               bool ok = read([&](const char* data, size_t n) {
+                 too_big = body.size() + n > kMaxBodyBytes;
+                 if (!too_big) body.append(data, n);
+                 return !too_big;
+               });
+               if (!ok || too_big) {
+                 too_big = too_big || res.status == 413;  // httplib refused a Content-Length over the cap
+                 res.set_header("Connection", "close");  // the rest of the body is left unread
+                 send_error(res, too_big ? 413 : 400, "invalid_request_error",
+                            too_big ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
+                                    : std::string("the request body could not be read (bad chunked encoding?)"));
+                 return;
+               }
+               handle_chat(req, body, res, openai);
+             });
+  }
 }
 
 void ChatServer::handle_health(httplib::Response& res) {
@@ -260,26 +329,28 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
   const int assistant_end = model.special_id("<|assistant_end|>"), bos = model.special_id("<|bos|>");
   Reply r;
   Utf8Holdback utf8;
+  auto on_token = [&](int token) {
+    if (token == assistant_end || token == bos) {
+      r.stopped = true;
+      return false;
+    }
+    r.completion_tokens++;
+    if (stopping_ || client_gone()) {
+      r.cancelled = true;
+      return false;
+    }
+    std::string piece = utf8.push(model.decode(std::span<const int>(&token, 1)));
+    if (piece.empty()) return true;  // the middle of a character: wait for the rest
+    r.text += piece;
+    if (!emit(piece)) {
+      r.cancelled = true;
+      return false;
+    }
+    return true;
+  };
   try {
-    model.generate(job.prompt, job.params, [&](int token) {
-      if (token == assistant_end || token == bos) {
-        r.stopped = true;
-        return false;
-      }
-      r.completion_tokens++;
-      if (stopping_ || client_gone()) {
-        r.cancelled = true;
-        return false;
-      }
-      std::string piece = utf8.push(model.decode(std::span<const int>(&token, 1)));
-      if (piece.empty()) return true;  // the middle of a character: wait for the rest
-      r.text += piece;
-      if (!emit(piece)) {
-        r.cancelled = true;
-        return false;
-      }
-      return true;
-    });
+    // On the worker's own thread; this thread waits meanwhile, so on_token (emit, client_gone) runs there safely.
+    worker.thread->run([&] { model.generate(job.prompt, job.params, on_token); });
   } catch (const std::exception& e) {
     r.error = e.what();
   }
@@ -289,19 +360,23 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
   return r;
 }
 
-void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res, bool openai) {
+void ChatServer::handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                             bool openai) {
   n_requests_++;
   try {
     const ChatModel* tokenizer = pool_.any_model();
     if (!ready_ || !tokenizer)
       throw HttpError(503, "unavailable_error", "the model is still loading; retry in a moment");
     ChatRequest cr =
-        parse_chat_request(req.body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
+        parse_chat_request(body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
     auto job = std::make_shared<Job>();
     job->prompt = build_prompt(*tokenizer, cr.messages);
     job->params.temperature = cr.temperature.value_or(opt_.temperature);
     job->params.top_k = cr.top_k.value_or(opt_.top_k);
-    job->params.max_tokens = cr.max_tokens.value_or(opt_.max_tokens);
+    // A request that names max_tokens must fit in the context with it (else 400); one that does not gets the
+    // server's default, cut to the room the prompt leaves (a small model's context may be shorter than it).
+    const int room = tokenizer->sequence_len() - int(std::min<size_t>(job->prompt.size(), INT32_MAX));
+    job->params.max_tokens = cr.max_tokens ? *cr.max_tokens : std::max(1, std::min(opt_.max_tokens, room));
     job->params.seed = cr.seed.value_or(random_seed());
     job->openai = openai;
     job->include_usage = cr.include_usage;
@@ -325,7 +400,7 @@ void ChatServer::handle_chat(const httplib::Request& req, httplib::Response& res
     log(std::string(20, '-'));
 
     if (openai && !cr.stream) {
-      reply_json(*job, std::move(ticket), res);
+      reply_json(*job, std::move(ticket), req, res);
       return;
     }
     // Streaming: headers go out now; the provider waits for a worker (watching the client) and streams.
@@ -350,19 +425,27 @@ json ChatServer::usage(const Job& job, const Reply& r) const {
   return {{"prompt_tokens", p}, {"completion_tokens", r.completion_tokens}, {"total_tokens", p + r.completion_tokens}};
 }
 
-void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res) {
-  // Waits and generates on this connection's thread, then answers with one JSON object. (No client watch here:
-  // httplib shows a handler no socket, so a client that leaves is noticed only when the answer is written.)
-  auto lease = pool_.wait(*ticket, [this] { return stopping_.load(); });
+void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
+                            httplib::Response& res) {
+  // Waits for a worker on this connection's thread, has it generate, then answers with one JSON object. The
+  // connection's socket is watched while queued and before every token, as for a stream: a client that leaves
+  // frees its worker at once.
+  const int fd = find_connection_socket(req);
+  auto client_gone = [fd] { return peer_gone(fd); };
+  auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
   ticket.reset();
-  if (!lease) throw HttpError(503, "unavailable_error", "the server is shutting down");
-  Reply r = generate(lease->worker(), job, [](const std::string&) { return true; }, [] { return false; });
+  if (!lease) {
+    if (stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
+    throw HttpError(499, "client_closed_request", "the client closed the connection while the request was queued");
+  }
+  Reply r = generate(lease->worker(), job, [](const std::string&) { return true; }, client_gone);
   int gpu = lease->worker().id;
   lease.reset();
-  log(fmt::format("[ASSISTANT] (GPU {}): {}", gpu, r.text));
+  log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
   log(std::string(20, '='));
   if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
-  if (r.cancelled) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  if (r.cancelled && stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
+  if (r.cancelled) throw HttpError(499, "client_closed_request", "the client closed the connection");
   json body = {{"id", job.id},
                {"object", "chat.completion"},
                {"created", job.created},
@@ -443,18 +526,23 @@ void ChatServer::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-int run_chat_server(const ChatServerOptions& opt,
-                    const std::function<std::unique_ptr<ChatModel>(int)>& load_replica) {
-  std::printf("Starting NanoChat Web Server\n");
-  std::printf("Temperature: %g, Top-k: %d, Max tokens: %d\n", opt.temperature, opt.top_k, opt.max_tokens);
-  std::fflush(stdout);
-  // SIGINT/SIGTERM are taken by a thread of ours (blocked everywhere else, inherited by httplib's threads).
+sigset_t block_shutdown_signals() {
   sigset_t sigs;
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return sigs;
+}
+
+int run_chat_server(const ChatServerOptions& opt,
+                    const std::function<std::unique_ptr<ChatModel>(int)>& load_replica) {
+  std::printf("Starting NanoChat Web Server\n");
+  std::printf("Temperature: %g, Top-k: %d, Max tokens: %d\n", opt.temperature, opt.top_k, opt.max_tokens);
+  std::fflush(stdout);
+  // SIGINT/SIGTERM are taken by a thread of ours (blocked everywhere else, inherited by httplib's threads).
+  sigset_t sigs = block_shutdown_signals();
 
   ChatServer server(opt);
   int port = server.start();

@@ -9,13 +9,18 @@
 //
 // Serving rules beyond nanochat's: requests wait in a bounded FIFO queue for a worker (429 at once when it is
 // full), 503 until the models are loaded, 413 over 1 MB, 400 for every bad input (JSON {"error": {...}}),
-// prompt + max_tokens must fit the model's context, a reply stops within one decode step of its client leaving
-// (a queued request whose client leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host.
+// prompt + max_tokens must fit the model's context (a request without max_tokens gets the default cut to fit),
+// a reply — streamed or not — stops within one decode step of its client leaving (a queued request whose client
+// leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host. Each worker runs its model on a
+// thread of its own; HTTP connections are served by httplib's thread pool and tokenize there (the tokenizer is
+// read-only and thread-safe).
 //
 // Use: fill ChatServerOptions from flags (add_chat_web_flags), then run_chat_server(options, load_replica), where
 // load_replica(i) builds worker i's model (e.g. on cuda:i). Tests may drive a ChatServer directly.
 // Not covered: loading checkpoints and the engine itself (chat_model.h is the boundary).
 #pragma once
+
+#include <signal.h>
 
 #include <atomic>
 #include <cstdint>
@@ -62,7 +67,7 @@ struct ChatServerOptions {
 // The flags of SPEC §21.1 plus --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
-inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413
+inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
 
 class ChatServer {
  public:
@@ -84,10 +89,11 @@ class ChatServer {
   struct Job;
   struct Reply;
   void routes();
-  void handle_chat(const httplib::Request& req, httplib::Response& res, bool openai);
+  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res, bool openai);
   void handle_health(httplib::Response& res);
   void handle_stats(httplib::Response& res);
-  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::Response& res);
+  void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
+                  httplib::Response& res);
   bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
   // Runs the model on a leased worker; emit(text) gets each complete piece of UTF-8 text (false = client gone).
   Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
@@ -102,6 +108,11 @@ class ChatServer {
   std::atomic<bool> ready_{false}, stopping_{false};
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
 };
+
+// Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it starts later) and ignores SIGPIPE.
+// Call it first thing, before anything (OpenMP, libtorch) starts threads: a thread left unblocked would take
+// the signal and die of it instead of shutting the server down. run_chat_server calls it too.
+sigset_t block_shutdown_signals();
 
 // Prints nanochat's startup lines, serves at once (503 while loading), loads opt.num_gpus replicas with
 // load_replica(i), prints "Server ready at http://localhost:<port>", and serves until SIGINT/SIGTERM.

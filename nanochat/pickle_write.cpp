@@ -1,6 +1,6 @@
 // pickle writer: pickle_dumps (see pickle.h). It follows CPython's C pickler (_pickle.c) decision by decision —
 // which opcode for each size, memoization order, batch_list_exact / batch_dict_exact for list and dict,
-// save_reduce's generic batching for object items, framing at 64 KiB opcode boundaries with large payloads
+// save_reduce's generic batching for object items, framing checked before every saved object with large payloads
 // written outside frames — so the same objects give the same bytes as pickle.dumps.
 #include <cstring>
 #include <unordered_map>
@@ -67,7 +67,7 @@ class PickleWriter {
     }
     frame_start_ = -1;
   }
-  // After every non-atomic save: start a new frame once this one reaches the target size.
+  // Before every save: start a new frame once this one reaches the target size.
   void boundary() {
     if (framing_ && frame_start_ >= 0 && out_.size() - frame_start_ - kFrameHeader >= kFrameTarget) commit_frame();
   }
@@ -182,8 +182,9 @@ class PickleWriter {
 
   void save(const PyValue& v, uint32_t depth) {
     if (depth > kMaxDepth) fail("pickle: value nested deeper than {} levels (or recursive) cannot be written", kMaxDepth);
+    boundary();  // as CPython's save(): a full frame is closed before every object, atoms and memo hits included
     using K = PyValue::Kind;
-    switch (v.kind()) {  // atoms: never memoized, no frame boundary
+    switch (v.kind()) {  // atoms: never memoized
       case K::None: op('N'); return;
       case K::Bool: op(v.as_bool() ? 0x88 : 0x89); return;
       case K::Int: save_int(v.as_int()); return;
@@ -287,7 +288,6 @@ class PickleWriter {
       case K::Native: fail("pickle: cannot write a {} value", v.kind_name());
       default: break;
     }
-    boundary();
   }
 };
 

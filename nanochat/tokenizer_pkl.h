@@ -3,7 +3,7 @@
 // special_tokens: {str: int}}.
 //   TiktokenState st = parse_tokenizer_pkl(read_file(path), path);
 //   std::string bytes = write_tokenizer_pkl(st);   // byte-identical to CPython's pickle.dump of the Encoding
-// Reading uses pickle.h; the writer reproduces CPython's C pickler byte for byte for this structure (64 KiB frames
+// Reading and writing use pickle.h, whose writer reproduces CPython's C pickler byte for byte (64 KiB frames
 // checked before every object, memoized str/bytes, 1000-item batches with the trailing empty batch at multiples
 // of 1000, the smallest int opcodes).
 // Not covered: pickles of registered encodings (tiktoken pickles those by name only), other protocols.

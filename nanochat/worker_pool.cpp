@@ -3,11 +3,53 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 
 namespace nanochat {
 
 // How often a waiting request checks whether its client is still there.
 constexpr auto kPollInterval = std::chrono::milliseconds(25);
+
+WorkerThread::WorkerThread() : thread_([this] { loop(); }) {}
+
+WorkerThread::~WorkerThread() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void WorkerThread::loop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [&] { return quit_ || task_ != nullptr; });
+    if (task_ == nullptr) return;  // quit with nothing to run
+    const std::function<void()>* task = task_;
+    lock.unlock();
+    std::exception_ptr error;
+    try {
+      (*task)();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    lock.lock();
+    task_ = nullptr;
+    error_ = error;
+    done_ = true;
+    cv_.notify_all();
+  }
+}
+
+void WorkerThread::run(const std::function<void()>& fn) {
+  std::unique_lock<std::mutex> lock(mu_);
+  task_ = &fn;
+  done_ = false;
+  cv_.notify_all();
+  cv_.wait(lock, [&] { return done_; });
+  if (auto e = std::exchange(error_, nullptr)) std::rethrow_exception(e);
+}
 
 WorkerPool::Lease::~Lease() {
   {
@@ -32,7 +74,7 @@ void WorkerPool::add(std::unique_ptr<ChatModel> model) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     int id = int(workers_.size());
-    workers_.push_back(std::make_unique<Worker>(Worker{id, std::move(model)}));
+    workers_.push_back(std::make_unique<Worker>(Worker{id, std::move(model), std::make_unique<WorkerThread>()}));
     free_.push_back(workers_.back().get());
   }
   cv_.notify_all();

@@ -3,7 +3,8 @@
 //
 //   auto ticket = pool.try_enqueue();             // nullptr: every worker busy and the queue full -> answer 429 now
 //   auto lease = pool.wait(*ticket, client_gone); // blocks in FIFO order; nullptr if client_gone() or shutdown
-//   lease->worker().model->generate(...);         // the worker goes back to the pool when the lease dies
+//   lease->worker().thread->run([&] { lease->worker().model->generate(...); });  // on the worker's own thread
+//                                                 // the worker goes back to the pool when the lease dies
 //
 // A ticket dropped before it was served (its client left) leaves the queue at once, so it never runs.
 // Thread-safe. Not covered: what a worker does with its model (chat_server.cpp).
@@ -12,21 +13,47 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "nanochat/chat_model.h"
 
 namespace nanochat {
 
+// A thread of a worker's own. Its model runs only there, so per-thread state that running a model creates
+// (an OpenMP team per calling thread, a malloc arena, CUDA handles) exists once per replica rather than once per
+// HTTP connection thread that happened to serve a request (which grew the server's memory request after request).
+class WorkerThread {
+ public:
+  WorkerThread();
+  ~WorkerThread();  // waits for a running task, then joins
+  WorkerThread(const WorkerThread&) = delete;
+  WorkerThread& operator=(const WorkerThread&) = delete;
+  // Runs fn on the thread and blocks until it has returned; rethrows what it threw. One caller at a time (the
+  // holder of the worker's lease); fn may use the caller's objects, which stay put while the caller waits.
+  void run(const std::function<void()>& fn);
+
+ private:
+  void loop();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  const std::function<void()>* task_ = nullptr;
+  std::exception_ptr error_;
+  bool done_ = false, quit_ = false;
+  std::thread thread_;
+};
+
 class WorkerPool {
  public:
   struct Worker {
     int id;  // reported to clients as "gpu"
     std::unique_ptr<ChatModel> model;
+    std::unique_ptr<WorkerThread> thread;  // runs model->generate (destroyed before the model)
   };
 
   class Lease {

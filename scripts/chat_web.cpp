@@ -51,6 +51,7 @@ class EngineChatModel : public ChatModel {
 }  // namespace
 
 int chat_web_main(int argc, char** argv) {
+  block_shutdown_signals();  // before any thread exists, so that only the server's signal thread takes them
   ChatServerOptions opt;
   Flags app{"Serve the model with a web chat UI and an OpenAI-compatible API", "nanochat chat_web"};
   add_chat_web_flags(app, opt);

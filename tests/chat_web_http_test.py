@@ -1,182 +1,31 @@
 #!/usr/bin/env python3
 """chat_web_http_test: the web chat server over real HTTP on 127.0.0.1, driven with the standard library only.
 
-Starts tests/mock_chat_server (the real server in front of a scripted byte-level mock model) three times and checks:
-bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk, nanochat's
-JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the OpenAI API (stream and not), health and
-stats, 32 concurrent streams on 2 workers with a bounded queue (429s), client disconnects (mid-stream and while
-queued), an injected inference failure, 503 while loading, API keys, read timeouts and slow clients, bind address,
-and a bounded soak (RSS and open fds printed before/after). Timings are printed; only generous bounds are asserted.
+Two targets, one suite:
+  mock  tests/mock_chat_server: the real server in front of a scripted byte-level mock model, so replies are known
+        exactly (forced UTF-8 splits, echoes), a failure can be injected and loading can be slowed down.
+  real  `nanochat chat_web` itself with the tiny Python-written d2 checkpoint of tests/fixtures/python_basedir
+        (256-token context, 1033-token vocabulary, decodes in about a millisecond per token on one core).
+Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk,
+nanochat's JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the token budget, special-token
+text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, concurrent streams on 2 workers
+with a bounded queue (429s), client disconnects (streaming, non-streaming, queued), 503 while loading, API keys,
+SIGTERM, a soak (RSS and open fds before/after); mock only: an injected inference failure, read timeouts and slow
+clients. Timings are printed; only generous bounds are asserted.
 
-    python3 tests/chat_web_http_test.py <mock_chat_server binary>    (tests/e2e_chat_web_http.sh runs it)
+    python3 tests/chat_web_http_test.py mock <mock_chat_server>          (tests/e2e_chat_web_http.sh)
+    python3 tests/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/e2e_chat_web_real.sh)
+    python3 tests/chat_web_http_test.py soak <nanochat> <fixtures dir> N (bench/chat_web_soak.sh: the soak alone)
 """
-import http.client
 import json
-import os
 import re
+import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-BIN = sys.argv[1]
-LLAMA = "\U0001F999"
-HELLO = "Hello " + LLAMA + " \u4f60\u597d! You said: "
-RESULTS = {"passed": 0, "failed": 0}
-
-
-class Server:
-    """A mock_chat_server process on a free port."""
-
-    def __init__(self, *args, wait_ready=True):
-        self.log = tempfile.NamedTemporaryFile(prefix="chat_web_", suffix=".log", delete=False)
-        self.proc = subprocess.Popen([BIN, "--port", "0", *args], stdout=self.log, stderr=subprocess.STDOUT)
-        self.port = None
-        deadline = time.time() + 20
-        pattern = r"Server ready at http://localhost:(\d+)" if wait_ready else r"Listening on http://[^:]+:(\d+)"
-        while time.time() < deadline and self.port is None:
-            m = re.search(pattern, open(self.log.name).read())
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.poll() is not None:
-                break
-            else:
-                time.sleep(0.05)
-        if self.port is None:
-            raise RuntimeError("server did not start:\n" + open(self.log.name).read())
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            rc = self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise RuntimeError("server did not stop on SIGTERM")
-        os.unlink(self.log.name)
-        return rc
-
-    def conn(self, timeout=30):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-
-    def request(self, method, path, body=None, headers=None, raw=False):
-        """Returns (status, headers, body bytes or parsed JSON)."""
-        c = self.conn()
-        hdrs = {"Content-Type": "application/json"}
-        hdrs.update(headers or {})
-        if body is not None and not isinstance(body, (bytes, str)):
-            body = json.dumps(body)
-        c.request(method, path, body=body, headers=hdrs)
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        if not raw and r.getheader("Content-Type", "").startswith("application/json"):
-            data = json.loads(data)
-        return r.status, r.headers, data
-
-    def health(self):
-        return self.request("GET", "/health")[2]
-
-    def stats(self):
-        return self.request("GET", "/stats", headers=self.auth)[2]
-
-    auth = {}
-
-    def rss_kb(self):
-        for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-
-    def open_fds(self):
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def wait_idle(self, timeout=5.0):
-        """Waits until every worker is back in the pool; returns the seconds it took."""
-        t0 = time.time()
-        while time.time() - t0 < timeout:
-            h = self.health()
-            if h["available_workers"] == h["num_gpus"] and h["queued"] == 0:
-                return time.time() - t0
-            time.sleep(0.01)
-        raise AssertionError(f"workers not back in the pool after {timeout}s: {self.health()}")
-
-
-def check(name, fn):
-    try:
-        fn()
-        RESULTS["passed"] += 1
-        print(f"ok   {name}", flush=True)
-    except Exception as e:  # noqa: BLE001 - report every failure and go on
-        RESULTS["failed"] += 1
-        print(f"FAIL {name}: {type(e).__name__}: {e}", flush=True)
-
-
-def msgs(*contents):
-    return [{"role": "user" if i % 2 == 0 else "assistant", "content": c} for i, c in enumerate(contents)]
-
-
-class Stream:
-    """A raw HTTP/1.1 streaming request on its own socket, decoding the chunked body event by event."""
-
-    def __init__(self, srv, body, path="/chat/completions", headers=None):
-        self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-        payload = json.dumps(body).encode()
-        extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self.sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
-                          f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-        self.buf = b""
-        head = self._until(b"\r\n\r\n")
-        self.status = int(head.split(b" ")[1])
-        self.headers = head.decode("latin-1").lower()
-        self.chunked = "transfer-encoding: chunked" in self.headers
-
-    def _fill(self):
-        data = self.sock.recv(65536)
-        if not data:
-            raise EOFError("connection closed")
-        self.buf += data
-
-    def _until(self, sep):
-        while sep not in self.buf:
-            self._fill()
-        out, self.buf = self.buf.split(sep, 1)
-        return out
-
-    def chunk(self):
-        """The next chunk's payload (b"" at the end of the body)."""
-        size = int(self._until(b"\r\n"), 16)
-        while len(self.buf) < size + 2:
-            self._fill()
-        data, self.buf = self.buf[:size], self.buf[size + 2:]
-        return data
-
-    def events(self):
-        """Yields (raw chunk, parsed payload); checks every chunk is exactly one "data: ...\\n\\n" event."""
-        while True:
-            c = self.chunk()
-            if not c:
-                return
-            assert c.startswith(b"data: ") and c.endswith(b"\n\n") and c.count(b"\n\n") == 1, f"bad event {c!r}"
-            text = c[6:-2].decode("utf-8")  # strict: a split character would fail here
-            yield c, (text if text == "[DONE]" else json.loads(text))
-
-    def close(self):
-        self.sock.close()
-
-
-def stream_text(srv, body, path="/chat/completions"):
-    s = Stream(srv, body, path, srv.auth)
-    assert s.status == 200, s.status
-    text, events = "", []
-    for raw, ev in s.events():
-        events.append((raw, ev))
-        if isinstance(ev, dict) and "token" in ev:
-            text += ev["token"]
-        elif isinstance(ev, dict) and "choices" in ev and ev["choices"]:
-            text += ev["choices"][0]["delta"].get("content", "")
-    s.close()
-    return text, events
+from chat_web_http_lib import *  # noqa: F401,F403 - the command line, Server, Stream, check, soak
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -227,23 +76,85 @@ def bad_input_tests(srv):
             assert isinstance(data, dict) and "message" in data["error"], f"no JSON error: {data!r}"
         check(f"bad input: {name} -> {want}", case)
 
-    def ok(body, want_text=None):
+    def chunked_too_big():
+        # 17 chunks of 64 KiB (over 1 MiB) and no final chunk: the server must answer 413 before the body ends.
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for _ in range(17):
+            sock.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = sock.recv(65536)
+            assert data, f"connection closed without an answer: {head!r}"
+            head += data
+        sock.close()
+        assert head.startswith(b"HTTP/1.1 413"), head[:200]
+        assert srv.health()["status"] == "ok"
+    check("chunked body over 1 MiB -> 413 (read no further)", chunked_too_big)
+
+    def chunked_ok():
+        c = srv.conn()
+        body = json.dumps({"messages": msgs("chunked"), "max_tokens": 2}).encode()
+        c.request("POST", "/v1/chat/completions", body=iter([body[:10], body[10:]]),
+                  headers={"Content-Type": "application/json"}, encode_chunked=True)
+        r = c.getresponse()
+        data = json.loads(r.read())
+        c.close()
+        assert r.status == 200 and data["usage"]["completion_tokens"] <= 2, (r.status, data)
+    check("a small chunked body is read whole -> 200", chunked_ok)
+
+    def ok(body, want_text=None, fits=True):
+        """200 (mock: a context of 40000 tokens); with the real model's 256-token context a long request passes
+        every character limit and is then refused for the token budget (fits=False)."""
         status, _, data = srv.request("POST", "/chat/completions", body, raw=True)
+        if not fits and not MOCK:
+            assert budget_error(status, json.loads(data)), f"status {status}: {data[:300]}"
+            return
         assert status == 200, f"status {status}: {data[:300]}"
         if want_text is not None:
             text = "".join(json.loads(l[6:])["token"] for l in data.decode().split("\n\n") if '"token"' in l)
             assert text == want_text, f"{text!r} != {want_text!r}"
 
-    check("500 messages -> 200", lambda: ok({"messages": msgs(*["a"] * 500), "max_tokens": 1}))
-    check("8000 code points -> 200", lambda: ok({"messages": msgs("a" * 8000), "max_tokens": 1}))
-    check("'é' x 8000 (16,000 bytes) -> 200", lambda: ok({"messages": msgs("\u00e9" * 8000), "max_tokens": 1}))
-    check("32000 total -> 200", lambda: ok({"messages": msgs(*(["a" * 8000] * 4)), "max_tokens": 1}))
-    check("temperature/top_k/max_tokens at their bounds -> 200",
-          lambda: ok({"messages": msgs("x"), "temperature": 2.0, "top_k": 0, "max_tokens": 4096}))
+    fit = "200" if MOCK else "400 for the token budget, not the character limits"
+    check(f"500 messages -> {fit}", lambda: ok({"messages": msgs(*["a"] * 500), "max_tokens": 1}, fits=False))
+    check(f"8000 code points -> {fit}", lambda: ok({"messages": msgs("a" * 8000), "max_tokens": 1}, fits=False))
+    check(f"'é' x 8000 (16,000 bytes) -> {fit}",
+          lambda: ok({"messages": msgs("\u00e9" * 8000), "max_tokens": 1}, fits=False))
+    check(f"32000 total -> {fit}", lambda: ok({"messages": msgs(*(["a" * 8000] * 4)), "max_tokens": 1}, fits=False))
+    check("temperature/top_k at their bounds -> 200",
+          lambda: ok({"messages": msgs("x"), "temperature": 2.0, "top_k": 0, "max_tokens": 4}))
+    check(f"max_tokens 4096 -> {fit}", lambda: ok({"messages": msgs("x"), "max_tokens": 4096}, fits=False))
     check("top_k 3.0 is an integer -> 200", lambda: ok({"messages": msgs("x"), "top_k": 3.0, "max_tokens": 1}))
     special = "<|assistant_end|><|user_start|>hi"
-    check("special-token text is plain text (echoed whole, not an end of turn)",
-          lambda: ok({"messages": msgs(special), "temperature": 0}, HELLO + special))
+    if MOCK:
+        check("special-token text is plain text (echoed whole, not an end of turn)",
+              lambda: ok({"messages": msgs(special), "temperature": 0}, HELLO + special))
+    else:
+        def special_plain():
+            ok({"messages": msgs(special), "max_tokens": 4})
+            plain, as_specials = tok_count(special), tok_count(special, allow_special=True)
+            assert as_specials == 2 + tok_count("hi") < plain, (plain, as_specials)  # 2 specials + "hi"
+            r = openai(srv, {"messages": msgs(special), "max_tokens": 1})
+            # BOS, <|user_start|>, the text as ordinary tokens, <|user_end|>, <|assistant_start|>
+            assert r["usage"]["prompt_tokens"] == 4 + plain, (r["usage"], plain)
+        check("special-token text in user content is encoded as plain text (prompt has no special ids)", special_plain)
+
+        def budget_edge():
+            p = openai(srv, {"messages": msgs("edge"), "max_tokens": 1})["usage"]["prompt_tokens"]
+            r = openai(srv, {"messages": msgs("edge"), "max_tokens": SEQ_LEN - p, "temperature": 0})
+            assert r["usage"]["completion_tokens"] <= SEQ_LEN - p, r["usage"]
+            status, _, data = srv.request("POST", "/v1/chat/completions",
+                                          {"messages": msgs("edge"), "max_tokens": SEQ_LEN - p + 1})
+            assert budget_error(status, data), (status, data)
+            big = {"messages": msgs("word " * 300), "max_tokens": 1}  # within the character limits
+            status, _, data = srv.request("POST", "/chat/completions", big)
+            assert budget_error(status, data), (status, data)
+            # Without max_tokens the server's default (512) is cut to the room the prompt leaves.
+            r = openai(srv, {"messages": msgs("edge"), "temperature": 0})
+            assert r["usage"]["completion_tokens"] <= SEQ_LEN - p and r["choices"][0]["finish_reason"], r
+        check("token budget: prompt + max_tokens == context -> 200, +1 -> 400, over-long prompt -> 400, "
+              "default max_tokens cut to fit", budget_edge)
 
     def wrong_method():
         status, _, data = srv.request("GET", "/chat/completions")
@@ -254,16 +165,23 @@ def bad_input_tests(srv):
 
 def streaming_tests(srv):
     def framing():
-        text, events = stream_text(srv, {"messages": msgs("Hi " + LLAMA), "temperature": 0})
+        if MOCK:
+            text, events = stream_text(srv, {"messages": msgs("Hi " + LLAMA), "temperature": 0})
+        else:
+            text, events = stream_text(srv, {"messages": msgs("Hi " + LLAMA), "temperature": 1.0, "top_k": 0,
+                                             "max_tokens": 64})
         raw, last = events[-1]
         assert raw == b'data: {"done": true}\n\n', raw
-        assert text == HELLO + "Hi " + LLAMA, text
         first = events[0][0]
-        assert first == b'data: {"token": "H", "gpu": 0}\n\n' or first == b'data: {"token": "H", "gpu": 1}\n\n', first
-        assert all(set(ev) == {"token", "gpu"} for _, ev in events[:-1])
-        assert not any("\ufffd" in ev["token"] for _, ev in events[:-1])
-        assert any(ev["token"] == LLAMA for _, ev in events[:-1]), "the 4 byte tokens of the emoji form one event"
-        assert any("\u4f60".encode() in raw for raw, _ in events), "UTF-8 kept, not \\u-escaped"
+        assert re.fullmatch(rb'data: \{"token": ".*", "gpu": [01]\}\n\n', first, re.S), first
+        assert all(set(ev) == {"token", "gpu"} and ev["token"] for _, ev in events[:-1])
+        if MOCK:
+            assert text == HELLO + "Hi " + LLAMA, text
+            assert not any("\ufffd" in ev["token"] for _, ev in events[:-1])
+            assert any(ev["token"] == LLAMA for _, ev in events[:-1]), "the 4 byte tokens of the emoji form one event"
+            assert any("\u4f60".encode() in raw for raw, _ in events), "UTF-8 kept, not \\u-escaped"
+        else:
+            assert 1 <= len(events) - 1 <= 64, len(events)
     check("SSE framing: one event per chunk, nanochat's JSON, done last, UTF-8 whole", framing)
 
     def headers():
@@ -274,56 +192,106 @@ def streaming_tests(srv):
     check("SSE headers: text/event-stream, chunked", headers)
 
     def determinism():
-        outs = {stream_text(srv, {"messages": msgs("same"), "temperature": 0})[0] for _ in range(4)}
+        mt = {} if MOCK else {"max_tokens": 32}
+        outs = {stream_text(srv, {"messages": msgs("same"), "temperature": 0, **mt})[0] for _ in range(4)}
         assert len(outs) == 1, outs
-        seeded = {srv.request("POST", "/v1/chat/completions", {"messages": msgs("same"), "temperature": 1.0,
-                                                                 "seed": s})[2]["choices"][0]["message"]["content"]
-                  for s in range(4)}
+        seeded = {openai(srv, {"messages": msgs("same"), "temperature": 1.0, "seed": s, **mt})
+                  ["choices"][0]["message"]["content"] for s in range(4)}
         assert len(seeded) == 4, seeded
     check("temperature 0 repeats exactly; temperature 1 with seeds 0-3 differ", determinism)
 
     def stream_equals_nonstream():
         body = {"messages": msgs("compare"), "temperature": 1.0, "seed": 7, "max_tokens": 8}
-        full = srv.request("POST", "/v1/chat/completions", body)[2]["choices"][0]["message"]["content"]
+        full = openai(srv, body)["choices"][0]["message"]["content"]
         text, _ = stream_text(srv, dict(body, stream=True), "/v1/chat/completions")
-        assert text == full == HELLO[:6], (text, full)  # 8 byte tokens: "Hello " + half an emoji held back
-    check("stream concatenation == non-stream output (max_tokens 8, half an emoji held back)", stream_equals_nonstream)
+        assert text == full, (text, full)
+        if MOCK:
+            assert text == HELLO[:6], text  # 8 byte tokens: "Hello " + half an emoji held back
+    check("stream concatenation == non-stream output (seed 7, max_tokens 8)", stream_equals_nonstream)
 
     def max_tokens():
         for n in (1, 4, 16, 64):
-            text, _ = stream_text(srv, {"messages": msgs("forever"), "max_tokens": n})
-            assert len(text.encode()) <= n, (n, len(text.encode()))
-            u = srv.request("POST", "/v1/chat/completions", {"messages": msgs("forever"), "max_tokens": n})[2]
-            assert u["usage"]["completion_tokens"] == n and u["choices"][0]["finish_reason"] == "length", u
+            body = {"messages": msgs("forever"), "max_tokens": n, "temperature": 1.0, "top_k": 0, "seed": n}
+            text, events = stream_text(srv, body)
+            assert len(events) - 1 <= n, (n, len(events))  # one event per token at most, then done
+            if MOCK:
+                assert len(text.encode()) <= n, (n, len(text.encode()))
+            u = openai(srv, body)
+            c = u["usage"]["completion_tokens"]
+            assert c <= n and (c == n) == (u["choices"][0]["finish_reason"] == "length"), u
+            if MOCK:
+                assert c == n and u["choices"][0]["finish_reason"] == "length", u
     check("max_tokens respected for 1, 4, 16, 64", max_tokens)
+
+    if MOCK:
+        return
+
+    def long_greedy():
+        r = openai(srv, long_body())
+        assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 240, r["usage"]
+    check("the long request of the load tests runs to max_tokens (240)", long_greedy)
+
+    def utf8_whole():
+        # The fixture vocabulary holds only three whole non-ASCII characters (’ ” é); any other one the model writes
+        # is assembled from byte tokens, so reading it whole from one event (Stream.events decodes every event
+        # strictly) shows the server held back its first bytes. Sample until a few such characters were seen.
+        split, tokens, seed = [], 0, 0
+        while len(split) < 3 and seed < 60:
+            body = {"messages": msgs("ünïcödé 🦙"), "temperature": 1.0, "top_k": 0, "max_tokens": 200,
+                    "seed": seed, "stream": True, "stream_options": {"include_usage": True}}
+            text, events = stream_text(srv, body, "/v1/chat/completions")
+            tokens += events[-2][1]["usage"]["completion_tokens"]
+            for _, ev in events:
+                p = piece(ev) or ""
+                split += [c for c in p if ord(c) >= 0x80 and c not in "\u2019\u201d\u00e9\ufffd"]
+            if seed < 3:  # the same seed without streaming gives the same text
+                full = openai(srv, dict(body, stream=False))["choices"][0]["message"]["content"]
+                assert full == text, (full, text)
+            seed += 1
+        print(f"     {tokens} sampled tokens (seeds 0-{seed - 1}): multi-token characters {''.join(split)!r}")
+        assert split, "no multi-byte character was sampled; cannot check the hold-back"
+    check("UTF-8 never split across SSE events (characters made of several byte tokens arrive whole)", utf8_whole)
 
 
 def openai_tests(srv):
     def nonstream():
-        status, _, r = srv.request("POST", "/v1/chat/completions", {
-            "model": "whatever", "temperature": 0,
-            "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": [{"type": "text", "text": "yo"}]}]})
-        assert status == 200, r
-        assert r["object"] == "chat.completion" and r["id"].startswith("chatcmpl-") and r["model"] == "nanochat-mock"
+        r = openai(srv, {"model": "whatever", "temperature": 0, "max_tokens": 24 if not MOCK else None,
+                         "messages": [{"role": "system", "content": "sys"},
+                                      {"role": "user", "content": [{"type": "text", "text": "yo"}]}]})
+        assert r["object"] == "chat.completion" and r["id"].startswith("chatcmpl-"), r
+        assert r["model"] == ("nanochat-mock" if MOCK else "nanochat"), r
         choice = r["choices"][0]
-        assert choice["message"] == {"role": "assistant", "content": HELLO + "sys\n\nyo"}, choice
-        assert choice["finish_reason"] == "stop"
-        prompt = 1 + 1 + len("sys\n\nyo") + 1 + 1  # bos, user_start, bytes, user_end, assistant_start
-        completion = len((HELLO + "sys\n\nyo").encode())
+        assert choice["message"]["role"] == "assistant" and isinstance(choice["message"]["content"], str), choice
+        if MOCK:
+            assert choice["message"]["content"] == HELLO + "sys\n\nyo", choice
+            assert choice["finish_reason"] == "stop"
+            prompt = 1 + 1 + len("sys\n\nyo") + 1 + 1  # bos, user_start, bytes, user_end, assistant_start
+            completion = len((HELLO + "sys\n\nyo").encode())
+        else:
+            prompt = 1 + 1 + tok_count("sys\n\nyo") + 1 + 1
+            completion = r["usage"]["completion_tokens"]
+            assert 1 <= completion <= 24 and (completion == 24) == (choice["finish_reason"] == "length"), r
         assert r["usage"] == {"prompt_tokens": prompt, "completion_tokens": completion,
                               "total_tokens": prompt + completion}, r["usage"]
     check("OpenAI non-stream: message, finish_reason, usage counts, system merged", nonstream)
 
     def stream():
-        text, events = stream_text(srv, {"messages": msgs("s"), "stream": True, "temperature": 0,
+        mt = None if MOCK else 24
+        text, events = stream_text(srv, {"messages": msgs("s"), "stream": True, "temperature": 0, "max_tokens": mt,
                                          "stream_options": {"include_usage": True}}, "/v1/chat/completions")
         assert events[-1][0] == b"data: [DONE]\n\n"
         assert events[0][1]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
         chunks = [ev for _, ev in events[:-1]]
         assert all(c["object"] == "chat.completion.chunk" for c in chunks)
         assert len({c["id"] for c in chunks}) == 1
-        assert chunks[-2]["choices"][0]["finish_reason"] == "stop" and chunks[-1]["usage"]["completion_tokens"] > 0
-        assert text == HELLO + "s"
+        assert chunks[-2]["choices"][0]["finish_reason"] in ("stop", "length") and chunks[-1]["choices"] == []
+        usage = chunks[-1]["usage"]
+        assert 0 < len(chunks) - 3 <= usage["completion_tokens"] <= (mt or 512), (len(chunks), usage)
+        if MOCK:
+            assert text == HELLO + "s"
+        else:
+            full = openai(srv, {"messages": msgs("s"), "temperature": 0, "max_tokens": 24})
+            assert full["choices"][0]["message"]["content"] == text and full["usage"] == usage, (full, text, usage)
     check("OpenAI stream: role chunk, content chunks, finish_reason, usage, [DONE]", stream)
 
     def bad():
@@ -336,7 +304,8 @@ def openai_tests(srv):
 
     def models():
         status, _, data = srv.request("GET", "/v1/models")
-        assert status == 200 and data["data"][0]["id"] == "nanochat-mock", data
+        assert status == 200 and data["object"] == "list", data
+        assert data["data"][0]["id"] == ("nanochat-mock" if MOCK else "nanochat"), data
     check("GET /v1/models", models)
 
 
@@ -345,8 +314,10 @@ def endpoint_tests(srv):
         h = srv.health()
         assert h == {"status": "ok", "ready": True, "num_gpus": 2, "available_workers": 2, "queued": 0}, h
         s = srv.stats()
-        assert s["total_workers"] == 2 and s["busy_workers"] == 0, s
-        assert s["workers"] == [{"gpu_id": 0, "device": "mock:0"}, {"gpu_id": 1, "device": "mock:1"}], s
+        assert s["total_workers"] == 2 and s["busy_workers"] == 0 and s["available_workers"] == 2, s
+        dev = ["mock:0", "mock:1"] if MOCK else ["cpu", "cpu"]
+        assert s["workers"] == [{"gpu_id": 0, "device": dev[0]}, {"gpu_id": 1, "device": dev[1]}], s
+        assert s["max_queue"] == 8 and s["queued"] == 0 and s["requests"]["failed"] == 0, s
     check("/health and /stats", health_stats)
 
     def ui():
@@ -377,8 +348,7 @@ def parallel_matrix(srv, workers):
     """llama.cpp's matrix: n concurrent streams all get 200, and min(workers, n) workers are busy meanwhile."""
     for n in (1, 3, 4, 6):
         def case(n=n):
-            streams = [Stream(srv, {"messages": msgs("forever"), "max_tokens": 1000}, headers=srv.auth)
-                       for _ in range(n)]
+            streams = [Stream(srv, long_body(), headers=srv.auth) for _ in range(n)]
             assert all(s.status == 200 for s in streams), [s.status for s in streams]
             busy, t0 = None, time.time()
             while busy != min(workers, n) and time.time() - t0 < 10:
@@ -398,24 +368,34 @@ def burst(srv, workers, queue):
     def case():
         results, lock = [], threading.Lock()
         busy_seen = []
+        max_tokens = 60 if MOCK else 240
+        # Connect all 32 first, then send every request at once, so they really arrive together.
+        streams = [Stream(srv, long_body(max_tokens), send=False) for _ in range(32)]
+        t_sent = {}
+        for s in streams:
+            s.send()
+            t_sent[s] = time.time()
 
-        def one():
-            t0 = time.time()
+        def one(s):
             try:
-                s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 60})
+                s.read_head()
                 if s.status == 200:
                     events = list(s.events())
-                    text = "".join(ev["token"] for _, ev in events[:-1])
-                    outcome = ("ok", events[-1][0] == b'data: {"done": true}\n\n' and len(text.encode()) <= 60)
+                    pieces = [piece(ev) for _, ev in events[:-1]]
+                    text = "".join(pieces)
+                    fine = events[-1][0] == b'data: {"done": true}\n\n' and all(pieces) and len(pieces) <= max_tokens
+                    if MOCK:
+                        fine = fine and len(text.encode()) <= max_tokens
+                    outcome = ("ok", fine)
                 else:
-                    outcome = (s.status, time.time() - t0)
+                    outcome = (s.status, time.time() - t_sent[s])
                 s.close()
             except Exception as e:  # noqa: BLE001
                 outcome = ("error", repr(e))
             with lock:
                 results.append(outcome)
 
-        threads = [threading.Thread(target=one) for _ in range(32)]
+        threads = [threading.Thread(target=one, args=(s,)) for s in streams]
         for t in threads:
             t.start()
         while any(t.is_alive() for t in threads):
@@ -429,11 +409,29 @@ def burst(srv, workers, queue):
               f"(slowest 429 after {slowest_429 * 1000:.0f} ms), most busy_workers seen {max(busy_seen)}")
         assert len(served) + len(rejected) == 32, results
         assert len(served) >= workers + queue and rejected, results
-        assert all(done for _, done in served), "every served stream ran to max_tokens, then done"
+        assert all(done for _, done in served), "every served stream ran to its end, then done"
         assert max(busy_seen) == workers, busy_seen
         assert slowest_429 < 5, "429 must come at once, not after waiting"
-        srv.wait_idle(2.0)
+        srv.wait_idle(5.0)
     check(f"32 concurrent streams, {workers} worker(s), max-queue {queue}: each served or a prompt 429", case)
+
+
+def cancel_once(srv, start, what):
+    """Starts a long request with start() -> socket, closes it mid-generation, and checks the server counted one
+    cancellation and freed the worker. The tiny real model writes a whole reply in well under a second, so if
+    it finished before the close arrived (counted as completed instead) the attempt is repeated, up to 5 times."""
+    for attempt in range(5):
+        before = srv.stats()["requests"]
+        sock = start()
+        sock.close()
+        freed = srv.wait_idle(5.0)
+        after = srv.stats()["requests"]
+        if after["completed"] > before["completed"] and not MOCK:
+            print(f"     {what}: the reply ended before the client left; trying again")
+            continue
+        assert after["cancelled"] - before["cancelled"] == 1, (before, after)
+        return freed
+    raise AssertionError(f"{what}: every attempt finished before the client could leave")
 
 
 def load_tests(srv):
@@ -441,60 +439,128 @@ def load_tests(srv):
     burst(srv, workers=2, queue=8)
 
     def disconnect():
-        before = srv.stats()["requests"]["cancelled"]
-        s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000})
-        events = s.events()
-        for _ in range(3):
-            next(events)
-        s.close()
-        freed = srv.wait_idle(3.0)
-        after = srv.stats()["requests"]["cancelled"]
+        def start():
+            s = Stream(srv, long_body())
+            events = s.events()
+            for _ in range(3 if MOCK else 1):
+                next(events)
+            return s.sock
+        freed = cancel_once(srv, start, "disconnect")
+        s = srv.stats()
+        assert s["busy_workers"] == 0 and s["available_workers"] == 2, s
+        # Both workers serve again at once (two streams side by side: one of them is the worker just freed).
         t0 = time.time()
-        s2 = Stream(srv, {"messages": msgs("next"), "temperature": 0})
-        next(s2.events())
+        pair = [Stream(srv, {"messages": msgs("next"), "temperature": 0, "max_tokens": 8}) for _ in range(2)]
+        gpus = {next(p.events())[1]["gpu"] for p in pair}
         first = time.time() - t0
-        s2.close()
-        print(f"     disconnect: worker back in {freed * 1000:.0f} ms; next first token in {first * 1000:.0f} ms")
-        assert after - before == 1, (before, after)
+        for p in pair:
+            list(p.events())
+            p.close()
+        print(f"     disconnect: worker back in {freed * 1000:.0f} ms; next first tokens in {first * 1000:.0f} ms")
+        assert gpus == {0, 1}, gpus
         srv.wait_idle(2.0)
-    check("client disconnect mid-stream stops generation and frees the worker", disconnect)
+    check("client disconnect mid-stream stops generation and frees the worker, which serves the next request",
+          disconnect)
+
+    def disconnect_nonstream():
+        def start():
+            sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            payload = json.dumps(dict(long_body(), stream=False)).encode()
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            t0 = time.time()
+            while srv.stats()["busy_workers"] == 0 and time.time() - t0 < 5:
+                pass  # generating now
+            return sock
+        freed = cancel_once(srv, start, "non-stream disconnect")
+        print(f"     non-stream disconnect: worker back in {freed * 1000:.0f} ms")
+    check("client disconnect during a non-streaming OpenAI request stops generation and frees the worker",
+          disconnect_nonstream)
 
     def disconnect_queued():
-        st0 = srv.stats()["requests"]
-        hold = [Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000}) for _ in range(2)]
-        for h in hold:
-            next(h.events())
-        q = Stream(srv, {"messages": msgs("queued"), "max_tokens": 5})  # headers come back while it waits
-        assert srv.health()["queued"] == 1
-        q.close()
-        t0 = time.time()
-        while srv.health()["queued"] != 0 and time.time() - t0 < 3:
-            time.sleep(0.01)
-        left = time.time() - t0
-        for h in hold:
-            h.close()
-        srv.wait_idle(3.0)
-        st1 = srv.stats()["requests"]
-        print(f"     queued request dropped {left * 1000:.0f} ms after its client left")
-        assert st1["dropped_from_queue"] - st0["dropped_from_queue"] == 1, (st0, st1)
-        ran = lambda s: s["completed"] + s["cancelled"] + s["failed"]  # noqa: E731
-        assert ran(st1) - ran(st0) == 2, "only the two held streams ran"
+        # Both workers busy with long replies, a third request waits; its client leaves. On the real model the two
+        # replies last well under a second, so if one ended before the queued client could leave (the request
+        # then ran), the attempt is repeated, up to 5 times.
+        for attempt in range(5):
+            st0 = srv.stats()["requests"]
+            hold = [Stream(srv, long_body(4000 if MOCK else None)) for _ in range(2)]
+            for h in hold:
+                next(h.events())
+            q = Stream(srv, {"messages": msgs("queued"), "max_tokens": 5})  # headers come back while it waits
+            queued = srv.health()["queued"]
+            q.close()
+            t0 = time.time()
+            while srv.health()["queued"] != 0 and time.time() - t0 < 3:
+                time.sleep(0.01)
+            left = time.time() - t0
+            for h in hold:
+                h.close()
+            srv.wait_idle(3.0)
+            st1 = srv.stats()["requests"]
+            ran = lambda s: s["completed"] + s["cancelled"] + s["failed"]  # noqa: E731
+            if not MOCK and (queued != 1 or ran(st1) - ran(st0) != 2):
+                print("     a held reply ended before the queued client left; trying again")
+                continue
+            print(f"     queued request dropped {left * 1000:.0f} ms after its client left")
+            assert queued == 1, queued
+            assert st1["dropped_from_queue"] - st0["dropped_from_queue"] == 1, (st0, st1)
+            assert ran(st1) - ran(st0) == 2, "only the two held streams ran"
+            return
+        raise AssertionError("every attempt: a held reply ended before the queued client could leave")
     check("client leaving while queued: dropped from the queue, never runs", disconnect_queued)
 
+    if not MOCK:
+        def tokenize_while_decoding():
+            # Prompts are tokenized on the connection threads with replica 0's tokenizer while both replicas
+            # decode: the counts must match those of the same prompts sent one at a time.
+            prompts = [" ".join(f"w{i}x{j}" for j in range(20 + i)) for i in range(6)]  # + 2 streams: no 429
+            alone = [openai(srv, {"messages": msgs(p), "max_tokens": 1})["usage"]["prompt_tokens"] for p in prompts]
+            busy = [Stream(srv, long_body()) for _ in range(2)]
+            got, lock = {}, threading.Lock()
+
+            def one(i):
+                for _ in range(4):
+                    r = openai(srv, {"messages": msgs(prompts[i]), "max_tokens": 2})["usage"]["prompt_tokens"]
+                    with lock:
+                        got.setdefault(i, []).append(r)
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(len(prompts))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            for b in busy:
+                b.close()
+            srv.wait_idle(5.0)
+            assert all(got[i] == [alone[i]] * 4 for i in range(len(prompts))), (alone, got)
+        check("prompts tokenized while the replicas decode match the same prompts tokenized alone",
+              tokenize_while_decoding)
 
 
 def aux_tests():
-    """A second server: slow to load, with an API key, an injected failure and a short read timeout."""
-    srv = Server("--num-gpus", "1", "--api-key", "s3cret", "--mock-fail-on", "3", "--read-timeout", "2",
-                 "--mock-load-ms", "1500", wait_ready=False)
+    """A second server, one worker: slow to load (the mock sleeps; the real model's meta file is a named pipe that
+    the test writes only after checking the 503s), with an API key and a short read timeout; the mock also throws
+    on its 3rd generation."""
+    if MOCK:
+        srv = Server("--num-workers", "1", "--api-key", "s3cret", "--mock-fail-on", "3,5", "--read-timeout", "2",
+                     "--mock-load-ms", "1500", wait_ready=False)
+    else:
+        base, fifo, meta = make_base_dir("loading", fifo_meta=True)
+        srv = Server("--num-workers", "1", "--api-key", "s3cret", "--read-timeout", "2", wait_ready=False,
+                     base_dir=base)
     key = {"Authorization": "Bearer s3cret"}
     try:
         def loading():
-            status, _, data = srv.request("POST", "/chat/completions", {"messages": msgs("x")}, key)
-            assert status == 503 and data["error"]["type"] == "unavailable_error", (status, data)
-            assert srv.health()["ready"] is False
+            for _ in range(3):
+                status, _, data = srv.request("POST", "/chat/completions", {"messages": msgs("x")}, key)
+                assert status == 503 and data["error"]["type"] == "unavailable_error", (status, data)
+                status, _, data = srv.request("POST", "/v1/chat/completions", {"messages": msgs("x")}, key)
+                assert status == 503, (status, data)
+                assert srv.health()["ready"] is False and srv.health()["available_workers"] == 0
         check("503 while the model loads; /health says not ready", loading)
-        deadline = time.time() + 10
+        if not MOCK:
+            with open(fifo, "wb") as f:  # blocks until the loader opens the pipe
+                f.write(meta)
+        deadline = time.time() + 20
         while not srv.health()["ready"] and time.time() < deadline:
             time.sleep(0.05)
         srv.auth = key
@@ -503,99 +569,77 @@ def aux_tests():
             assert srv.request("GET", "/health")[0] == 200, "health is public"
             assert srv.request("GET", "/")[0] == 200, "the page is public"
             for hdrs in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"},
-                         {"Authorization": "Bearer s3cret2"}):
-                status, _, data = srv.request("POST", "/chat/completions", {"messages": msgs("x")}, hdrs)
-                assert status == 401 and data["error"]["type"] == "authentication_error", (hdrs, status)
+                         {"Authorization": "Bearer s3cret2"}, {"Authorization": "Bearer "}):
+                for path in ("/chat/completions", "/v1/chat/completions"):
+                    status, _, data = srv.request("POST", path, {"messages": msgs("x")}, hdrs)
+                    assert status == 401 and data["error"]["type"] == "authentication_error", (hdrs, status)
             assert srv.request("GET", "/stats")[0] == 401
             assert srv.request("GET", "/v1/models")[0] == 401
-            assert srv.request("POST", "/chat/completions", {"messages": msgs("x")}, key, raw=True)[0] == 200
+            assert srv.request("POST", "/chat/completions", {"messages": msgs("x"), "max_tokens": 4}, key,
+                               raw=True)[0] == 200
+            assert srv.request("GET", "/v1/models", headers=key)[0] == 200
         check("--api-key: 401 without or with a wrong key; /health and / stay public", auth)
 
-        def failure():  # generate() calls: #1 was the auth check above, #2 here, #3 throws, #4 works
-            outs = [stream_text(srv, {"messages": msgs(f"r{i}")})[1] for i in range(3)]
-            assert outs[0][-1][0] == b'data: {"done": true}\n\n'
-            errs = [ev for _, ev in outs[1] if "error" in ev]
-            assert errs and "injected failure" in errs[0]["error"], outs[1]
-            assert outs[2][-1][0] == b'data: {"done": true}\n\n'
-            r = srv.request("POST", "/v1/chat/completions", {"messages": msgs("x")}, key)
-            assert r[0] == 200, r
-            assert srv.stats()["requests"]["failed"] == 1
-            srv.wait_idle(1.0)
-        check("an exception in generation: SSE error event, server keeps serving, worker released", failure)
+        if MOCK:
+            def failure():  # generate() calls: #1 was the auth check above, #2 here, #3 and #5 throw
+                outs = [stream_text(srv, {"messages": msgs(f"r{i}")})[1] for i in range(3)]
+                assert outs[0][-1][0] == b'data: {"done": true}\n\n'
+                errs = [ev for _, ev in outs[1] if "error" in ev]
+                assert errs and "injected failure" in errs[0]["error"], outs[1]
+                assert outs[2][-1][0] == b'data: {"done": true}\n\n'
+                status, _, data = srv.request("POST", "/v1/chat/completions", {"messages": msgs("x")}, key)
+                assert status == 500 and "injected failure" in data["error"]["message"], (status, data)
+                r = srv.request("POST", "/v1/chat/completions", {"messages": msgs("x")}, key)
+                assert r[0] == 200, r
+                assert srv.stats()["requests"]["failed"] == 2
+                srv.wait_idle(1.0)
+            check("an exception in generation: SSE error event or 500, server keeps serving, worker released", failure)
 
-        def soak():
-            srv.wait_idle()
-            body = json.dumps({"messages": msgs("soak"), "max_tokens": 32, "temperature": 0})
-            # 1000 requests; the first 300 warm up httplib's thread pool (each thread's stack and malloc arena),
-            # after which memory must stay flat.
-            rss_start = srv.rss_kb()
-            lat = []
-            for i in range(1000):
-                if i == 300:
-                    time.sleep(0.1)
-                    rss0, fds0 = srv.rss_kb(), srv.open_fds()
-                t0 = time.time()
-                c = srv.conn()
-                c.request("POST", "/chat/completions", body, {"Content-Type": "application/json", **srv.auth})
-                r = c.getresponse()
-                data = r.read()
-                c.close()
-                assert r.status == 200 and data.endswith(b'data: {"done": true}\n\n'), (i, r.status)
-                lat.append(time.time() - t0)
-            time.sleep(0.2)
-            rss1, fds1 = srv.rss_kb(), srv.open_fds()
-            p99 = lambda xs: sorted(xs)[int(len(xs) * 0.99) - 1]  # noqa: E731
-            print(f"     soak 1000 x 32 tokens: RSS {rss_start} kB at start, {rss0} -> {rss1} kB over the last 700 "
-                  f"({(rss1 - rss0) * 100 / rss0:+.1f}%), "
-                  f"open fds {fds0} -> {fds1}, p99 latency first/last 100: {p99(lat[:100]) * 1000:.1f}/"
-                  f"{p99(lat[-100:]) * 1000:.1f} ms")
-            assert rss1 < rss0 * 1.25, (rss0, rss1)
-            assert abs(fds1 - fds0) <= 10, (fds0, fds1)
-            srv.wait_idle(1.0)
-        check("soak: 1000 sequential requests, RSS and fds stay put", soak)
+        check(f"soak: {SOAK_REQUESTS} sequential requests, RSS and fds stay put", lambda: soak(srv, SOAK_REQUESTS))
 
-        def idle_timeout():
-            s = socket.create_connection(("127.0.0.1", srv.port))
-            s.settimeout(10)
-            t0 = time.time()
-            data = s.recv(100)
-            s.close()
-            print(f"     idle connection closed after {time.time() - t0:.1f} s (read timeout 2 s)")
-            assert time.time() - t0 < 8 and not data.startswith(b"HTTP/1.1 200"), data
-        check("an idle connection is closed at the read timeout", idle_timeout)
-
-        def slowloris():
-            socks, stop = [], threading.Event()
-            for _ in range(100):
+        if MOCK:
+            def idle_timeout():
                 s = socket.create_connection(("127.0.0.1", srv.port))
-                socks.append(s)
-            request = b"POST /chat/completions HTTP/1.1\r\nHost: x\r\n"
-
-            def drip():
-                for i in range(len(request)):
-                    if stop.is_set():
-                        return
-                    for s in socks:
-                        try:
-                            s.send(request[i:i + 1])
-                        except OSError:
-                            pass
-                    time.sleep(0.5)
-            t = threading.Thread(target=drip)
-            t.start()
-            worst = 0
-            for _ in range(10):
+                s.settimeout(10)
                 t0 = time.time()
-                assert srv.health()["status"] == "ok"
-                worst = max(worst, time.time() - t0)
-                time.sleep(0.2)
-            stop.set()
-            t.join()
-            for s in socks:
+                data = s.recv(100)
                 s.close()
-            print(f"     100 slow clients: slowest /health {worst * 1000:.0f} ms")
-            assert worst < 5
-        check("100 slow clients dripping headers: /health still answers", slowloris)
+                print(f"     idle connection closed after {time.time() - t0:.1f} s (read timeout 2 s)")
+                assert time.time() - t0 < 8 and not data.startswith(b"HTTP/1.1 200"), data
+            check("an idle connection is closed at the read timeout", idle_timeout)
+
+            def slowloris():
+                socks, stop = [], threading.Event()
+                for _ in range(100):
+                    s = socket.create_connection(("127.0.0.1", srv.port))
+                    socks.append(s)
+                request = b"POST /chat/completions HTTP/1.1\r\nHost: x\r\n"
+
+                def drip():
+                    for i in range(len(request)):
+                        if stop.is_set():
+                            return
+                        for s in socks:
+                            try:
+                                s.send(request[i:i + 1])
+                            except OSError:
+                                pass
+                        time.sleep(0.5)
+                t = threading.Thread(target=drip)
+                t.start()
+                worst = 0
+                for _ in range(10):
+                    t0 = time.time()
+                    assert srv.health()["status"] == "ok"
+                    worst = max(worst, time.time() - t0)
+                    time.sleep(0.2)
+                stop.set()
+                t.join()
+                for s in socks:
+                    s.close()
+                print(f"     100 slow clients: slowest /health {worst * 1000:.0f} ms")
+                assert worst < 5
+            check("100 slow clients dripping headers: /health still answers", slowloris)
     finally:
         rc = srv.stop()
         check("SIGTERM stops the server cleanly", lambda: (_ for _ in ()).throw(AssertionError(rc)) if rc else None)
@@ -603,35 +647,46 @@ def aux_tests():
 
 def main():
     t0 = time.time()
-    srv = Server("--num-gpus", "2", "--max-queue", "8", "--mock-delay-ms", "2", "--mock-sequence-len", "40000")
-    try:
-        endpoint_tests(srv)
-        bad_input_tests(srv)
-        streaming_tests(srv)
-        openai_tests(srv)
-        load_tests(srv)
-        check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
-        check("server still alive", lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
-
-        def sigterm_while_streaming():
-            s = Stream(srv, {"messages": msgs("forever"), "max_tokens": 4000})
-            next(s.events())
-            t0 = time.time()
-            rc = srv.stop()
-            print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
-            assert rc == 0, rc
-            s.close()
-        check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
-    finally:
-        if srv.proc.poll() is None:
+    if MODE == "soak":  # the benchmark: the soak alone, on one worker
+        srv = Server("--num-workers", "1")
+        try:
+            check(f"soak: {SOAK_REQUESTS} sequential requests, RSS and fds stay put", lambda: soak(srv, SOAK_REQUESTS))
+        finally:
             srv.stop()
-    one = Server("--num-gpus", "1", "--max-queue", "8", "--mock-delay-ms", "2")
-    try:
-        parallel_matrix(one, 1)
-        burst(one, workers=1, queue=8)
-    finally:
-        one.stop()
-    aux_tests()
+    else:
+        extra = ["--mock-delay-ms", "2", "--mock-sequence-len", "40000"] if MOCK else []
+        srv = Server("--num-workers", "2", "--max-queue", "8", *extra)
+        try:
+            endpoint_tests(srv)
+            bad_input_tests(srv)
+            streaming_tests(srv)
+            openai_tests(srv)
+            load_tests(srv)
+            check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
+            check("server still alive",
+                  lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
+
+            def sigterm_while_streaming():
+                s = Stream(srv, long_body())
+                next(s.events())
+                t0 = time.time()
+                rc = srv.stop()
+                print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
+                assert rc == 0, rc
+                s.close()
+            check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
+        finally:
+            if srv.proc.poll() is None:
+                srv.stop()
+        if MOCK:
+            one = Server("--num-workers", "1", "--max-queue", "8", "--mock-delay-ms", "2")
+            try:
+                parallel_matrix(one, 1)
+                burst(one, workers=1, queue=8)
+            finally:
+                one.stop()
+        aux_tests()
+    shutil.rmtree(TMP, ignore_errors=True)
     print(f"({time.time() - t0:.1f} s)")
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
     sys.exit(1 if RESULTS["failed"] else 0)

@@ -1,6 +1,7 @@
 // mock_chat_model: see mock_chat_model.h.
 #include "tests/mock_chat_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -73,7 +74,8 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
   const int assistant_end = special_id("<|assistant_end|>");
   for (int n = 0; n < params.max_tokens; n++) {
     if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
-    if (call == opt_.fail_on && n == 3) throw std::runtime_error("mock: injected failure in forward");
+    if (n == 3 && std::find(opt_.fail_on.begin(), opt_.fail_on.end(), call) != opt_.fail_on.end())
+      throw std::runtime_error("mock: injected failure in forward");
     int token;
     if (forever) token = (unsigned char)reply[n % reply.size()];
     else token = size_t(n) < reply.size() ? (unsigned char)reply[n] : assistant_end;

@@ -5,12 +5,13 @@
 // characters (🦙 = F0 9F A6 99, 你好) are always split across tokens — and ends with <|assistant_end|>:
 //   last user message "forever..."  -> "🦙 llama " repeated until max_tokens (or until cancelled)
 //   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature > 0)
-// Knobs: a delay per token (a decode step), and a failure injected on the Nth generate() call counted across all
-// replicas sharing `calls` (it throws after three tokens).
+// Knobs: a delay per token (a decode step), and failures injected on chosen generate() calls counted across all
+// replicas sharing `calls` (they throw after three tokens).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <vector>
 
 #include "nanochat/chat_model.h"
 
@@ -19,7 +20,7 @@ namespace nanochat {
 struct MockOptions {
   int sequence_len = 1024;
   int delay_ms = 0;  // per generated token
-  int fail_on = 0;   // 1-based generate() call that throws; 0 = never
+  std::vector<int> fail_on;  // 1-based generate() calls that throw (after three tokens)
   std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
   std::string device = "mock";
 };

@@ -2,7 +2,7 @@
 // browser tests can drive it over 127.0.0.1 without a trained model. A test program only: it is not part of the
 // nanochat program and says so when it starts.
 //   build/tests/mock_chat_server --port 0 --num-gpus 2 --mock-delay-ms 5
-// Takes every chat_web flag, plus --mock-delay-ms (per token), --mock-fail-on N (the Nth generation throws),
+// Takes every chat_web flag, plus --mock-delay-ms (per token), --mock-fail-on N,M (those generations throw),
 // --mock-sequence-len, --mock-load-ms (time to "load" each replica, to test 503 while loading).
 #include <chrono>
 #include <cstdio>
@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   MockOptions mock;
   int load_ms = 0;
   app.add_option("--mock-delay-ms", mock.delay_ms, "sleep per generated token");
-  app.add_option("--mock-fail-on", mock.fail_on, "the Nth generation (1-based, over all workers) throws");
+  app.add_option("--mock-fail-on", mock.fail_on, "generations (1-based, over all workers) that throw, e.g. 3,5")
+      ->delimiter(',');
   app.add_option("--mock-sequence-len", mock.sequence_len, "the mock model's context length");
   app.add_option("--mock-load-ms", load_ms, "time each replica takes to load");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;

@@ -2,9 +2,13 @@
 // (worker_pool.h), and a ChatServer in this process on a free port with the mock model (chat_server.h).
 // The full HTTP suite against the server program is tests/e2e_chat_web_http.sh.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <thread>
 
 #include <httplib.h>
@@ -141,4 +145,97 @@ TEST(ChatServer, ServesStreamsInProcess) {
   EXPECT_EQ(health["ready"], true);
   server.stop();
   server.join();
+}
+
+namespace {
+
+// A model whose decode steps the test paces: it emits 'a' tokens and, before step `pause_at`, waits until the test
+// says its client has hung up. It records what on_token answered for each step after that.
+struct PacedModel : MockChatModel {
+  PacedModel() : MockChatModel(MockOptions{}) {}
+  int pause_at = 3;
+  std::promise<void> paused, resume;
+  std::vector<bool> answers_after_pause;
+  void generate(const std::vector<int>&, const SamplingParams& params,
+                const std::function<bool(int)>& on_token) override {
+    for (int n = 0; n < params.max_tokens; n++) {
+      if (n == pause_at) {
+        paused.set_value();
+        resume.get_future().wait();
+      }
+      bool more = on_token('a');
+      if (n >= pause_at) answers_after_pause.push_back(more);
+      if (!more) return;
+    }
+  }
+};
+
+int connect_local(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(uint16_t(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  return fd;
+}
+
+void send_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), 0), ssize_t(s.size())); }
+
+std::string post(const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+}  // namespace
+
+// The client leaves mid-reply: the very next decode step is refused (the server looks at the socket before every
+// token) and the worker goes back to the pool. Streaming and non-streaming (OpenAI) replies alike.
+TEST(ChatServer, StopsWithinOneDecodeStepOfTheClientLeaving) {
+  for (bool stream : {true, false}) {
+    SCOPED_TRACE(stream ? "stream" : "non-stream");
+    ChatServerOptions opt;
+    opt.port = 0;
+    ChatServer server(opt);
+    int port = server.start();
+    auto owned = std::make_unique<PacedModel>();
+    PacedModel& model = *owned;
+    server.add_replica(std::move(owned));
+    server.set_ready();
+
+    int fd = connect_local(port);
+    std::string body = R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100)";
+    body += stream ? "}" : R"(, "stream": false})";
+    send_all(fd, post(stream ? "/chat/completions" : "/v1/chat/completions", body));
+    ASSERT_EQ(model.paused.get_future().wait_for(10s), std::future_status::ready);
+    if (stream) {  // the three tokens so far have been sent: read them before leaving
+      std::string got;
+      char buf[4096];
+      auto count = [&] {
+        size_t n = 0;
+        for (size_t p = got.find("\"token\""); p != std::string::npos; p = got.find("\"token\"", p + 1)) n++;
+        return n;
+      };
+      while (count() < 3) {
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        ASSERT_GT(n, 0);
+        got.append(buf, size_t(n));
+      }
+    }
+    ::close(fd);
+    model.resume.set_value();
+
+    httplib::Client cli("127.0.0.1", port);
+    nlohmann::json stats;
+    for (int i = 0; i < 500; i++) {  // bounded wait for the worker to come back
+      stats = nlohmann::json::parse(cli.Get("/stats")->body);
+      if (stats["available_workers"] == 1) break;
+      std::this_thread::sleep_for(10ms);
+    }
+    EXPECT_EQ(stats["available_workers"], 1) << stats.dump();
+    EXPECT_EQ(stats["requests"]["cancelled"], 1) << stats.dump();
+    EXPECT_EQ(model.answers_after_pause, std::vector<bool>{false}) << "the step after the client left was not refused";
+    server.stop();
+    server.join();
+  }
 }

@@ -42,7 +42,9 @@ Group make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, in
 #endif
 }
 
-// Runs fn(rank, group) on ws threads; the first exception of any rank is rethrown here.
+// Runs fn(rank, group) on ws threads; the first exception of any rank is rethrown here. Barriers before and after
+// fn keep every rank's group alive until all ranks are done with theirs: a group destroyed while a peer is still
+// connecting (or finishing) makes that peer fail with "Connection closed by peer" — seen on a loaded machine.
 void run_ranks(int ws, const std::function<void(int, Group)>& fn) {
   auto store = c10::make_intrusive<c10d::HashStore>();
   std::vector<std::exception_ptr> errors(ws);
@@ -50,9 +52,16 @@ void run_ranks(int ws, const std::function<void(int, Group)>& fn) {
   for (int r = 0; r < ws; r++)
     threads.emplace_back([&, r] {
       try {
-        fn(r, make_gloo_group(store, r, ws));
+        Group pg = make_gloo_group(store, r, ws);
+        pg->barrier()->wait();
+        try {
+          fn(r, pg);
+        } catch (...) {
+          errors[r] = std::current_exception();
+        }
+        pg->barrier()->wait();  // the failure tests throw on every rank before any collective, so this still meets
       } catch (...) {
-        errors[r] = std::current_exception();
+        if (!errors[r]) errors[r] = std::current_exception();
       }
     });
   for (auto& t : threads) t.join();
