@@ -6,7 +6,9 @@
 //   nanochat base_eval --eval bpb --model-tag d12 --step 2000 --device-batch-size 16 --split-tokens 1048576
 //
 // CORE downloads nanochat's eval bundle into the base dir once and writes <base_dir>/base_eval/<model>.csv.
-// Not covered (yet): HuggingFace models (--hf-path), multi-process evaluation.
+// Several processes (nanochat launch -- base_eval ...): CORE examples and bpb row groups are strided over ranks and
+// the counts, nats and bytes summed, so CORE equals one process's exactly; rank 0 samples and writes.
+// Not covered (yet): HuggingFace models (--hf-path).
 #include <set>
 #include <sstream>
 

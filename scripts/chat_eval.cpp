@@ -10,7 +10,8 @@
 // grade them with the task (HumanEval runs the code in the python3 sandbox). Datasets come from
 // <base_dir>/datasets (nanochat/task_data.h). Results are printed, and logged to the report section
 // "Chat evaluation <source>" with ChatCORE when all six tasks ran.
-// Not covered: multi-process evaluation (one process evaluates every problem).
+// Several processes (nanochat launch -- chat_eval ...): ranks take every world_size-th batch or problem and the
+// pass counts are summed, so the scores equal one process's.
 #include "scripts/chat_eval.h"
 
 #include <chrono>

@@ -11,7 +11,8 @@
 // --device-batch-size). Checkpoints (model and meta only) go to chatrl_checkpoints/<tag>/ every --save-every steps
 // and at the last step; report section "Chat RL".
 // Datasets: openai/gsm8k main train/test under <base_dir>/datasets (nanochat/task_data.h).
-// Not covered: multi-process (DDP) training.
+// Several processes (nanochat launch -- chat_rl ...): ranks take alternate questions, pass@k counts are summed,
+// the mean reward averaged, the optimizer averages the gradients; rank 0 logs and saves.
 #include <chrono>
 #include <cmath>
 #include <map>

@@ -14,7 +14,9 @@
 // nanochat's mixture (SmolTalk, identity conversations ×2, MMLU auxiliary_train × --mmlu-epochs, GSM8K ×
 // --gsm8k-epochs, SimpleSpelling 200K, SpellingBee 80K; val: SmolTalk test, MMLU test[:5200], GSM8K test[:420]).
 // --chatcore-tasks picks ChatCORE's tasks (default all six). Missing datasets fail with one line naming the file.
-// Not covered: multi-process (DDP) training, fp16 loss scaling (the compute dtype here is fp32 or bf16).
+// Several processes (nanochat launch -- chat_sft ...): ranks take alternate conversations, the first rank to run out
+// ends the run for all, val bpb and ChatCORE are summed over ranks, the optimizer averages the gradients and
+// every rank saves its optimizer file. Not covered: fp16 loss scaling (the compute dtype here is fp32 or bf16).
 #include <chrono>
 #include <cmath>
 #include <limits>
