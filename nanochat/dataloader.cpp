@@ -191,7 +191,7 @@ PretrainBatch DataLoader::next() {
 // ---------------------------------------------------------------------------------------------------------------------
 // SFT loader
 
-SftDataLoader::SftDataLoader(int64_t size, std::function<Conversation(int64_t)> get, int bos, int B, int max_seq_len,
+SftDataLoader::SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B, int max_seq_len,
                              bool train, int64_t num_iterations, torch::Device device, int rank, int world_size,
                              size_t buffer_size)
     : size_(size), get_(std::move(get)), bos_(bos), B_(B), T_(max_seq_len), train_(train),
@@ -204,7 +204,7 @@ SftDataLoader::SftDataLoader(int64_t size, std::function<Conversation(int64_t)> 
 
 void SftDataLoader::refill() {
   while (buffer_.size() < buffer_size_) {
-    Conversation c = get_(cursor_ % size_);
+    TokenizedConversation c = get_(cursor_ % size_);
     if (c.ids.size() != c.mask.size()) fail("conversation {} has {} ids but {} mask entries", cursor_, c.ids.size(), c.mask.size());
     buffer_.push_back(std::move(c));
     cursor_ += ws_;
@@ -229,9 +229,9 @@ SftBatch SftDataLoader::next() {
     while (len < cap) {
       while (buffer_.size() < buffer_size_) refill();
       const int64_t remaining = cap - len;
-      int64_t i = best_fit_index(buffer_, remaining, [](const Conversation& c) { return c.ids.size(); });
+      int64_t i = best_fit_index(buffer_, remaining, [](const TokenizedConversation& c) { return c.ids.size(); });
       if (i >= 0) {
-        const Conversation& c = buffer_[size_t(i)];
+        const TokenizedConversation& c = buffer_[size_t(i)];
         for (size_t k = 0; k < c.ids.size(); k++) row[len + int64_t(k)] = c.ids[k], mrow[len + int64_t(k)] = int8_t(c.mask[k] != 0);
         len += int64_t(c.ids.size());
         buffer_.erase(buffer_.begin() + i);

@@ -88,7 +88,7 @@ class DataLoader {
 };
 
 // SFT (SPEC §17.3): one conversation = render_conversation's (ids, mask); mask 1 = trained on.
-struct Conversation {
+struct TokenizedConversation {
   std::vector<int> ids;
   std::vector<int> mask;
 };
@@ -105,21 +105,21 @@ class SftDataLoader {
  public:
   // size: number of conversations; get(i): the rendered conversation i. num_iterations > 0 stops (train split)
   // after that many batches; else one epoch of consumption ends it.
-  SftDataLoader(int64_t size, std::function<Conversation(int64_t)> get, int bos, int B, int max_seq_len, bool train,
+  SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B, int max_seq_len, bool train,
                 int64_t num_iterations, torch::Device device, int rank = 0, int world_size = 1, size_t buffer_size = 100);
   SftBatch next();
 
  private:
   void refill();
   int64_t size_;
-  std::function<Conversation(int64_t)> get_;
+  std::function<TokenizedConversation(int64_t)> get_;
   int bos_, B_, T_;
   bool train_;
   int64_t num_iterations_;
   torch::Device device_;
   int ws_;
   size_t buffer_size_;
-  std::vector<Conversation> buffer_;
+  std::vector<TokenizedConversation> buffer_;
   int64_t cursor_, consumed_, epoch_ = 1, it_ = 0;
   bool last_step_ = false;
   double approx_progress_ = 0;

@@ -16,9 +16,6 @@
 // ARG is the split for dataset tasks (default: `default_split`), the size for SpellingBee/SimpleSpelling (default
 // 1000; their split is `default_split`), the file for CustomJSON (default <base_dir>/identity_conversations.jsonl).
 // REPEAT passes the task that many times (oversampling in a TaskMixture).
-//
-// This header only forward-declares Task so that scripts which also include dataloader.h (whose SFT
-// `Conversation` struct shares the name of tasks' conversation type) can use it.
 // Not covered: HF's streaming, dataset revisions, and resuming partial downloads.
 #pragma once
 

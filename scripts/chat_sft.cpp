@@ -221,7 +221,8 @@ int chat_sft_main(int argc, char** argv) {
   auto render = [&](const TaskPtr& ds) {
     return [&tokenizer, ds](int64_t i) {
       auto [ids, mask] = tokenizer.render_conversation(task_example(*ds, i));
-      return nanochat::Conversation{std::vector<int>(ids.begin(), ids.end()), std::vector<int>(mask.begin(), mask.end())};
+      return nanochat::TokenizedConversation{std::vector<int>(ids.begin(), ids.end()),
+                                             std::vector<int>(mask.begin(), mask.end())};
     };
   };
   const int bos = tokenizer.get_bos_token_id();

@@ -229,8 +229,8 @@ TEST(DataLoader, ErrorsSurfaceInNext) {
 
 namespace {
 // Conversation i: BOS then i%7+2 tokens of value 1000+i; mask 1 on the second half.
-Conversation conv(int64_t i, int64_t long_every = 0) {
-  Conversation c;
+TokenizedConversation conv(int64_t i, int64_t long_every = 0) {
+  TokenizedConversation c;
   int64_t n = (long_every && i % long_every == 0) ? 100 : i % 7 + 3;
   for (int64_t k = 0; k < n; k++) {
     c.ids.push_back(k == 0 ? kBos : int(1000 + i));
