@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 std::string index_to_filename(int index) { return fmt::format("shard_{:05d}.parquet", index); }
 
 fs::path data_dir() {
+  if (const char* v = std::getenv("NANOCHAT_DATA_DIR"); v && *v) return fs::path(v);
   fs::path base = get_base_dir();
   fs::path climbmix = base / "base_data_climbmix";
   fs::path legacy = base / "base_data";

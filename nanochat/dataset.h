@@ -6,7 +6,9 @@
 //   nanochat::DocumentBatches stream(files, rank, world_size);      // endless, 128-document slices
 //
 // Layout: <base_dir>/base_data_climbmix/shard_XXXXX.parquet; if that directory does not exist the legacy
-// <base_dir>/base_data is used. The last shard by name is the validation split.
+// <base_dir>/base_data is used. NANOCHAT_DATA_DIR, when set, names the directory instead (e.g. shards built from your
+// own text, kept apart from downloaded ClimbMix shards whose names they would share). The last shard by name is the
+// validation split.
 // Not covered: the tokenization and packing of documents (dataloader.h).
 #pragma once
 

@@ -6,7 +6,7 @@
 //   nanochat dataset --from-text docs/ --doc-chars 1500   ... long files cut into ~1500-byte pieces at blank lines
 //   nanochat dataset --cat FILE.parquet [--columns a,b] [--limit N]   print rows as JSON lines
 //
-// Shards go to $NANOCHAT_BASE_DIR/base_data_climbmix (or --output-dir).
+// Shards go to $NANOCHAT_BASE_DIR/base_data_climbmix, or $NANOCHAT_DATA_DIR when set, or --output-dir.
 #include <cstdio>
 #include <iostream>
 #include <sstream>
@@ -70,7 +70,10 @@ int dataset_main(int argc, char** argv) {
     cat_parquet(cat, columns, limit);
     return 0;
   }
-  std::filesystem::path dir = output_dir.empty() ? get_base_dir() / "base_data_climbmix" : std::filesystem::path(output_dir);
+  std::string env_dir = getenv_or("NANOCHAT_DATA_DIR", "");
+  std::filesystem::path dir = !output_dir.empty() ? std::filesystem::path(output_dir)
+                              : !env_dir.empty()  ? std::filesystem::path(env_dir)
+                                                  : get_base_dir() / "base_data_climbmix";
   if (!from_text.empty()) {
     int n = build_shards_from_text(from_text, dir, shard_chars, row_group_size, doc_chars);
     fmt::print("Done! Wrote {} shards to {} (the last one is the validation split)\n", n, dir.string());

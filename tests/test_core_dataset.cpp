@@ -63,6 +63,9 @@ TEST(Dataset, ListingAndSplit) {
   std::ofstream(dir / "shard_00009.parquet.tmp") << "partial";
   std::ofstream(dir / "notes.txt") << "x";
   EXPECT_EQ(data_dir(), dir);
+  setenv("NANOCHAT_DATA_DIR", (base / "mine").c_str(), 1);  // an explicit data directory wins
+  EXPECT_EQ(data_dir(), base / "mine");
+  unsetenv("NANOCHAT_DATA_DIR");
   auto all = list_parquet_files();
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].filename(), "shard_00000.parquet");
