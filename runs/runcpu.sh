@@ -53,8 +53,9 @@ if [ -z "${NANOCHAT_DTYPE:-}" ]; then
 fi
 
 # Sizes. Full: a depth-4 model (11.5M parameters, vocab 8192, context 512) pretrained on 2M tokens (about one epoch
-# of the documentation), then 150 SFT steps on a mixture where the identity conversations (x8) weigh about as much
-# as the spelling tasks. Smoke: depth 2 on a slice of the text, a handful of steps per stage.
+# of the documentation), then 150 SFT steps on a mixture where the identity conversations (x10) weigh about half as
+# much as the spelling tasks. chat_sft stops after one epoch of its mixture, as nanochat's does, so the mixture is
+# sized to last longer than the steps asked for. Smoke: depth 2 on a slice of the text, a few steps per stage.
 if [ "$SMOKE" = 1 ]; then
   VOCAB=2048; TOK_MAX_CHARS=2000000; DEPTH=2; SEQ=256; DEVICE_BATCH=4; TOTAL_BATCH=1024
   BASE_ITERS=12; BASE_EVAL_EVERY=6; EVAL_TOKENS=4096; SPLIT_TOKENS=4096
@@ -63,32 +64,37 @@ if [ "$SMOKE" = 1 ]; then
 else
   VOCAB=8192; TOK_MAX_CHARS=50000000; DEPTH=4; SEQ=512; DEVICE_BATCH=8; TOTAL_BATCH=4096
   BASE_ITERS=500; BASE_EVAL_EVERY=100; EVAL_TOKENS=65536; SPLIT_TOKENS=65536
-  SFT_ITERS=150; SFT_SPELL=1500; SFT_IDENTITY_REPEAT=8; SFT_VAL=200; CHAT_EVAL_PROBLEMS=48; CHAT_EVAL_TOKENS=256
+  SFT_ITERS=150; SFT_SPELL=2500; SFT_IDENTITY_REPEAT=10; SFT_VAL=200; CHAT_EVAL_PROBLEMS=48; CHAT_EVAL_TOKENS=256
   CHAT_TOKENS_NOTE=""
 fi
 TAG="d$DEPTH"
 
 # Progress: each stage has an expected share of the run (seconds on an idle 2-core machine with bf16; fp32 trains
-# about 2.5x slower); the estimate of the time left scales the remaining shares by how fast the finished ones went.
+# about 2.5x slower). Until base_train has run, the time left is that expectation; afterwards the remaining shares
+# are scaled by the pace of the stages since base_train started (the data stage's download attempt says nothing
+# about the speed of training).
 STAGES=(report_reset data tok_train tok_eval base_train base_eval chat_sft chat_eval chat_cli report)
-if [ "$SMOKE" = 1 ]; then WEIGHTS=(1 2 1 1 4 2 4 2 1 1); else WEIGHTS=(1 5 5 3 330 15 150 40 5 1); fi
+if [ "$SMOKE" = 1 ]; then WEIGHTS=(1 2 1 1 4 2 4 2 1 1); else WEIGHTS=(1 5 5 3 380 10 110 30 5 1); fi
 if [ "$NANOCHAT_DTYPE" != bfloat16 ]; then WEIGHTS[4]=$((WEIGHTS[4] * 5 / 2)); WEIGHTS[6]=$((WEIGHTS[6] * 5 / 2)); fi
 N=${#STAGES[@]}
+PACE_FROM=4  # index of base_train
 T0=$(date +%s)
+T_PACE=""
 STAGE_INDEX=0
 fmt_time() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 stage() {  # stage NAME "what it does"
-  local name="$1" what="$2" i=0 done_w=0 left_w=0 now elapsed eta=""
+  local name="$1" what="$2" i=0 paced_w=0 left_w=0 now eta
   while [ "${STAGES[$i]}" != "$name" ]; do i=$((i + 1)); done
   for ((k = 0; k < N; k++)); do
-    if [ $k -lt $i ]; then done_w=$((done_w + WEIGHTS[k])); else left_w=$((left_w + WEIGHTS[k])); fi
+    if [ $k -ge $i ]; then left_w=$((left_w + WEIGHTS[k])); elif [ $k -ge $PACE_FROM ]; then paced_w=$((paced_w + WEIGHTS[k])); fi
   done
-  now=$(date +%s); elapsed=$((now - T0))
-  if [ $done_w -gt 0 ] && [ $elapsed -gt 0 ]; then eta=" | about $(fmt_time $((elapsed * left_w / done_w))) left"
-  else eta=" | about $(fmt_time $left_w) left on an idle 2-core machine"; fi  # nothing measured yet
+  now=$(date +%s)
+  [ $i = $PACE_FROM ] && T_PACE=$now
+  if [ $paced_w -gt 0 ]; then eta="about $(fmt_time $(((now - T_PACE) * left_w / paced_w))) left"
+  else eta="about $(fmt_time $left_w) left on an idle 2-core machine"; fi
   STAGE_INDEX=$((i + 1))
   echo
-  echo "==== [$STAGE_INDEX/$N] $name: $what | elapsed $(fmt_time $elapsed)$eta ===="
+  echo "==== [$STAGE_INDEX/$N] $name: $what | elapsed $(fmt_time $((now - T0))) | $eta ===="
 }
 trap 'rc=$?; [ $rc = 0 ] || echo "runcpu: stage [$STAGE_INDEX/$N] ${STAGES[$((STAGE_INDEX > 0 ? STAGE_INDEX - 1 : 0))]} failed (exit $rc) after $(fmt_time $(($(date +%s) - T0)))" >&2' EXIT
 

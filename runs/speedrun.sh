@@ -8,8 +8,10 @@
 #   WANDB_RUN=speedrun bash runs/speedrun.sh                                     # TensorBoard logs (see README)
 #
 # Needs a CUDA build of the program: point CMAKE_PREFIX_PATH at a CUDA libtorch before the setup step (see
-# scripts/setup.sh), or build it yourself and set SKIP_SETUP=1. NPROC_PER_NODE (default 8) for other GPU counts;
-# base_train keeps the total batch size and adds gradient accumulation when there are fewer GPUs.
+# scripts/setup.sh), or build it yourself and set SKIP_SETUP=1. Other machines, as nanochat's forks do it:
+# NPROC_PER_NODE (default 8; base_train keeps the total batch size and accumulates gradients on fewer GPUs),
+# DEVICE_BATCH_SIZE (default 16; 8 for a single smaller GPU), DEPTH (default 24), e.g. on one GPU:
+#   NPROC_PER_NODE=1 DEVICE_BATCH_SIZE=8 bash runs/speedrun.sh
 # Differences from nanochat's script: the setup is scripts/setup.sh instead of uv; tok_eval's GPT-2/GPT-4 rank files
 # are fetched into the base dir (nothing downloads them implicitly here); the identity conversations are our own
 # (data/identity_conversations.jsonl) instead of nanochat's download.
@@ -22,6 +24,8 @@ export NANOCHAT_BASE_DIR="${NANOCHAT_BASE_DIR:-$HOME/.cache/nanochat}"
 mkdir -p "$NANOCHAT_BASE_DIR"
 NANOCHAT="${NANOCHAT:-build/nanochat}"
 NPROC_PER_NODE="${NPROC_PER_NODE:-8}"
+DEVICE_BATCH_SIZE="${DEVICE_BATCH_SIZE:-16}"
+DEPTH="${DEPTH:-24}"
 nanochat() { "$NANOCHAT" "$@"; }
 launch() { "$NANOCHAT" launch --nproc-per-node "$NPROC_PER_NODE" -- "$@"; }
 
@@ -61,9 +65,9 @@ echo "Waiting for dataset download to complete..."
 wait $DATASET_DOWNLOAD_PID
 
 # d24 model, slightly undertrained to beat GPT-2: data:params ratio 8 instead of the compute-optimal 10.5.
-launch base_train --depth=24 --target-param-data-ratio=8 --device-batch-size=16 --fp8 --run=$WANDB_RUN
+launch base_train --depth=$DEPTH --target-param-data-ratio=8 --device-batch-size=$DEVICE_BATCH_SIZE --fp8 --run=$WANDB_RUN
 # Evaluate it: CORE metric, bits per byte on train/val, samples.
-launch base_eval --device-batch-size=16
+launch base_eval --device-batch-size=$DEVICE_BATCH_SIZE
 
 # -----------------------------------------------------------------------------
 # SFT: conversation special tokens, tool use, multiple choice.
@@ -74,7 +78,7 @@ launch base_eval --device-batch-size=16
 cp data/identity_conversations.jsonl "$NANOCHAT_BASE_DIR/identity_conversations.jsonl"
 
 # SFT, then evaluate the chat model.
-launch chat_sft --device-batch-size=16 --run=$WANDB_RUN
+launch chat_sft --device-batch-size=$DEVICE_BATCH_SIZE --run=$WANDB_RUN
 launch chat_eval -i sft
 
 # Chat with the model in the terminal (leave out -p to chat interactively):
