@@ -3,8 +3,9 @@
 # offline corpus (the Python documentation from Debian's python3.11-doc), against a fresh base dir. Checks: every
 # stage ran and announced itself with the pipeline's progress, the shards were built from the text (apart from
 # ClimbMix's directory), the training steps show an ETA, the report has the sections of every stage, and the chat
-# model answered the question. Skipped (77) when python3.11-doc is not installed.
-# env: NANOCHAT (binary), SOURCE_DIR.
+# model answered the question. Then once more on ClimbMix shards already in the base dir (the fixture shards): they
+# are used, nothing is downloaded. Skipped (77) when python3.11-doc is not installed.
+# env: NANOCHAT (binary), SOURCE_DIR, FIXTURES (tests/fixtures).
 set -euo pipefail
 : "${NANOCHAT:?}" "${SOURCE_DIR:?}"
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -59,4 +60,23 @@ answer="$base/report/chat_answer.txt"
 [ -s "$answer" ] || fail "no chat answer"
 reply=$(sed -n '/^Assistant: /,$p' "$answer" | sed -e '1s/^Assistant: //' -e 's/<|assistant_end|>//g')
 [ -n "$(echo "$reply" | tr -d '[:space:]')" ] || fail "empty answer: $(cat "$answer")"
-echo "e2e_runcpu_smoke: ok ($(grep -o 'done in [0-9]*m[0-9]*s' "$work/log"))"
+first=$(grep -o 'done in [0-9]*m[0-9]*s' "$work/log")
+
+# With ClimbMix shards already in the base dir (here the fixture shards), the default data mode uses them and
+# downloads nothing.
+if [ -n "${FIXTURES:-}" ] && [ -f "$FIXTURES/parquet/pretrain/shard_00002.parquet" ]; then
+  base2="$work/base2"
+  mkdir -p "$base2/base_data_climbmix"
+  cp "$FIXTURES"/parquet/pretrain/shard_0000{0,1,2}.parquet "$base2/base_data_climbmix/"
+  if ! NANOCHAT="$NANOCHAT" NANOCHAT_BASE_DIR="$base2" NANOCHAT_RUNCPU_SMOKE=1 \
+      bash "$SOURCE_DIR/runs/runcpu.sh" > "$work/log2" 2>&1; then
+    tail -40 "$work/log2"
+    fail "runs/runcpu.sh on existing ClimbMix shards failed"
+  fi
+  grep -q "^Using the 3 ClimbMix shards already in $base2/base_data_climbmix" "$work/log2" || fail "existing shards not used"
+  grep -q "^Pretraining data: climbmix" "$work/log2" || fail "no climbmix data summary"
+  ! grep -q "Trying to download" "$work/log2" || fail "tried to download although shards were there"
+  [ ! -d "$base2/base_data_text" ] || fail "built text shards although ClimbMix shards were there"
+  [ -s "$base2/report/report.md" ] || fail "no report.md on the ClimbMix path"
+fi
+echo "e2e_runcpu_smoke: ok ($first)"
