@@ -24,6 +24,7 @@ namespace fs = std::filesystem;
 std::string index_to_filename(int index) { return fmt::format("shard_{:05d}.parquet", index); }
 
 fs::path data_dir() {
+  if (const char* v = std::getenv("NANOCHAT_DATA_DIR"); v && *v) return fs::path(v);
   fs::path base = get_base_dir();
   fs::path climbmix = base / "base_data_climbmix";
   fs::path legacy = base / "base_data";
@@ -289,17 +290,42 @@ void for_each_doc(const std::vector<fs::path>& files, const std::function<void(s
 
 }  // namespace
 
+std::vector<std::string> split_paragraphs(const std::string& text, int64_t doc_chars) {
+  if (doc_chars <= 0 || int64_t(text.size()) <= doc_chars) return {text};
+  // Paragraph boundaries: just after each run of blank lines ("\n\n", "\n\n\n", ...).
+  std::vector<std::string> pieces;
+  std::string piece;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t gap = text.find("\n\n", pos);
+    size_t end = gap == std::string::npos ? text.size() : text.find_first_not_of('\n', gap);
+    if (end == std::string::npos) end = text.size();
+    std::string_view para(text.data() + pos, end - pos);
+    if (!piece.empty() && int64_t(piece.size() + para.size()) > doc_chars) pieces.push_back(std::move(piece)), piece.clear();
+    piece.append(para);
+    pos = end;
+  }
+  if (!piece.empty()) pieces.push_back(std::move(piece));
+  return pieces;
+}
+
 int build_shards_from_text(const std::vector<std::string>& paths, const fs::path& dir, int64_t shard_chars,
-                           int row_group_size) {
+                           int row_group_size, int64_t doc_chars) {
   if (shard_chars < 1 || row_group_size < 1) fail("--shard-chars and --row-group-size must be positive");
   auto existing = list_parquet_files(dir);
   if (!existing.empty())
     fail("{} already holds {} parquet files; move them away first (mixing shards would change the validation split) "
          "or pass --output-dir", dir.string(), existing.size());
   auto files = expand_paths(paths);
+  auto for_each_piece = [&](const std::function<void(std::string&&)>& f) {
+    for_each_doc(files, [&](std::string&& d) {
+      if (doc_chars <= 0 || int64_t(d.size()) <= doc_chars) return f(std::move(d));
+      for (auto& p : split_paragraphs(d, doc_chars)) f(std::move(p));
+    });
+  };
   // Pass 1: document sizes, to cut the text into >= 2 shards of about equal size.
   std::vector<int64_t> sizes;
-  for_each_doc(files, [&](std::string&& d) { sizes.push_back(int64_t(d.size())); });
+  for_each_piece([&](std::string&& d) { sizes.push_back(int64_t(d.size())); });
   if (sizes.size() < 2) fail("--from-text found {} documents; need at least 2 (one shard for training, one for validation)", sizes.size());
   int64_t total = 0;
   for (auto s : sizes) total += s;
@@ -323,7 +349,7 @@ int build_shards_from_text(const std::vector<std::string>& paths, const fs::path
   std::unique_ptr<ParquetStringWriter> w;
   auto open_shard = [&] { w = std::make_unique<ParquetStringWriter>(dir / index_to_filename(int(shard)), "text"); };
   open_shard();
-  for_each_doc(files, [&](std::string&& d) {
+  for_each_piece([&](std::string&& d) {
     group.push_back(std::move(d));
     doc++;
     bool shard_done = doc == ends[shard];

@@ -6,7 +6,9 @@
 //   nanochat::DocumentBatches stream(files, rank, world_size);      // endless, 128-document slices
 //
 // Layout: <base_dir>/base_data_climbmix/shard_XXXXX.parquet; if that directory does not exist the legacy
-// <base_dir>/base_data is used. The last shard by name is the validation split.
+// <base_dir>/base_data is used. NANOCHAT_DATA_DIR, when set, names the directory instead (e.g. shards built from your
+// own text, kept apart from downloaded ClimbMix shards whose names they would share). The last shard by name is the
+// validation split.
 // Not covered: the tokenization and packing of documents (dataloader.h).
 #pragma once
 
@@ -85,8 +87,12 @@ void download_shards(int num_files, int num_workers, const std::string& base_url
 // Builds shards from local text: each PATH is a text file (one document), a .jsonl file (one document per line,
 // field "text") or a directory (its files, recursively, sorted). Writes >= 2 shards of about equal size
 // (the last is the validation split; more shards when the text exceeds shard_chars per shard) into dir.
-// Returns the number of shards written.
+// Returns the number of shards written. doc_chars > 0 cuts each document longer than that many bytes into pieces
+// at blank lines (paragraphs kept whole, a piece closes before it would pass doc_chars), so that long files become
+// many training documents instead of one that the loader crops to a single row.
 int build_shards_from_text(const std::vector<std::string>& paths, const std::filesystem::path& dir, int64_t shard_chars,
-                           int row_group_size);
+                           int row_group_size, int64_t doc_chars = 0);
+// The pieces of one document as above (the whole text when doc_chars <= 0 or the text is short enough).
+std::vector<std::string> split_paragraphs(const std::string& text, int64_t doc_chars);
 
 }  // namespace nanochat

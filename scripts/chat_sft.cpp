@@ -16,7 +16,8 @@
 // --chatcore-tasks picks ChatCORE's tasks (default all six). Missing datasets fail with one line naming the file.
 // Several processes (nanochat launch -- chat_sft ...): ranks take alternate conversations, the first rank to run out
 // ends the run for all, val bpb and ChatCORE are summed over ranks, the optimizer averages the gradients and
-// every rank saves its optimizer file. Not covered: fp16 loss scaling (the compute dtype here is fp32 or bf16).
+// every rank saves its optimizer file. Each step line ends with an ETA (not in nanochat) from the pace since step 10.
+// Not covered: fp16 loss scaling (the compute dtype here is fp32 or bf16).
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -240,6 +241,7 @@ int chat_sft_main(int argc, char** argv) {
   int64_t step = 0;
   double min_val_bpb = std::numeric_limits<double>::infinity(), val_bpb = std::numeric_limits<double>::quiet_NaN();
   double smooth_train_loss = 0, total_training_time = 0;
+  double timed_from_progress = -1;  // progress when the timing (and the ETA) starts, after step 10
   double peak_flops = std::numeric_limits<double>::infinity();  // MFU is not meaningful on the CPU
   if (ctx.device.is_cuda()) {
     std::string name = cuda_device_name(ctx.local_rank);
@@ -301,6 +303,7 @@ int chat_sft_main(int argc, char** argv) {
 
     // One optimization step: grad_accum micro-batches, then the schedules and the update.
     auto t0 = std::chrono::steady_clock::now();
+    const double progress_before = progress;
     double train_loss = 0;
     bool any_backward = false;
     for (int64_t micro = 0; micro < grad_accum_steps; micro++) {
@@ -335,10 +338,17 @@ int chat_sft_main(int argc, char** argv) {
     int64_t tok_per_sec = int64_t(double(o.total_batch_size) / dt);
     double flops_per_sec = double(num_flops_per_token) * double(o.total_batch_size) / dt;
     double mfu = std::isfinite(peak_flops) ? 100.0 * flops_per_sec / (peak_flops * ctx.world_size) : 0.0;
-    if (step > 10) total_training_time += dt;
+    if (step > 10) {
+      if (timed_from_progress < 0) timed_from_progress = progress_before;
+      total_training_time += dt;
+    }
+    // An addition to nanochat's line: the time left, from the pace since step 10 (progress is 0..1 of the run).
+    std::string eta;
+    if (step > 10 && progress > timed_from_progress)
+      eta = fmt::format(" | eta: {:.1f}m", total_training_time / (progress - timed_from_progress) * (1 - progress) / 60);
     print0f("step {:05d} ({:.2f}%) | loss: {:.6f} | lrm: {:.2f} | dt: {:.2f}ms | tok/sec: {} | mfu: {:.2f} | epoch: {} | "
-            "total time: {:.2f}m",
-            step, pct, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, batch.epoch, total_training_time / 60);
+            "total time: {:.2f}m{}",
+            step, pct, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, batch.epoch, total_training_time / 60, eta);
     if (step % 10 == 0 || step == 1)
       logger.log(step, {{"train/loss", debiased}, {"train/lrm", lrm}, {"train/dt", dt}, {"train/tok_per_sec", double(tok_per_sec)},
                         {"train/mfu", mfu}, {"train/epoch", double(batch.epoch)}});

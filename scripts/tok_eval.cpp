@@ -1,16 +1,18 @@
 // tok_eval: how well our tokenizer compresses text compared with GPT-2's and GPT-4's (SPEC §3.11).
 //   nanochat tok_eval --gpt2 gpt2.tiktoken --gpt4 cl100k_base.tiktoken
 // Nothing is downloaded: pass tiktoken's rank files (gpt2 / cl100k_base in .tiktoken form), or put them at
-// <base_dir>/tiktoken/gpt2.tiktoken and <base_dir>/tiktoken/cl100k_base.tiktoken and run it without flags. Texts: five samples
+// <base_dir>/tiktoken/gpt2.tiktoken and <base_dir>/tiktoken/cl100k_base.tiktoken and run it without flags; a baseline
+// whose file is in neither place is skipped with a note (with neither, our own ratios are still measured). Texts: five samples
 // written for this program (news, Korean, code, math, science), plus the first row group of the first train shard
 // ("fwe-train") and of the val shard ("fwe-val") when the pretraining shards are available. Every tokenizer must
 // round-trip every text exactly. Ratio = UTF-8 bytes per token (higher is better).
-// Not covered: the report section (written by the report system).
+// The report section "Tokenizer evaluation" holds the comparison tables, as nanochat's does.
 #include <fmt/format.h>
 
 #include "nanochat/common.h"
 #include "nanochat/dataset.h"
 #include "nanochat/flags.h"
+#include "nanochat/report.h"
 #include "nanochat/tokenizer.h"
 
 using namespace nanochat;
@@ -104,6 +106,8 @@ struct Result {
   double ratio = 0;
 };
 
+// Prints the colored table and appends the markdown table to `markdown` (nanochat's report layout: a heading, a
+// blank line, the table, a blank line).
 void print_comparison(const std::string& baseline, const std::vector<std::pair<std::string, std::string>>& texts,
                       const std::vector<Result>& base, const std::vector<Result>& ours, std::string& markdown) {
   const char* green = "\033[92m";
@@ -114,7 +118,7 @@ void print_comparison(const std::string& baseline, const std::vector<std::pair<s
   print0f("{:<10} {:<8} {:<15} {:<15} {:<12} {:<10}", "Text Type", "Bytes", baseline, "Ours", "Relative", "Better");
   print0f("{:<10} {:<8} {:<7} {:<7} {:<7} {:<7} {:<12}", "", "", "Tokens", "Ratio", "Tokens", "Ratio", "Diff %");
   print0(std::string(95, '-'));
-  markdown += fmt::format("\n### Comparison with {}\n\n| Text Type | Bytes | {} Tokens | {} Ratio | Ours Tokens | Ours Ratio | Relative Diff % |\n|-----------|-------|--------------|--------------|-------------|------------|-----------------|\n",
+  markdown += fmt::format("### Comparison with {}\n\n| Text Type | Bytes | {} Tokens | {} Ratio | Ours Tokens | Ours Ratio | Relative Diff % |\n|-----------|-------|--------------|--------------|-------------|------------|-----------------|\n",
                           baseline, baseline, baseline);
   for (size_t i = 0; i < texts.size(); i++) {
     const Result &b = base[i], &o = ours[i];
@@ -128,6 +132,7 @@ void print_comparison(const std::string& baseline, const std::vector<std::pair<s
     markdown += fmt::format("| {} | {} | {} | {:.2f} | {} | {:.2f} | {:+.1f}% |\n", texts[i].first, b.bytes, b.tokens,
                             b.ratio, o.tokens, o.ratio, diff);
   }
+  markdown += "\n";
 }
 
 }  // namespace
@@ -141,15 +146,28 @@ int tok_eval_main(int argc, char** argv) {
   app.add_option("--gpt4", gpt4_path, "GPT-4's rank file (default: <base_dir>/tiktoken/cl100k_base.tiktoken)");
   app.add_option("--tokenizer-dir", tokenizer_dir, "our tokenizer (default: <base_dir>/tokenizer)");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  // Nothing is downloaded: the baselines' rank files come from the flags or a fixed place in the base dir.
-  auto rank_file = [](std::string& path, const char* name, const char* flag) {
-    if (path.empty()) path = (get_base_dir() / "tiktoken" / (std::string(name) + ".tiktoken")).string();
-    if (!std::filesystem::is_regular_file(path))
-      fail("{} not found: pass {} FILE (tiktoken's {} ranks in .tiktoken form: base64 token, space, rank per line)",
-           path, flag, name);
+  // Nothing is downloaded: the baselines' rank files come from the flags or a fixed place in the base dir. A file
+  // named on the command line must exist; a missing default only skips that comparison.
+  std::vector<std::string> skipped;
+  auto rank_file = [&](std::string& path, const char* name, const char* flag, const char* label) {
+    if (!path.empty()) {
+      if (!std::filesystem::is_regular_file(path))
+        fail("{} {}: no such file (tiktoken's {} ranks in .tiktoken form: base64 token, space, rank per line)", flag,
+             path, name);
+      return true;
+    }
+    std::filesystem::path def = get_base_dir() / "tiktoken" / (std::string(name) + ".tiktoken");
+    if (std::filesystem::is_regular_file(def)) {
+      path = def.string();
+      return true;
+    }
+    skipped.push_back(fmt::format("{} (no rank file: pass {} FILE or put {} there)", label, flag, def.string()));
+    print0f("note: skipping the comparison with {}: {} not found; pass {} FILE (tiktoken's {} ranks in .tiktoken "
+            "form: base64 token, space, rank per line)", label, def.string(), flag, name);
+    return false;
   };
-  rank_file(gpt2_path, "gpt2", "--gpt2");
-  rank_file(gpt4_path, "cl100k_base", "--gpt4");
+  bool have_gpt2 = rank_file(gpt2_path, "gpt2", "--gpt2", "GPT-2");
+  bool have_gpt4 = rank_file(gpt4_path, "cl100k_base", "--gpt4", "GPT-4");
 
   std::vector<std::pair<std::string, std::string>> texts = {
       {"news", kNews}, {"korean", kKorean}, {"code", kCode}, {"math", kMath}, {"science", kScience}};
@@ -157,11 +175,12 @@ int tok_eval_main(int argc, char** argv) {
   if (shard.size() > 0 && !shard[0].empty()) texts.emplace_back("fwe-train", shard[0]);
   if (shard.size() > 1 && !shard[1].empty()) texts.emplace_back("fwe-val", shard[1]);
 
+  // Ours first, then the baselines that are available.
   std::vector<std::pair<std::string, Tokenizer>> toks;
-  toks.emplace_back("gpt2", Tokenizer::from_pretrained("gpt2", gpt2_path));
-  toks.emplace_back("gpt4", Tokenizer::from_pretrained("cl100k_base", gpt4_path));
   toks.emplace_back("ours", Tokenizer::from_directory(tokenizer_dir.empty() ? get_base_dir() / "tokenizer"
                                                                             : std::filesystem::path(tokenizer_dir)));
+  if (have_gpt2) toks.emplace_back("GPT-2", Tokenizer::from_pretrained("gpt2", gpt2_path));
+  if (have_gpt4) toks.emplace_back("GPT-4", Tokenizer::from_pretrained("cl100k_base", gpt4_path));
   std::vector<std::vector<Result>> results;
   for (const auto& [tname, tok] : toks) {
     std::vector<Result> rs;
@@ -174,14 +193,26 @@ int tok_eval_main(int argc, char** argv) {
     results.push_back(std::move(rs));
   }
   print0("\nVocab sizes:");
-  print0f("GPT-2: {}", toks[0].second.get_vocab_size());
-  print0f("GPT-4: {}", toks[1].second.get_vocab_size());
-  print0f("Ours: {}", toks[2].second.get_vocab_size());
+  for (size_t k = 1; k < toks.size(); k++) print0f("{}: {}", toks[k].first, toks[k].second.get_vocab_size());
+  print0f("Ours: {}", toks[0].second.get_vocab_size());
   std::string markdown;
-  print_comparison("GPT-2", texts, results[0], results[2], markdown);
-  print_comparison("GPT-4", texts, results[1], results[2], markdown);
+  for (size_t k = 1; k < toks.size(); k++) print_comparison(toks[k].first, texts, results[k], results[0], markdown);
+  if (toks.size() == 1) {
+    // No baseline at all: still measure ours, so the run has numbers to compare later.
+    print0("\nOur tokenizer:");
+    markdown += "### Our tokenizer\n\n| Text Type | Bytes | Ours Tokens | Ours Ratio |\n|-----------|-------|-------------|------------|\n";
+    for (size_t i = 0; i < texts.size(); i++) {
+      const Result& o = results[0][i];
+      print0f("{:<10} {:<8} {:<7} {:<7.2f}", texts[i].first, o.bytes, o.tokens, o.ratio);
+      markdown += fmt::format("| {} | {} | {} | {:.2f} |\n", texts[i].first, o.bytes, o.tokens, o.ratio);
+    }
+    markdown += "\n";
+  }
+  for (const auto& s : skipped) markdown += fmt::format("Not compared: {}\n", s);
   print0("\nMarkdown tables (for the report):");
   print0(markdown);
+  if (markdown.ends_with("\n\n")) markdown.pop_back();  // nanochat's section: the tables joined by blank lines
+  get_report().log("Tokenizer evaluation", {ReportItem(markdown)});
   return 0;
 }
 

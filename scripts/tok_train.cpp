@@ -5,7 +5,7 @@
 // files: *.jsonl gives one document per line (field "text"), *.parquet every row of its "text" column, any other
 // file is one document. Each document is
 // cropped to --doc-cap characters; training stops after the document that takes the total past --max-chars.
-// Not covered: the report section (written by the report system).
+// Writes the report section "Tokenizer training" (the flags, training time, token byte-length statistics).
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -17,6 +17,7 @@
 #include "nanochat/dataset.h"
 #include "nanochat/flags.h"
 #include "nanochat/parquet.h"
+#include "nanochat/report.h"
 #include "nanochat/split.h"
 #include "nanochat/tokenizer.h"
 #include "nanochat/utf8.h"
@@ -169,5 +170,19 @@ int tok_train_main(int argc, char** argv) {
   double stdev = n > 1 ? std::sqrt(sum2 / double(n - 1)) : 0;
   print0f("train_time: {:.2f} | num_special_tokens: {} | token_bytes min: {} max: {} mean: {:.4f} std: {:.4f}",
           train_time, kSpecialTokens.size(), mn, mx, mean, stdev);
+
+  ReportItem config;
+  config["max_chars"] = max_chars;
+  config["doc_cap"] = doc_cap;
+  config["vocab_size"] = vocab_size;
+  config["input"] = inputs;
+  config["output_dir"] = output_dir;
+  ReportItem stats;
+  stats["token_bytes_min"] = mn;
+  stats["token_bytes_max"] = mx;
+  stats["token_bytes_mean"] = mean;
+  stats["token_bytes_std"] = stdev;
+  get_report().log("Tokenizer training", {config, ReportItem{{"train_time", train_time}},
+                                          ReportItem{{"num_special_tokens", int64_t(kSpecialTokens.size())}}, stats});
   return 0;
 }

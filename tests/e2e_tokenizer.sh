@@ -68,6 +68,25 @@ grep -q "^| fwe-train |" "$work/eval_shards.log" && grep -q "^| fwe-val |" "$wor
 grep -q "Comparison with GPT-4" "$work/eval.log" || fail "tok_eval printed no GPT-4 table"
 grep -q "^| science |" "$work/eval.log" || fail "tok_eval printed no markdown rows"
 
+# Report sections, as nanochat's: tok_train's flags and token statistics (of the last run: vocab 300), tok_eval's tables.
+sec="$NANOCHAT_BASE_DIR/report/tokenizer-training.md"
+[ -s "$sec" ] || fail "tok_train wrote no report section"
+grep -q "^## Tokenizer training$" "$sec" && grep -q "^- vocab_size: 300$" "$sec" && grep -q "^- num_special_tokens: 9$" "$sec" \
+  && grep -q "^- token_bytes_mean: [0-9]*\.[0-9]\{4\}$" "$sec" && grep -q "^- train_time: " "$sec" \
+  || fail "tokenizer-training.md: $(cat "$sec")"
+sec="$NANOCHAT_BASE_DIR/report/tokenizer-evaluation.md"
+grep -q "^### Comparison with GPT-2$" "$sec" && grep -q "^### Comparison with GPT-4$" "$sec" \
+  && grep -q "^| science | " "$sec" || fail "tokenizer-evaluation.md: $(cat "$sec")"
+
+# Without rank files the comparisons are skipped with a note and our own ratios are still measured and reported.
+"$NANOCHAT" tok_eval > "$work/eval_none.log"
+grep -q "note: skipping the comparison with GPT-2" "$work/eval_none.log" || fail "no skip note: $(cat "$work/eval_none.log")"
+grep -q "^### Our tokenizer$" "$sec" && grep -q "^| news | " "$sec" && grep -q "^Not compared: GPT-4" "$sec" \
+  || fail "tokenizer-evaluation.md without baselines: $(cat "$sec")"
+"$NANOCHAT" tok_eval --gpt4 "$FIXTURES/tokenizer/cl100k_base.tiktoken" > "$work/eval_gpt4.log"
+grep -q "Comparison with GPT-4" "$work/eval_gpt4.log" && ! grep -q "Comparison with GPT-2" "$work/eval_gpt4.log" \
+  || fail "tok_eval with only --gpt4: $(cat "$work/eval_gpt4.log")"
+
 # Bad input: one line "error: ..." and exit 1, never a crash.
 expect_error() {
   local want="$1"; shift
@@ -79,7 +98,7 @@ expect_error "no such file" tok_train --input "$work/missing.txt"
 expect_error "too small" tok_train --input "$work/doc.txt" --vocab-size 100
 printf '{"text": 1}\n' > "$work/bad.jsonl"
 expect_error "string field" tok_train --input "$work/bad.jsonl"
-expect_error "pass --gpt2 FILE" tok_eval
+expect_error "no such file" tok_eval --gpt2 "$work/missing.tiktoken"
 expect_error "not a special token" tok_encode --text hi --prepend "<|nope|>"
 expect_error "not in the vocabulary" tok_encode --decode --text "[99999]"
 printf 'garbage' > "$work/tokenizer.pkl"

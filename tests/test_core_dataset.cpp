@@ -63,6 +63,9 @@ TEST(Dataset, ListingAndSplit) {
   std::ofstream(dir / "shard_00009.parquet.tmp") << "partial";
   std::ofstream(dir / "notes.txt") << "x";
   EXPECT_EQ(data_dir(), dir);
+  setenv("NANOCHAT_DATA_DIR", (base / "mine").c_str(), 1);  // an explicit data directory wins
+  EXPECT_EQ(data_dir(), base / "mine");
+  unsetenv("NANOCHAT_DATA_DIR");
   auto all = list_parquet_files();
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[0].filename(), "shard_00000.parquet");
@@ -152,6 +155,23 @@ TEST(Dataset, DocumentStreamResume) {
   fs::remove_all(dir);
 }
 
+TEST(Dataset, SplitParagraphs) {
+  // Short text, or no limit: one piece.
+  EXPECT_EQ(split_paragraphs("a\n\nb", 0), (std::vector<std::string>{"a\n\nb"}));
+  EXPECT_EQ(split_paragraphs("a\n\nb", 100), (std::vector<std::string>{"a\n\nb"}));
+  // Pieces close at blank lines before passing the limit; a paragraph longer than the limit stays whole; the
+  // pieces put back together are the text.
+  std::string text = "one one\n\ntwo\n\n\nthree three three three\nstill three\n\nfour\n";
+  auto pieces = split_paragraphs(text, 12);
+  EXPECT_EQ(pieces, (std::vector<std::string>{"one one\n\n", "two\n\n\n", "three three three three\nstill three\n\n", "four\n"}));
+  std::string joined;
+  for (auto& p : pieces) joined += p;
+  EXPECT_EQ(joined, text);
+  auto pieces2 = split_paragraphs(text, 20);
+  EXPECT_EQ(pieces2.front(), "one one\n\ntwo\n\n\n");
+  for (size_t i = 0; i + 1 < pieces2.size(); i++) EXPECT_TRUE(pieces2[i].ends_with("\n\n")) << i;
+}
+
 TEST(Dataset, BuildShardsFromText) {
   fs::path dir = temp_dir("dsfromtext");
   fs::create_directories(dir / "in" / "sub");
@@ -183,5 +203,15 @@ TEST(Dataset, BuildShardsFromText) {
     EXPECT_NE(std::string(e.what()).find("bad.jsonl:1"), std::string::npos) << e.what();
   }
   EXPECT_THROW(build_shards_from_text({(dir / "in" / "a.txt").string()}, dir / "out2", 1000, 2), Error);  // 1 doc
+  // --doc-chars: a long file becomes several documents, cut at blank lines.
+  std::ofstream(dir / "long.txt") << "para one\n\npara two\n\npara three";
+  EXPECT_EQ(build_shards_from_text({(dir / "long.txt").string()}, dir / "out4", 1000, 8, 12), 2);
+  back.clear();
+  for (auto& f : list_parquet_files(dir / "out4")) {
+    ParquetFile pf(f);
+    for (int rg = 0; rg < pf.num_row_groups(); rg++)
+      for (auto& t : pf.read_strings(rg, "text")) back.push_back(t);
+  }
+  EXPECT_EQ(back, (std::vector<std::string>{"para one\n\n", "para two\n\n", "para three"}));
   fs::remove_all(dir);
 }
