@@ -34,7 +34,7 @@ void BM_Linear(benchmark::State& state) {
 
 // (rows, in, out): attention q/k/v/proj, MLP fc and proj, lm_head of a depth-6 model.
 void shapes(benchmark::internal::Benchmark* b) {
-  for (int64_t M : {1, 8})
+  for (int64_t M : {1, 2, 4, 8})
     for (auto [K, N] : {std::pair<int64_t, int64_t>{384, 384}, {384, 1536}, {1536, 384}, {384, 32768}})
       b->Args({M, K, N});
 }

@@ -56,16 +56,12 @@ __attribute__((always_inline)) inline void dot_rows_m(const float* __restrict w,
 // One clone per instruction set, chosen at load time; each inlines the M-specialized loops above.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void dot_rows(const float* w, const float* x, float* y, int64_t n0, int64_t n1, int64_t K, int64_t M, int64_t N) {
-  static_assert(kSmallLinearMaxRows == 8, "dot_rows dispatches M = 1..8");
+  static_assert(kSmallLinearMaxRows == 4, "dot_rows dispatches M = 1..4");
   switch (M) {
     case 1: return dot_rows_m<1>(w, x, y, n0, n1, K, N);
     case 2: return dot_rows_m<2>(w, x, y, n0, n1, K, N);
     case 3: return dot_rows_m<3>(w, x, y, n0, n1, K, N);
     case 4: return dot_rows_m<4>(w, x, y, n0, n1, K, N);
-    case 5: return dot_rows_m<5>(w, x, y, n0, n1, K, N);
-    case 6: return dot_rows_m<6>(w, x, y, n0, n1, K, N);
-    case 7: return dot_rows_m<7>(w, x, y, n0, n1, K, N);
-    case 8: return dot_rows_m<8>(w, x, y, n0, n1, K, N);
   }
 }
 
