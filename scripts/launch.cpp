@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -101,6 +102,17 @@ std::string describe(int status) {
   return "stopped";
 }
 
+// True when name (kebab-case or snake_case) is one of the program's subcommands.
+bool is_subcommand(std::string name) {
+  std::replace(name.begin(), name.end(), '-', '_');
+  static const char* const kNames[] = {
+#define NANOCHAT_COMMAND(name, help) #name,
+#include "scripts/commands.def"
+#undef NANOCHAT_COMMAND
+  };
+  return std::any_of(std::begin(kNames), std::end(kNames), [&](const char* n) { return name == n; });
+}
+
 int exit_code(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
@@ -130,6 +142,7 @@ int launch_main(int argc, char** argv) {
     fail("launch needs the subcommand after '--', e.g. nanochat launch --nproc-per-node 2 -- base_train --depth 4");
   std::string sub = argv[sep + 1];
   if (sub == "launch") fail("launch cannot launch itself; put the subcommand to run after '--'");
+  if (!is_subcommand(sub)) fail("unknown subcommand '{}' after '--' (nanochat --help lists them)", sub);
   if (nproc_per_node < 1 || nproc_per_node > kMaxRanks) fail("--nproc-per-node={} must be 1..{}", nproc_per_node, kMaxRanks);
   if (nnodes < 1) fail("--nnodes={} must be at least 1", nnodes);
   if (node_rank < 0 || node_rank >= nnodes) fail("--node-rank={} must be in 0..{}", node_rank, nnodes - 1);

@@ -5,7 +5,7 @@
 #     collective fails with "rank 0 lost its process group ..." and exits 1;
 #  3. the same with rank 1 stopped (SIGSTOP, a hang rather than a death): rank 0 gives up after
 #     NANOCHAT_DIST_TIMEOUT seconds;
-#  4. an incomplete or malformed launcher environment is one error line.
+#  4. an incomplete or malformed launcher environment is one error line; so is launching an unknown subcommand.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
 tmp=$(mktemp -d)
@@ -99,4 +99,12 @@ bad_env "WORLD_SIZE=2 needs MASTER_ADDR and MASTER_PORT" RANK=0 LOCAL_RANK=0 WOR
 bad_env "MASTER_PORT=70000 is not a TCP port" RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=70000
 bad_env "NANOCHAT_DIST_TIMEOUT='-1' must be a positive number" RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 \
   MASTER_PORT=29999 NANOCHAT_DIST_TIMEOUT=-1
+# An unknown subcommand is refused before any rank starts.
+if "$NANOCHAT" launch --nproc-per-node 2 -- base_trian --depth 2 > /dev/null 2> "$tmp/sub.err"; then
+  echo "launch accepted an unknown subcommand"; exit 1
+fi
+cat "$tmp/sub.err"
+grep -q "^error: unknown subcommand 'base_trian' after '--'" "$tmp/sub.err"
+[ "$(wc -l < "$tmp/sub.err")" = 1 ]
+"$NANOCHAT" launch --nproc-per-node 1 -- tok-encode --help > /dev/null  # kebab-case names are subcommands too
 echo "distributed failure e2e ok"
