@@ -100,7 +100,7 @@ Rollout rollout(Engine& engine, const Tokenizer& tok, const Task& task, int64_t 
 // pass@k for k = 1..device_batch_size over the first eval_examples test questions.
 std::vector<double> pass_at_k(Engine& engine, const Tokenizer& tok, const Task& task, const Options& o) {
   int64_t n = std::min(o.eval_examples, task_size(task));
-  std::vector<int64_t> passk(size_t(o.device_batch_size), 0);
+  std::vector<float> passk(size_t(o.device_batch_size), 0.f);  // counts; float so one all_reduce sums them all
   for (int64_t i = dist_rank(); i < n; i += dist_world_size()) {  // ranks take every world_size-th question
     nlohmann::json conv = task_example(task, i);
     auto prompt = tok.render_for_completion(conv);
@@ -110,11 +110,12 @@ std::vector<double> pass_at_k(Engine& engine, const Tokenizer& tok, const Task& 
     for (size_t k = 0; k < seqs.size() && k < passk.size(); k++) {
       std::vector<int32_t> completion(seqs[k].begin() + int64_t(prompt.size()), seqs[k].end());
       any = any || task_evaluate(task, conv, tok.decode(completion)) == 1;
-      if (any) passk[k]++;
+      if (any) passk[k] += 1.f;
     }
   }
+  all_reduce(passk, Reduce::sum);
   std::vector<double> out;
-  for (auto p : passk) out.push_back(n > 0 ? all_reduce(double(p)) / double(n) : 0.0);
+  for (float p : passk) out.push_back(n > 0 ? double(p) / double(n) : 0.0);
   return out;
 }
 
