@@ -104,8 +104,8 @@ void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int m
 
   // 1) Prefill the prompt once, batch 1.
   KVCache prefill_cache = make_cache(1, T);
-  torch::Tensor logits = model_->forward(to_ids(tokens, 1, device), {}, &prefill_cache);
-  logits = logits.select(1, T - 1).expand({rows, logits.size(-1)});
+  torch::Tensor logits = model_->forward_last(to_ids(tokens, 1, device), prefill_cache);
+  logits = logits.expand({rows, logits.size(-1)});
 
   // 2) Clone it into a cache with room for every sample's completion.
   int64_t kv_len = max_tokens >= 0 ? T + max_tokens : std::max<int64_t>(model_->config.sequence_len, T + 1);
@@ -124,7 +124,7 @@ void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int m
       std::tie(col[size_t(i)], mask[size_t(i)]) = state[size_t(i)].step(int32_t(next_a[i]));
     if (!on_step(col, mask)) break;
     if (generated + 1 >= budget) break;  // the next column could not be used; skip its forward
-    logits = model_->forward(to_ids(col, rows, device), {}, &cache).select(1, 0);
+    logits = model_->forward_last(to_ids(col, rows, device), cache);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
+#include "nanochat/decode.h"
 #include "nanochat/flash_attention.h"
 #include "nanochat/small_linear.h"
 
@@ -314,6 +315,8 @@ torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tenso
 // ---------------------------------------------------------------------------------------------------------------
 // GPT
 
+constexpr double kLogitSoftcap = 15.0;  // logits = 15·tanh(z / 15)
+
 GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : config(cfg) {
   validate(config);
   window_sizes = compute_window_sizes(config);
@@ -404,8 +407,8 @@ void GPTImpl::init_weights() {
   }
 }
 
-torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets, KVCache* kv_cache,
-                               const std::string& loss_reduction) {
+torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache) {
+  if (kv_cache && decode_step_applies(*this, idx, *kv_cache)) return decode_step(*this, idx, *kv_cache);
   TORCH_CHECK(idx.dim() == 2, "GPT::forward expects idx of shape [B, T]");
   int64_t T = idx.size(1);
   int64_t T0 = kv_cache ? kv_cache->get_pos() : 0;
@@ -443,16 +446,16 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& ta
   }
   // Backout: remove part of the mid-network residual (low-level features) before the head.
   if (x_backout.defined()) x = x - backout_lambda.to(x.scalar_type()) * x_backout;
-  x = rms_norm(x);
+  return rms_norm(x);
+}
 
-  const double softcap = 15.0;
+torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& targets, KVCache* kv_cache,
+                               const std::string& loss_reduction) {
+  auto x = hidden_states(idx, kv_cache);
   if (targets.defined() && loss_reduction == "mean" && fused_loss)
     return fused_linear_softcap_ce(x.reshape({-1, x.size(-1)}), lm_head->weight.to(x.scalar_type()),
-                                   config.vocab_size, targets.reshape({-1}), softcap);
-  auto logits = lm_head(x);
-  if (padded_vocab != config.vocab_size) logits = logits.narrow(-1, 0, config.vocab_size);
-  logits = logits.to(torch::kFloat);
-  logits = softcap * torch::tanh(logits / softcap);
+                                   config.vocab_size, targets.reshape({-1}), kLogitSoftcap);
+  auto logits = logits_from_hidden(x);
   if (!targets.defined()) return logits;
   namespace F = torch::nn::functional;
   auto opts = F::CrossEntropyFuncOptions().ignore_index(-1);
@@ -461,6 +464,18 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& ta
   else if (loss_reduction == "sum") opts = opts.reduction(torch::kSum);
   else fail("loss_reduction={} is not supported; use mean, none or sum", loss_reduction);
   return F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), opts);
+}
+
+torch::Tensor GPTImpl::logits_from_hidden(const torch::Tensor& x) {
+  auto logits = lm_head(x);
+  if (padded_vocab != config.vocab_size) logits = logits.narrow(-1, 0, config.vocab_size);
+  logits = logits.to(torch::kFloat);
+  return kLogitSoftcap * torch::tanh(logits / kLogitSoftcap);
+}
+
+torch::Tensor GPTImpl::forward_last(const torch::Tensor& idx, KVCache& kv_cache) {
+  auto x = hidden_states(idx, &kv_cache);
+  return logits_from_hidden(x.select(1, x.size(1) - 1));
 }
 
 int64_t GPTImpl::estimate_flops() const { return flops_from_counts(config, num_scaling_params()); }

@@ -136,6 +136,11 @@ class GPTImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& idx, const torch::Tensor& targets = {}, KVCache* kv_cache = nullptr,
                         const std::string& loss_reduction = "mean");
 
+  // Logits [B, vocab_size] fp32 at the last position only, through the KV cache (which advances by T as in
+  // forward): what generation needs. A prompt's prefill skips the lm_head over every other position, which at
+  // vocab 32768 is most of a short prompt's arithmetic.
+  torch::Tensor forward_last(const torch::Tensor& idx, KVCache& kv_cache);
+
   int64_t estimate_flops() const;
   ParamCounts num_scaling_params() const;  // from the actual parameter tensors
   torch::Device get_device() const { return wte->weight.device(); }
@@ -153,6 +158,8 @@ class GPTImpl : public torch::nn::Module {
   GPTConfig config;
   // Training loss (targets, reduction "mean") through fused_linear_softcap_ce; false = the plain libtorch path.
   bool fused_loss = true;
+  // One-token KV-cache steps on the CPU in fp32 through decode_step (nanochat/decode); false = the libtorch path.
+  bool fused_decode = true;
   int64_t padded_vocab = 0;
   std::vector<std::pair<int64_t, int64_t>> window_sizes;
   int64_t rotary_seq_len = 0;
@@ -169,6 +176,10 @@ class GPTImpl : public torch::nn::Module {
 
  private:
   void precompute_rotary();
+  // The final normed residual stream [B, T, d] (everything before the lm_head).
+  torch::Tensor hidden_states(const torch::Tensor& idx, KVCache* kv_cache);
+  // softcap·tanh(lm_head(x) / softcap) cropped to vocab_size, fp32.
+  torch::Tensor logits_from_hidden(const torch::Tensor& x);
 };
 TORCH_MODULE(GPT);
 

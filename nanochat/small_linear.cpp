@@ -3,28 +3,14 @@
 
 #include <ATen/Parallel.h>
 
+#include "nanochat/simd.h"
+
 namespace nanochat {
 
 namespace {
 
-// 16 floats: one AVX-512 register, two AVX2 ones (GCC lowers the vector type to whatever the clone has).
-typedef float Vec16 __attribute__((vector_size(64)));
-constexpr int kLanes = 16;
-
-typedef float Vec8 __attribute__((vector_size(32)));
-typedef float Vec4 __attribute__((vector_size(16)));
-
-// Unaligned load; a macro, not a function, because passing or returning Vec16 by value would differ in ABI
-// between the clones (GCC warns).
-#define NANOCHAT_LOAD16(dst, p) __builtin_memcpy(&(dst), (p), sizeof(Vec16))
-
-// Sum of the 16 lanes as a tree (4 vector adds) rather than 15 dependent scalar adds.
-__attribute__((always_inline)) inline float sum16(Vec16 v) {
-  Vec8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  Vec4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-  return (q[0] + q[2]) + (q[1] + q[3]);
-}
+using simd::kLanes;
+using simd::Vec16;
 
 // y[m, n] = dot(x[m, :], w[n, :]) for n in [n0, n1) and all M rows of x (M known at compile time so the M
 // accumulators live in registers). Each 16-float piece of a weight row is loaded once and multiplied into every
@@ -46,7 +32,7 @@ __attribute__((always_inline)) inline void dot_rows_m(const float* __restrict w,
       }
     }
     for (int m = 0; m < M; ++m) {
-      float sum = sum16(acc[m]);
+      float sum = simd::sum16(acc[m]);
       for (int64_t k = K_vec; k < K; ++k) sum += wn[k] * x[m * K + k];
       y[m * N + n] = sum;
     }
@@ -75,6 +61,15 @@ bool small_linear_applies(const torch::Tensor& x, const torch::Tensor& w) {
   return x.numel() / w.size(1) <= kSmallLinearMaxRows;
 }
 
+void small_linear_into(const float* x, int64_t M, const float* w, int64_t N, int64_t K, float* y) {
+  TORCH_CHECK(M >= 1 && M <= kSmallLinearMaxRows, "small_linear: ", M, " rows is outside 1..", kSmallLinearMaxRows);
+  // Tasks of at least kMinTaskBytes of weights: one core alone streams ~27 GB/s of the ~32 GB/s two reach here,
+  // so a second thread only pays for itself (a futex wake-up and a join, ~10 us) on matrices of a few 100 KB+.
+  constexpr int64_t kMinTaskBytes = 256 * 1024;
+  const int64_t grain = std::max<int64_t>(1, kMinTaskBytes / (4 * K));
+  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { dot_rows(w, x, y, n0, n1, K, M, N); });
+}
+
 torch::Tensor small_linear(const torch::Tensor& x_in, const torch::Tensor& w_in) {
   const int64_t K = w_in.size(1), N = w_in.size(0);
   const torch::Tensor x = x_in.contiguous();
@@ -83,13 +78,7 @@ torch::Tensor small_linear(const torch::Tensor& x_in, const torch::Tensor& w_in)
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = N;
   torch::Tensor y = torch::empty(out_shape, x.options());
-  const float* wp = w.data_ptr<float>();
-  const float* xp = x.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
-  // ~64 KB of weights per task: big enough to amortize the fork, small enough to balance two cores on a 384-row
-  // matrix.
-  const int64_t grain = std::max<int64_t>(1, 16384 / K);
-  at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { dot_rows(wp, xp, yp, n0, n1, K, M, N); });
+  small_linear_into(x.data_ptr<float>(), M, w.data_ptr<float>(), N, K, y.data_ptr<float>());
   return y;
 }
 

@@ -26,4 +26,9 @@ bool small_linear_applies(const torch::Tensor& x, const torch::Tensor& w);
 // x [..., K], w [N, K] → [..., N]; requires small_linear_applies(x, w).
 torch::Tensor small_linear(const torch::Tensor& x, const torch::Tensor& w);
 
+// The same on raw contiguous fp32 buffers, for callers that already hold them (the fused decode step):
+// y[M, N] = x[M, K] · w[N, K]ᵀ with 1 <= M <= kSmallLinearMaxRows. Matrices too small to repay waking another
+// thread run on the calling thread only.
+void small_linear_into(const float* x, int64_t M, const float* w, int64_t N, int64_t K, float* y);
+
 }  // namespace nanochat

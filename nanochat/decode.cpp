@@ -1,0 +1,189 @@
+// decode: see decode.h.
+#include "nanochat/decode.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "nanochat/simd.h"
+#include "nanochat/small_linear.h"
+
+namespace nanochat {
+
+namespace {
+
+constexpr float kEps = std::numeric_limits<float>::epsilon();  // rms_norm's eps for fp32
+
+const float* ptr(const torch::Tensor& t) { return t.data_ptr<float>(); }
+const float* ptr(const CastLinear& l) { return l->weight.data_ptr<float>(); }
+
+float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
+
+// y = x / sqrt(mean(x²) + eps) · scale over n floats (y may alias x).
+void rms_norm_into(const float* x, float* y, int64_t n, float scale = 1.0f) {
+  double ss = 0;
+  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+  const float r = 1.0f / std::sqrt(float(ss / double(n)) + kEps);
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * r * scale;
+}
+
+// nanochat's rotary convention on one head: y1 = x1·cos + x2·sin, y2 = x2·cos − x1·sin, halves of D/2.
+void rotate_into(float* x, const float* cos, const float* sin, int64_t half) {
+  for (int64_t j = 0; j < half; ++j) {
+    const float x1 = x[j], x2 = x[j + half];
+    x[j] = x1 * cos[j] + x2 * sin[j];
+    x[j + half] = x2 * cos[j] - x1 * sin[j];
+  }
+}
+
+// One query head against keys [t0, t1) of its kv head: y = Σ_t softmax_t(q·k_t · scale) v_t. Key and value
+// rows sit `stride` floats apart (the cache's [Tmax, Hkv, D] layout); scores is scratch for t1 − t0 floats.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void attend_head(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1, int64_t D,
+                 float scale, float* scores, float* y) {
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = t0; t < t1; ++t) {
+    const float s = simd::dot16(q, k + t * stride, D) * scale;
+    scores[t - t0] = s;
+    mx = std::max(mx, s);
+  }
+  float sum = 0;
+  for (int64_t t = t0; t < t1; ++t) sum += (scores[t - t0] = std::exp(scores[t - t0] - mx));
+  std::fill(y, y + D, 0.0f);
+  for (int64_t t = t0; t < t1; ++t) {
+    const float p = scores[t - t0] / sum;
+    const float* vt = v + t * stride;
+    for (int64_t j = 0; j < D; ++j) y[j] += p * vt[j];
+  }
+}
+
+}  // namespace
+
+bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const KVCache& cache) {
+  if (!model.fused_decode || torch::GradMode::is_enabled()) return false;
+  if (idx.dim() != 2 || idx.size(1) != 1 || idx.size(0) < 1 || idx.size(0) > kSmallLinearMaxRows) return false;
+  if (!idx.device().is_cpu() || idx.scalar_type() != torch::kLong) return false;
+  const int64_t B = idx.size(0), d = model.config.n_embd;
+  auto fp32_cpu = [](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
+  };
+  if (cache.batch_size() != B || cache.get_pos() + 1 > cache.max_seq_len()) return false;
+  if (!fp32_cpu(cache.k_cache) || !fp32_cpu(cache.v_cache)) return false;
+  if (cache.prev_embedding.defined() &&
+      (cache.prev_embedding.numel() != B * d || cache.prev_embedding.scalar_type() != torch::kFloat))
+    return false;
+  if (!fp32_cpu(model.rotary_cos) || !fp32_cpu(model.rotary_sin) || cache.get_pos() >= model.rotary_cos.size(1))
+    return false;  // the generic path reports a position beyond the rotary table
+  for (const auto& p : model.parameters())
+    if (!fp32_cpu(p)) return false;
+  return true;
+}
+
+torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& cache) {
+  const GPTConfig& c = m.config;
+  const int64_t B = idx.size(0), d = c.n_embd, H = c.n_head, Hkv = c.n_kv_head, D = d / H, kv = Hkv * D;
+  const int64_t L = c.n_layer, pos = cache.get_pos(), Tmax = cache.max_seq_len(), group = H / Hkv;
+  const torch::Tensor ids_t = idx.contiguous();  // a column sliced from a [B, T] tensor is strided
+  const int64_t* ids = ids_t.data_ptr<int64_t>();
+  std::vector<float> x(B * d), x0(B * d), xn(B * d), q(B * d), k(B * kv), v(B * kv), att(B * d), proj(B * d),
+      hidden(B * 4 * d), x_backout(B * d);
+
+  // Normed token embedding; it is also the next step's smear input.
+  for (int64_t b = 0; b < B; ++b) rms_norm_into(ptr(m.wte->weight) + ids[b] * d, &x[b * d], d);
+  torch::Tensor embedding = torch::from_blob(x.data(), {B, 1, d}, torch::kFloat).clone();
+  if (cache.prev_embedding.defined()) {
+    // Smear: x += smear_lambda · sigmoid(smear_gate · x[:24]) · previous embedding.
+    const torch::Tensor prev_t = cache.prev_embedding.contiguous();
+    const float* prev = ptr(prev_t);
+    const float lambda = ptr(m.smear_lambda)[0];
+    for (int64_t b = 0; b < B; ++b) {
+      float dot = 0;
+      for (int64_t j = 0; j < 24; ++j) dot += ptr(m.smear_gate)[j] * x[b * d + j];
+      const float gate = lambda * sigmoid(dot);
+      for (int64_t j = 0; j < d; ++j) x[b * d + j] += gate * prev[b * d + j];
+    }
+  }
+  cache.prev_embedding = embedding;
+  x0 = x;
+
+  const float scale = 1.0f / std::sqrt(float(D));
+  const float* cos = ptr(m.rotary_cos) + pos * (D / 2);
+  const float* sin = ptr(m.rotary_sin) + pos * (D / 2);
+  const int64_t backout_layer = L / 2;
+  for (int64_t i = 0; i < L; ++i) {
+    const auto& attn = m.blocks[size_t(i)]->attn;
+    const auto& mlp = m.blocks[size_t(i)]->mlp;
+    const float rl = ptr(m.resid_lambdas)[i], xl = ptr(m.x0_lambdas)[i];
+    for (int64_t j = 0; j < B * d; ++j) x[j] = rl * x[j] + xl * x0[j];
+
+    // Attention: q/k/v of the normed stream, value embedding, rotary, QK-norm, cache write, softmax over the window.
+    for (int64_t b = 0; b < B; ++b) rms_norm_into(&x[b * d], &xn[b * d], d);
+    small_linear_into(xn.data(), B, ptr(attn->c_q), H * D, d, q.data());
+    small_linear_into(xn.data(), B, ptr(attn->c_k), kv, d, k.data());
+    small_linear_into(xn.data(), B, ptr(attn->c_v), kv, d, v.data());
+    if (auto it = m.ve_by_layer.find(i); it != m.ve_by_layer.end()) {
+      const float* table = ptr(it->second->weight);
+      const int64_t C = CausalSelfAttentionImpl::kVeGateChannels;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t g = 0; g < Hkv; ++g) {
+          float dot = 0;
+          for (int64_t j = 0; j < C; ++j) dot += ptr(attn->ve_gate)[g * C + j] * xn[b * d + j];
+          const float gate = 3.0f * sigmoid(dot);
+          const float* ve = table + ids[b] * kv + g * D;
+          for (int64_t j = 0; j < D; ++j) v[b * kv + g * D + j] += gate * ve[j];
+        }
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t h = 0; h < H; ++h) {
+        float* qh = &q[b * d + h * D];
+        rotate_into(qh, cos, sin, D / 2);
+        rms_norm_into(qh, qh, D, 1.2f);
+      }
+      for (int64_t g = 0; g < Hkv; ++g) {
+        float* kg = &k[b * kv + g * D];
+        rotate_into(kg, cos, sin, D / 2);
+        rms_norm_into(kg, kg, D, 1.2f);
+      }
+    }
+    float* k_layer = cache.k_cache.data_ptr<float>() + i * B * Tmax * kv;  // [B, Tmax, Hkv, D]
+    float* v_layer = cache.v_cache.data_ptr<float>() + i * B * Tmax * kv;
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy_n(&k[b * kv], kv, k_layer + (b * Tmax + pos) * kv);
+      std::copy_n(&v[b * kv], kv, v_layer + (b * Tmax + pos) * kv);
+    }
+    const int64_t window = m.window_sizes[size_t(i)].first;
+    const int64_t t0 = window < 0 ? 0 : std::max<int64_t>(0, pos - window), t1 = pos + 1;
+    // Heads run on one thread until the window holds enough keys to repay waking another.
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / ((t1 - t0) * D));
+    at::parallel_for(0, B * H, grain, [&](int64_t r0, int64_t r1) {
+      std::vector<float> scores(size_t(t1 - t0));
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t b = r / H, h = r % H, g = h / group;
+        attend_head(&q[b * d + h * D], k_layer + b * Tmax * kv + g * D, v_layer + b * Tmax * kv + g * D, kv, t0, t1,
+                    D, scale, scores.data(), &att[b * d + h * D]);
+      }
+    });
+    small_linear_into(att.data(), B, ptr(attn->c_proj), d, d, proj.data());
+    for (int64_t j = 0; j < B * d; ++j) x[j] += proj[j];
+
+    // MLP: relu(x W_fc)² W_proj.
+    for (int64_t b = 0; b < B; ++b) rms_norm_into(&x[b * d], &xn[b * d], d);
+    small_linear_into(xn.data(), B, ptr(mlp->c_fc), 4 * d, d, hidden.data());
+    for (float& h : hidden) h = h > 0 ? h * h : 0.0f;
+    small_linear_into(hidden.data(), B, ptr(mlp->c_proj), d, 4 * d, proj.data());
+    for (int64_t j = 0; j < B * d; ++j) x[j] += proj[j];
+    if (i == backout_layer) x_backout = x;
+  }
+  cache.advance(1);
+
+  const float backout = ptr(m.backout_lambda)[0];
+  for (int64_t j = 0; j < B * d; ++j) x[j] -= backout * x_backout[j];
+  torch::Tensor out = torch::empty({B, 1, d}, torch::kFloat);
+  for (int64_t b = 0; b < B; ++b) rms_norm_into(&x[b * d], out.data_ptr<float>() + b * d, d);
+  return out;
+}
+
+}  // namespace nanochat
