@@ -22,6 +22,16 @@ const float* ptr(const CastLinear& l) { return l->weight.data_ptr<float>(); }
 
 float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
+// y[B, N] = x[B, K] · W[N, K]ᵀ: the streaming kernel for a few rows, BLAS's gemm (on views of the same buffers)
+// once there are enough rows for arithmetic, not bandwidth, to dominate.
+void linear_into(const float* x, int64_t B, const CastLinear& l, float* y) {
+  const int64_t N = l->weight.size(0), K = l->weight.size(1);
+  if (B <= kSmallLinearMaxRows) return small_linear_into(x, B, ptr(l), N, K, y);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat);
+  torch::Tensor out = torch::from_blob(y, {B, N}, opts);
+  at::mm_out(out, torch::from_blob(const_cast<float*>(x), {B, K}, opts), l->weight.t());
+}
+
 // y = x / sqrt(mean(x²) + eps) · scale over n floats (y may alias x).
 void rms_norm_into(const float* x, float* y, int64_t n, float scale = 1.0f) {
   double ss = 0;
@@ -64,7 +74,7 @@ void attend_head(const float* q, const float* k, const float* v, int64_t stride,
 
 bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const KVCache& cache) {
   if (!model.fused_decode || torch::GradMode::is_enabled()) return false;
-  if (idx.dim() != 2 || idx.size(1) != 1 || idx.size(0) < 1 || idx.size(0) > kSmallLinearMaxRows) return false;
+  if (idx.dim() != 2 || idx.size(1) != 1 || idx.size(0) < 1) return false;
   if (!idx.device().is_cpu() || idx.scalar_type() != torch::kLong) return false;
   const int64_t B = idx.size(0), d = model.config.n_embd;
   auto fp32_cpu = [](const torch::Tensor& t) {
@@ -121,9 +131,9 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
 
     // Attention: q/k/v of the normed stream, value embedding, rotary, QK-norm, cache write, softmax over the window.
     for (int64_t b = 0; b < B; ++b) rms_norm_into(&x[b * d], &xn[b * d], d);
-    small_linear_into(xn.data(), B, ptr(attn->c_q), H * D, d, q.data());
-    small_linear_into(xn.data(), B, ptr(attn->c_k), kv, d, k.data());
-    small_linear_into(xn.data(), B, ptr(attn->c_v), kv, d, v.data());
+    linear_into(xn.data(), B, attn->c_q, q.data());
+    linear_into(xn.data(), B, attn->c_k, k.data());
+    linear_into(xn.data(), B, attn->c_v, v.data());
     if (auto it = m.ve_by_layer.find(i); it != m.ve_by_layer.end()) {
       const float* table = ptr(it->second->weight);
       const int64_t C = CausalSelfAttentionImpl::kVeGateChannels;
@@ -166,14 +176,14 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
                     D, scale, scores.data(), &att[b * d + h * D]);
       }
     });
-    small_linear_into(att.data(), B, ptr(attn->c_proj), d, d, proj.data());
+    linear_into(att.data(), B, attn->c_proj, proj.data());
     for (int64_t j = 0; j < B * d; ++j) x[j] += proj[j];
 
     // MLP: relu(x W_fc)² W_proj.
     for (int64_t b = 0; b < B; ++b) rms_norm_into(&x[b * d], &xn[b * d], d);
-    small_linear_into(xn.data(), B, ptr(mlp->c_fc), 4 * d, d, hidden.data());
+    linear_into(xn.data(), B, mlp->c_fc, hidden.data());
     for (float& h : hidden) h = h > 0 ? h * h : 0.0f;
-    small_linear_into(hidden.data(), B, ptr(mlp->c_proj), d, 4 * d, proj.data());
+    linear_into(hidden.data(), B, mlp->c_proj, proj.data());
     for (int64_t j = 0; j < B * d; ++j) x[j] += proj[j];
     if (i == backout_layer) x_backout = x;
   }

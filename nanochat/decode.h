@@ -6,11 +6,11 @@
 // At batch 1 a decode step reads every weight once (depth 4: 46 MB, depth 6: 92 MB) and does little arithmetic,
 // so its speed is memory bandwidth plus a fixed cost per op. Through libtorch, dispatch, allocation and thread
 // wake-ups for ~250 small ops cost about as much as streaming the weights; here each layer is one pass of loops
-// and the matrix products stream each weight once (small_linear). The math is GPT::forward's (SPEC §6) in the
+// and the matrix products stream each weight once (small_linear; BLAS gemm past kSmallLinearMaxRows rows). Larger
+// batches gain too: attention reads the cache in place instead of copying every key and value per step. The math is GPT::forward's (SPEC §6) in the
 // same order per element: results differ only by fp32 summation order (tests/test_torch_decode.cpp compares the
 // two step by step, and greedy tokens against the Python engine).
-// Not covered (GPT::forward's generic path handles them): more than kSmallLinearMaxRows rows, bf16/fp16 weights
-// or cache, CUDA, autograd, T > 1.
+// Not covered (GPT::forward's generic path handles them): bf16/fp16 weights or cache, CUDA, autograd, T > 1.
 #pragma once
 
 #include <torch/torch.h>
@@ -20,8 +20,7 @@
 
 namespace nanochat {
 
-// True when idx is [B, 1] with B <= kSmallLinearMaxRows, the model, its embeddings and the cache are fp32 on the
-// CPU, no gradient is recorded, and the cache has room for one more position.
+// True when idx is [B, 1] int64, the model, its embeddings and the cache are fp32 on the CPU, no gradient is recorded, and the cache has room for one more position.
 bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const KVCache& cache);
 
 // Runs the blocks for idx [B, 1] at the cache's position, writes this step's keys/values, sets the smear's
