@@ -108,10 +108,10 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
     // Smear: x += smear_lambda · sigmoid(smear_gate · x[:24]) · previous embedding.
     const torch::Tensor prev_t = cache.prev_embedding.contiguous();
     const float* prev = ptr(prev_t);
-    const float lambda = ptr(m.smear_lambda)[0];
+    const float lambda = ptr(m.smear_lambda)[0], *gate_w = ptr(m.smear_gate);
     for (int64_t b = 0; b < B; ++b) {
       float dot = 0;
-      for (int64_t j = 0; j < 24; ++j) dot += ptr(m.smear_gate)[j] * x[b * d + j];
+      for (int64_t j = 0; j < 24; ++j) dot += gate_w[j] * x[b * d + j];
       const float gate = lambda * sigmoid(dot);
       for (int64_t j = 0; j < d; ++j) x[b * d + j] += gate * prev[b * d + j];
     }
@@ -135,12 +135,12 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
     linear_into(xn.data(), B, attn->c_k, k.data());
     linear_into(xn.data(), B, attn->c_v, v.data());
     if (auto it = m.ve_by_layer.find(i); it != m.ve_by_layer.end()) {
-      const float* table = ptr(it->second->weight);
+      const float *table = ptr(it->second->weight), *gate_w = ptr(attn->ve_gate);
       const int64_t C = CausalSelfAttentionImpl::kVeGateChannels;
       for (int64_t b = 0; b < B; ++b)
         for (int64_t g = 0; g < Hkv; ++g) {
           float dot = 0;
-          for (int64_t j = 0; j < C; ++j) dot += ptr(attn->ve_gate)[g * C + j] * xn[b * d + j];
+          for (int64_t j = 0; j < C; ++j) dot += gate_w[g * C + j] * xn[b * d + j];
           const float gate = 3.0f * sigmoid(dot);
           const float* ve = table + ids[b] * kv + g * D;
           for (int64_t j = 0; j < D; ++j) v[b * kv + g * D + j] += gate * ve[j];
