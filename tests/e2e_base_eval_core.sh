@@ -11,19 +11,8 @@ export NANOCHAT_BASE_DIR=$work/base
 cp -r "$FIXTURES/python_basedir" "$NANOCHAT_BASE_DIR"
 chmod -R u+w "$NANOCHAT_BASE_DIR"
 check() {  # $1 = expected key suffix ("" or "_max_per_task_10")
-  python3 - "$NANOCHAT_BASE_DIR/base_eval/base_model_000003.csv" "$FIXTURES/python_basedir/expected_core.json" "$1" <<'PY'
-import json, sys
-rows = [[c.strip() for c in line.split(",")] for line in open(sys.argv[1]) if line.strip()]
-assert rows[0] == ["Task", "Accuracy", "Centered"], rows[0]
-exp = json.load(open(sys.argv[2])); key = "accuracy" + sys.argv[3]
-tasks = {r[0]: r for r in rows[1:-1]}
-assert set(tasks) == {k for k in exp if k != "core_metric"}, tasks.keys()
-for label, r in tasks.items():
-    assert r[1] == f"{exp[label][key]:.6f}", (label, r, exp[label][key])
-if not sys.argv[3]:
-    assert rows[-1][0] == "CORE" and abs(float(rows[-1][2]) - exp["core_metric"]) < 1e-6, rows[-1]
-print("CSV matches the Python reference:", sys.argv[3] or "all examples")
-PY
+  python3 "$(dirname "$0")/check_core_csv.py" "$NANOCHAT_BASE_DIR/base_eval/base_model_000003.csv" \
+    "$FIXTURES/python_basedir/expected_core.json" "$1"
 }
 "$NANOCHAT" base_eval --eval core --model-tag d2 --device-type cpu > "$work/out.txt"
 grep -q "CORE metric: 0.1545" "$work/out.txt" || { cat "$work/out.txt"; echo "FAIL: CORE line"; exit 1; }

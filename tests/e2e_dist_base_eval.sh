@@ -14,18 +14,8 @@ export NANOCHAT_BASE_DIR="$tmp/base"
 cp -r "$FIXTURES/python_basedir" "$NANOCHAT_BASE_DIR"
 chmod -R u+w "$NANOCHAT_BASE_DIR"
 check() {  # $1 = expected key suffix ("" or "_max_per_task_10")
-  $PY - "$NANOCHAT_BASE_DIR/base_eval/base_model_000003.csv" "$FIXTURES/python_basedir/expected_core.json" "$1" <<'PYEOF'
-import json, sys
-rows = [[c.strip() for c in line.split(",")] for line in open(sys.argv[1]) if line.strip()]
-exp = json.load(open(sys.argv[2])); key = "accuracy" + sys.argv[3]
-tasks = {r[0]: r for r in rows[1:-1]}
-assert set(tasks) == {k for k in exp if k != "core_metric"}, tasks.keys()
-for label, r in tasks.items():
-    assert r[1] == f"{exp[label][key]:.6f}", (label, r, exp[label][key])
-if not sys.argv[3]:
-    assert rows[-1][0] == "CORE" and abs(float(rows[-1][2]) - exp["core_metric"]) < 1e-6, rows[-1]
-print("2-process CSV matches the Python reference:", sys.argv[3] or "all examples")
-PYEOF
+  $PY "$(dirname "$0")/check_core_csv.py" "$NANOCHAT_BASE_DIR/base_eval/base_model_000003.csv" \
+    "$FIXTURES/python_basedir/expected_core.json" "$1"
 }
 
 # 1. CORE

@@ -11,14 +11,9 @@ PY=/usr/bin/python3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1 NANOCHAT_LOGGER=none NANOCHAT_DIST_TIMEOUT=120
-export NANOCHAT_BASE_DIR="$tmp/base"
-mkdir -p "$tmp/base"
-cp -r "$FIXTURES/python_basedir/tokenizer" "$tmp/base/"
-# Small row groups so each rank has its own share of every shard, the validation one included.
-cat "$FIXTURES"/parquet/pretrain/*.expected.jsonl > "$tmp/docs.jsonl"
-"$NANOCHAT" dataset --from-text "$tmp/docs.jsonl" --row-group-size 16 --shard-chars 400000 > /dev/null
-ARGS=(--depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 128 --device-batch-size 2 --total-batch-size 512
-      --warmup-steps 2 --eval-every 20 --eval-tokens 65536 --core-metric-every -1 --sample-every -1)
+source "$(dirname "$0")/dist_e2e_lib.sh"
+make_pretrain_base "$tmp"
+ARGS=("${TINY_MODEL_ARGS[@]}" --warmup-steps 2 --eval-every 20 --eval-tokens 65536 --core-metric-every -1 --sample-every -1)
 
 "$NANOCHAT" base_train "${ARGS[@]}" --num-iterations 20 --model-tag one > "$tmp/one.log"
 "$NANOCHAT" launch --nproc-per-node 2 -- base_train "${ARGS[@]}" --num-iterations 20 --save-every 10 --model-tag two \

@@ -13,13 +13,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 export OMP_NUM_THREADS=1 NANOCHAT_LOGGER=none
-export NANOCHAT_BASE_DIR="$tmp/base"
-mkdir -p "$tmp/base"
-cp -r "$FIXTURES/python_basedir/tokenizer" "$tmp/base/"
-cat "$FIXTURES"/parquet/pretrain/*.expected.jsonl > "$tmp/docs.jsonl"
-"$NANOCHAT" dataset --from-text "$tmp/docs.jsonl" --row-group-size 16 --shard-chars 400000 > /dev/null
-ARGS=(--depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 128 --device-batch-size 2 --total-batch-size 512
-      --num-iterations 100000 --eval-every -1 --core-metric-every -1 --sample-every -1)
+source "$(dirname "$0")/dist_e2e_lib.sh"
+make_pretrain_base "$tmp"
+ARGS=("${TINY_MODEL_ARGS[@]}" --num-iterations 100000 --eval-every -1 --core-metric-every -1 --sample-every -1)
 wait_for() {  # wait_for <file> <regex>: until a line matches (at most 60 s)
   for _ in $(seq 600); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "timed out waiting for '$2' in $1"; cat "$1"; exit 1
