@@ -80,13 +80,14 @@ bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const K
   auto fp32_cpu = [](const torch::Tensor& t) {
     return t.device().is_cpu() && t.scalar_type() == torch::kFloat && t.is_contiguous();
   };
-  if (cache.batch_size() != B || cache.get_pos() + 1 > cache.max_seq_len()) return false;
-  if (!fp32_cpu(cache.k_cache) || !fp32_cpu(cache.v_cache)) return false;
-  if (cache.prev_embedding.defined() &&
-      (cache.prev_embedding.numel() != B * d || cache.prev_embedding.scalar_type() != torch::kFloat))
+  if (cache.batch_size() < B || !fp32_cpu(cache.k_cache) || !fp32_cpu(cache.v_cache)) return false;
+  const auto& prev = cache.prev_embedding;
+  if (prev.defined() && (prev.size(0) != cache.batch_size() || prev.numel() != prev.size(0) * d ||
+                         !prev.device().is_cpu() || prev.scalar_type() != torch::kFloat))
     return false;
-  if (!fp32_cpu(model.rotary_cos) || !fp32_cpu(model.rotary_sin) || cache.get_pos() >= model.rotary_cos.size(1))
-    return false;  // the generic path reports a position beyond the rotary table
+  if (!fp32_cpu(model.rotary_cos) || !fp32_cpu(model.rotary_sin)) return false;
+  for (int64_t b = 0; b < B; ++b)  // the generic path reports a full cache or a position beyond the rotary table
+    if (cache.row_pos(b) + 1 > cache.max_seq_len() || cache.row_pos(b) >= model.rotary_cos.size(1)) return false;
   for (const auto& p : model.parameters())
     if (!fp32_cpu(p)) return false;
   return true;
@@ -95,7 +96,7 @@ bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const K
 torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& cache) {
   const GPTConfig& c = m.config;
   const int64_t B = idx.size(0), d = c.n_embd, H = c.n_head, Hkv = c.n_kv_head, D = d / H, kv = Hkv * D;
-  const int64_t L = c.n_layer, pos = cache.get_pos(), Tmax = cache.max_seq_len(), group = H / Hkv;
+  const int64_t L = c.n_layer, Tmax = cache.max_seq_len(), group = H / Hkv;
   const torch::Tensor ids_t = idx.contiguous();  // a column sliced from a [B, T] tensor is strided
   const int64_t* ids = ids_t.data_ptr<int64_t>();
   std::vector<float> x(B * d), x0(B * d), xn(B * d), q(B * d), k(B * kv), v(B * kv), att(B * d), proj(B * d),
@@ -106,7 +107,7 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
   torch::Tensor embedding = torch::from_blob(x.data(), {B, 1, d}, torch::kFloat).clone();
   if (cache.prev_embedding.defined()) {
     // Smear: x += smear_lambda · sigmoid(smear_gate · x[:24]) · previous embedding.
-    const torch::Tensor prev_t = cache.prev_embedding.contiguous();
+    const torch::Tensor prev_t = cache.prev_rows(B).contiguous();  // the generic path leaves a strided view
     const float* prev = ptr(prev_t);
     const float lambda = ptr(m.smear_lambda)[0], *gate_w = ptr(m.smear_gate);
     for (int64_t b = 0; b < B; ++b) {
@@ -116,12 +117,14 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
       for (int64_t j = 0; j < d; ++j) x[b * d + j] += gate * prev[b * d + j];
     }
   }
-  cache.prev_embedding = embedding;
+  cache.set_prev_rows(embedding);
   x0 = x;
 
+  // Each row sits at its own position (rows of a continuous batch differ): its rotary row, cache slot and window.
   const float scale = 1.0f / std::sqrt(float(D));
-  const float* cos = ptr(m.rotary_cos) + pos * (D / 2);
-  const float* sin = ptr(m.rotary_sin) + pos * (D / 2);
+  std::vector<int64_t> pos(cache.positions.begin(), cache.positions.begin() + B);
+  auto cos = [&](int64_t b) { return ptr(m.rotary_cos) + pos[size_t(b)] * (D / 2); };
+  auto sin = [&](int64_t b) { return ptr(m.rotary_sin) + pos[size_t(b)] * (D / 2); };
   const int64_t backout_layer = L / 2;
   for (int64_t i = 0; i < L; ++i) {
     const auto& attn = m.blocks[size_t(i)]->attn;
@@ -149,29 +152,35 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < H; ++h) {
         float* qh = &q[b * d + h * D];
-        rotate_into(qh, cos, sin, D / 2);
+        rotate_into(qh, cos(b), sin(b), D / 2);
         rms_norm_into(qh, qh, D, 1.2f);
       }
       for (int64_t g = 0; g < Hkv; ++g) {
         float* kg = &k[b * kv + g * D];
-        rotate_into(kg, cos, sin, D / 2);
+        rotate_into(kg, cos(b), sin(b), D / 2);
         rms_norm_into(kg, kg, D, 1.2f);
       }
     }
-    float* k_layer = cache.k_cache.data_ptr<float>() + i * B * Tmax * kv;  // [B, Tmax, Hkv, D]
-    float* v_layer = cache.v_cache.data_ptr<float>() + i * B * Tmax * kv;
+    float* k_layer = cache.k_cache.data_ptr<float>() + i * cache.k_cache.stride(0);  // [B, Tmax, Hkv, D]
+    float* v_layer = cache.v_cache.data_ptr<float>() + i * cache.v_cache.stride(0);
     for (int64_t b = 0; b < B; ++b) {
-      std::copy_n(&k[b * kv], kv, k_layer + (b * Tmax + pos) * kv);
-      std::copy_n(&v[b * kv], kv, v_layer + (b * Tmax + pos) * kv);
+      std::copy_n(&k[b * kv], kv, k_layer + (b * Tmax + pos[size_t(b)]) * kv);
+      std::copy_n(&v[b * kv], kv, v_layer + (b * Tmax + pos[size_t(b)]) * kv);
     }
     const int64_t window = m.window_sizes[size_t(i)].first;
-    const int64_t t0 = window < 0 ? 0 : std::max<int64_t>(0, pos - window), t1 = pos + 1;
+    auto keys = [&](int64_t b) {  // [t0, t1): the keys row b attends to
+      const int64_t p = pos[size_t(b)];
+      return std::pair<int64_t, int64_t>{window < 0 ? 0 : std::max<int64_t>(0, p - window), p + 1};
+    };
+    int64_t longest = 1;
+    for (int64_t b = 0; b < B; ++b) longest = std::max(longest, keys(b).second - keys(b).first);
     // Heads run on one thread until the window holds enough keys to repay waking another.
-    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / ((t1 - t0) * D));
+    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (longest * D));
     at::parallel_for(0, B * H, grain, [&](int64_t r0, int64_t r1) {
-      std::vector<float> scores(size_t(t1 - t0));
+      std::vector<float> scores(static_cast<size_t>(longest));
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t b = r / H, h = r % H, g = h / group;
+        const auto [t0, t1] = keys(b);
         attend_head(&q[b * d + h * D], k_layer + b * Tmax * kv + g * D, v_layer + b * Tmax * kv + g * D, kv, t0, t1,
                     D, scale, scores.data(), &att[b * d + h * D]);
       }
@@ -187,7 +196,7 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
     for (int64_t j = 0; j < B * d; ++j) x[j] += proj[j];
     if (i == backout_layer) x_backout = x;
   }
-  cache.advance(1);
+  cache.advance_rows(B, 1);
 
   const float backout = ptr(m.backout_lambda)[0];
   for (int64_t j = 0; j < B * d; ++j) x[j] -= backout * x_backout[j];

@@ -20,11 +20,12 @@
 
 namespace nanochat {
 
-// True when idx is [B, 1] int64, the model, its embeddings and the cache are fp32 on the CPU, no gradient is recorded, and the cache has room for one more position.
+// True when idx is [B, 1] int64, the model, its embeddings and the cache are fp32 on the CPU, no gradient is
+// recorded, the cache holds at least B rows and each of rows [0, B) has room for one more position.
 bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const KVCache& cache);
 
-// Runs the blocks for idx [B, 1] at the cache's position, writes this step's keys/values, sets the smear's
-// previous embedding and advances the cache by one, as GPT::forward does. Returns the final-normed
+// Runs the blocks for idx [B, 1], row b at the cache's position for row b (rows may differ), writes this step's
+// keys/values, sets the smear's previous embedding and advances rows [0, B) by one, as GPT::forward does. Returns the final-normed
 // residual stream [B, 1, d] (the lm_head's input).
 torch::Tensor decode_step(const GPTImpl& model, const torch::Tensor& idx, KVCache& cache);
 

@@ -76,9 +76,9 @@ Engine::Engine(GPT model, const Tokenizer& tokenizer) : model_(std::move(model))
   bos_ = tokenizer_.get_bos_token_id();
 }
 
-KVCache Engine::make_cache(int64_t batch, int64_t seq_len) const {
-  const GPTConfig& c = model_->config;
-  torch::Device device = model_->get_device();
+KVCache make_kv_cache(const GPT& model, int64_t batch, int64_t seq_len) {
+  const GPTConfig& c = model->config;
+  torch::Device device = model->get_device();
   // nanochat keeps the cache in bf16 on CUDA and fp32 elsewhere.
   torch::Dtype dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
   return KVCache(batch, c.n_kv_head, seq_len, c.n_embd / c.n_head, c.n_layer, device, dtype);
@@ -103,13 +103,13 @@ void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int m
   torch::Generator gen = make_generator(seed);
 
   // 1) Prefill the prompt once, batch 1.
-  KVCache prefill_cache = make_cache(1, T);
+  KVCache prefill_cache = make_kv_cache(model_, 1, T);
   torch::Tensor logits = model_->forward_last(to_ids(tokens, 1, device), prefill_cache);
   logits = logits.expand({rows, logits.size(-1)});
 
   // 2) Clone it into a cache with room for every sample's completion.
   int64_t kv_len = max_tokens >= 0 ? T + max_tokens : std::max<int64_t>(model_->config.sequence_len, T + 1);
-  KVCache cache = make_cache(rows, kv_len);
+  KVCache cache = make_kv_cache(model_, rows, kv_len);
   cache.prefill(prefill_cache);
   const int64_t budget = kv_len - T;  // a column past this would not fit in the cache
 

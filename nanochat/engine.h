@@ -12,7 +12,7 @@
 //   auto [seqs, masks] = engine.generate_batch(prompt_ids, 4, 64, 1.0, 50, 42);  // prompt + completions
 //
 // Rows that finish (<|assistant_end|> or <|bos|>) keep being stepped until every row is done, as in Python;
-// generate_batch drops what comes after. Not covered: continuous batching across requests (chat_web's concern).
+// generate_batch drops what comes after. Continuous batching across requests is batch_engine.h.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +57,10 @@ class RowState {
   bool completed_ = false;
 };
 
+// An empty KV cache for `batch` rows of seq_len positions on the model's device, in nanochat's dtype (bf16 on
+// CUDA, fp32 elsewhere).
+KVCache make_kv_cache(const GPT& model, int64_t batch, int64_t seq_len);
+
 class Engine {
  public:
   Engine(GPT model, const Tokenizer& tokenizer);
@@ -79,7 +83,6 @@ class Engine {
   const Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:
-  KVCache make_cache(int64_t batch, int64_t seq_len) const;
   GPT model_;
   const Tokenizer& tokenizer_;
   int32_t assistant_end_, bos_;

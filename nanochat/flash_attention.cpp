@@ -178,4 +178,32 @@ torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tenso
   return windowed_attention(q, k_full.to(q.scalar_type()), v_full.to(q.scalar_type()), window_left);
 }
 
+torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                           const torch::Tensor& v_cache, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& positions,
+                                           int64_t window_left) {
+  const int64_t B = q.size(0), H = q.size(2), D = q.size(3);
+  TORCH_CHECK(q.size(1) == 1, "flash_attn_with_kvcache_rows takes one query per row, got ", q.size(1));
+  TORCH_CHECK(positions.numel() == B, "flash_attn_with_kvcache_rows: one position per row");
+  const int64_t Tk = positions.max().item<int64_t>() + 1;  // keys any row can reach
+  TORCH_CHECK(Tk <= k_cache.size(1), "KV cache is full: ", Tk, " > ", k_cache.size(1));
+  const torch::Tensor rows = torch::arange(B, positions.options());
+  {
+    torch::NoGradGuard no_grad;
+    k_cache.index_put_({rows, positions}, k.select(1, 0));
+    v_cache.index_put_({rows, positions}, v.select(1, 0));
+  }
+  // Scores of each row's query against keys [0, Tk), masked per row to its own causal window.
+  auto kf = expand_kv(k_cache.narrow(1, 0, Tk), H).to(q.scalar_type()).transpose(1, 2);  // [B,H,Tk,D]
+  auto vf = expand_kv(v_cache.narrow(1, 0, Tk), H).to(q.scalar_type()).transpose(1, 2);
+  auto scores = torch::matmul(q.transpose(1, 2), kf.transpose(2, 3)).to(torch::kFloat) / std::sqrt(double(D));
+  auto cols = torch::arange(Tk, positions.options()).unsqueeze(0);  // [1, Tk]
+  auto p = positions.unsqueeze(1);                                   // [B, 1]
+  auto allowed = cols <= p;
+  if (window_left >= 0) allowed = allowed & ((p - cols) <= window_left);
+  scores = scores.masked_fill(allowed.logical_not().view({B, 1, 1, Tk}), -std::numeric_limits<double>::infinity());
+  auto probs = torch::softmax(scores, -1).to(q.scalar_type());
+  return torch::matmul(probs, vf).transpose(1, 2);  // [B,1,H,D]
+}
+
 }  // namespace nanochat

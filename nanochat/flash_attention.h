@@ -11,7 +11,7 @@
 // triangle is skipped; it is one autograd node with a hand-written blocked backward (no full-size slice gradients).
 // With libtorch >= 2.0 on CUDA, at::scaled_dot_product_attention is used instead.
 // attention_reference() is the plain full-matrix masked softmax; it is the oracle the tests compare against.
-// Not covered: FA3 kernels, fp8, variable per-row cache lengths (the cache position is uniform across the batch).
+// Not covered: FA3 kernels, fp8, several new tokens per row when rows are at different positions.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +30,14 @@ torch::Tensor flash_attn_func(const torch::Tensor& q, const torch::Tensor& k, co
 torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tensor& k_cache,
                                       const torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,
                                       int64_t pos, int64_t window_left);
+
+// Inference for rows at different positions (continuous batching), one token each: writes row b's k/v ([B,1,Hkv,D])
+// at cache row positions[b] (int64 [B], on q's device), then attends row b's query over its keys [0, positions[b]]
+// within the window. The caller advances the positions.
+torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
+                                           const torch::Tensor& v_cache, const torch::Tensor& k,
+                                           const torch::Tensor& v, const torch::Tensor& positions,
+                                           int64_t window_left);
 
 // General form used by both: q [B,Tq,H,D] against k/v [B,Tk,Hkv,D] with Tk >= Tq (queries are the last Tq
 // positions). Blocked; never materializes key blocks the window masks out.

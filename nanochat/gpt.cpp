@@ -213,9 +213,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
   if (!kv_cache) {
     y = flash_attn_func(q, k, v, window);
   } else {
+    // This pass uses rows [0, B) of the cache, which may hold more (continuous batching keeps spare rows).
     auto [k_cache, v_cache] = kv_cache->layer(layer_idx);
-    y = flash_attn_with_kvcache(q, k_cache, v_cache, k, v, kv_cache->get_pos(), window);
-    if (layer_idx == kv_cache->n_layers() - 1) kv_cache->advance(T);  // after the last layer has written
+    k_cache = k_cache.narrow(0, 0, B), v_cache = v_cache.narrow(0, 0, B);
+    if (kv_cache->uniform(B))
+      y = flash_attn_with_kvcache(q, k_cache, v_cache, k, v, kv_cache->row_pos(0), window);
+    else
+      y = flash_attn_with_kvcache_rows(q, k_cache, v_cache, k, v, kv_cache->positions_tensor(B, q.device()), window);
+    if (layer_idx == kv_cache->n_layers() - 1) kv_cache->advance_rows(B, T);  // after the last layer has written
   }
   return c_proj(y.contiguous().view({B, T, -1}));
 }
@@ -410,11 +415,26 @@ void GPTImpl::init_weights() {
 torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache) {
   if (kv_cache && decode_step_applies(*this, idx, *kv_cache)) return decode_step(*this, idx, *kv_cache);
   TORCH_CHECK(idx.dim() == 2, "GPT::forward expects idx of shape [B, T]");
-  int64_t T = idx.size(1);
-  int64_t T0 = kv_cache ? kv_cache->get_pos() : 0;
-  TORCH_CHECK(T0 + T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T0 + T, " > ",
-              rotary_cos.size(1));
-  auto cos = rotary_cos.narrow(1, T0, T), sin = rotary_sin.narrow(1, T0, T);
+  const int64_t B = idx.size(0), T = idx.size(1);
+  if (kv_cache)
+    TORCH_CHECK(B <= kv_cache->batch_size(), "GPT::forward: ", B, " rows but the KV cache holds ",
+                kv_cache->batch_size());
+  torch::Tensor cos, sin;
+  if (!kv_cache || kv_cache->uniform(B)) {
+    const int64_t T0 = kv_cache ? kv_cache->row_pos(0) : 0;
+    TORCH_CHECK(T0 + T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T0 + T, " > ",
+                rotary_cos.size(1));
+    cos = rotary_cos.narrow(1, T0, T), sin = rotary_sin.narrow(1, T0, T);
+  } else {
+    // Rows at different positions (continuous batching): each row takes its own rotary row.
+    TORCH_CHECK(T == 1, "rows of a KV cache at different positions decode one token at a time, got ", T);
+    const torch::Tensor pos = kv_cache->positions_tensor(B, rotary_cos.device());
+    TORCH_CHECK(pos.max().item<int64_t>() < rotary_cos.size(1), "sequence length grew beyond the rotary table: ",
+                pos.max().item<int64_t>() + 1, " > ", rotary_cos.size(1));
+    const int64_t half = rotary_cos.size(-1);
+    cos = rotary_cos.index_select(1, pos).view({B, 1, 1, half});
+    sin = rotary_sin.index_select(1, pos).view({B, 1, 1, half});
+  }
 
   auto x = rms_norm(wte(idx).to(compute_dtype()));
   // Smear: mix the previous token's normalized embedding into each position through a learned gate.
@@ -426,12 +446,13 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
     TORCH_CHECK(T > 1, "a forward pass without a KV cache needs at least 2 tokens");
     x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
   } else {
-    auto prev = kv_cache->prev_embedding;
-    kv_cache->prev_embedding = x.narrow(1, T - 1, 1);
-    if (T > 1)
+    auto last = x.narrow(1, T - 1, 1);
+    if (T > 1) {
       x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
-    else if (prev.defined())
+    } else if (auto prev = kv_cache->prev_rows(B); prev.defined()) {
       x = smear(x, prev);
+    }
+    kv_cache->set_prev_rows(last);  // after the smear has read the previous ones (it may overwrite them in place)
   }
 
   auto x0 = x;

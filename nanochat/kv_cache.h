@@ -1,16 +1,22 @@
 // kv_cache: the inference KV cache (SPEC §14.1) that GPT::forward reads and writes. Per-layer keys and values
-// in FA3's layout [B, Tmax, Hkv, Dh] (stored as one [L, B, Tmax, Hkv, Dh] tensor each), one position shared by
-// the whole batch, and the previous token's normalized embedding for the smear at decode time.
+// in FA3's layout [B, Tmax, Hkv, Dh] (stored as one [L, B, Tmax, Hkv, Dh] tensor each), the filled length of each
+// row, and each row's previous normalized token embedding for the smear at decode time.
 //
 //   KVCache cache(/*batch=*/1, cfg.n_kv_head, /*seq_len=*/T, cfg.n_embd / cfg.n_head, cfg.n_layer, device, torch::kFloat);
 //   auto logits = model->forward(prompt, {}, &cache);   // prefill; cache.get_pos() == prompt length
 //   KVCache rows(num_samples, ...); rows.prefill(cache);  // clone the batch-1 cache into num_samples rows
 //
-// Not covered: per-row positions (nanochat keeps them uniform), growing the cache.
+// nanochat keeps every row at one position, and so does the Engine. Continuous batching (batch_engine.h) needs
+// rows at different positions: a forward pass with B rows uses rows [0, B) of the cache (B may be fewer than the
+// cache holds), one-token steps may run rows at different positions, and load_row/move_row copy a prefilled
+// conversation into a row and keep the live rows packed at the front.
+// Not covered: growing the cache, prompts of several tokens into rows at different positions.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -18,11 +24,12 @@ namespace nanochat {
 
 struct KVCache {
   torch::Tensor k_cache, v_cache;  // [L, B, Tmax, Hkv, Dh], zero-initialized
-  torch::Tensor prev_embedding;    // [B, 1, d] last pre-smear normalized embedding; undefined = none yet
-  int64_t pos = 0;                 // rows [0, pos) of every layer are filled
+  torch::Tensor prev_embedding;    // [B, 1, d] each row's last pre-smear normalized embedding; undefined = none yet
+  std::vector<int64_t> positions;  // per row: positions [0, positions[b]) of every layer are filled
 
   KVCache(int64_t batch_size, int64_t num_heads, int64_t seq_len, int64_t head_dim, int64_t num_layers,
-          torch::Device device, torch::Dtype dtype) {
+          torch::Device device, torch::Dtype dtype)
+      : positions(size_t(batch_size), 0) {
     auto opts = torch::TensorOptions().dtype(dtype).device(device);
     k_cache = torch::zeros({num_layers, batch_size, seq_len, num_heads, head_dim}, opts);
     v_cache = torch::zeros({num_layers, batch_size, seq_len, num_heads, head_dim}, opts);
@@ -31,35 +38,93 @@ struct KVCache {
   int64_t n_layers() const { return k_cache.size(0); }
   int64_t batch_size() const { return k_cache.size(1); }
   int64_t max_seq_len() const { return k_cache.size(2); }
-  int64_t get_pos() const { return pos; }
-  void advance(int64_t n) { pos += n; }
+  // The position every row is at; an error when rows differ (use row_pos then).
+  int64_t get_pos() const {
+    TORCH_CHECK(uniform(batch_size()), "KVCache::get_pos: rows are at different positions");
+    return positions[0];
+  }
+  int64_t row_pos(int64_t b) const { return positions[size_t(b)]; }
+  // True when rows [0, rows) are all at one position.
+  bool uniform(int64_t rows) const {
+    return std::all_of(positions.begin(), positions.begin() + rows, [&](int64_t p) { return p == positions[0]; });
+  }
+  void advance(int64_t n) { advance_rows(batch_size(), n); }
+  void advance_rows(int64_t rows, int64_t n) {
+    for (int64_t b = 0; b < rows; ++b) positions[size_t(b)] += n;
+  }
   void reset() {
-    pos = 0;
+    std::fill(positions.begin(), positions.end(), 0);
     prev_embedding = torch::Tensor();
   }
   // Views of layer i: [B, Tmax, Hkv, Dh] each; writes through them land in the cache.
   std::pair<torch::Tensor, torch::Tensor> layer(int64_t i) const { return {k_cache[i], v_cache[i]}; }
+  // Positions of rows [0, rows) as an int64 tensor on `device`.
+  torch::Tensor positions_tensor(int64_t rows, torch::Device device) const {
+    return torch::tensor(std::vector<int64_t>(positions.begin(), positions.begin() + rows), torch::kInt64)
+        .to(device);
+  }
+
+  // The smear's input for rows [0, rows): their previous embeddings [rows, 1, d], or undefined if there are none.
+  torch::Tensor prev_rows(int64_t rows) const {
+    return prev_embedding.defined() ? prev_embedding.narrow(0, 0, rows) : torch::Tensor();
+  }
+  // Sets the previous embeddings of rows [0, e.size(0)) (the other rows keep theirs).
+  void set_prev_rows(const torch::Tensor& e) {
+    const int64_t rows = e.size(0);
+    if (rows == batch_size()) {
+      prev_embedding = e;
+      return;
+    }
+    if (!prev_embedding.defined()) prev_embedding = torch::zeros({batch_size(), e.size(1), e.size(2)}, e.options());
+    torch::NoGradGuard no_grad;
+    prev_embedding.narrow(0, 0, rows).copy_(e);
+  }
 
   // Copies another (typically batch-1, just prefilled) cache into this one, broadcasting its rows to our batch.
   void prefill(const KVCache& other) {
-    TORCH_CHECK(pos == 0, "KVCache::prefill needs an empty cache");
-    TORCH_CHECK(n_layers() == other.n_layers() && k_cache.size(3) == other.k_cache.size(3) &&
-                    k_cache.size(4) == other.k_cache.size(4),
-                "KVCache::prefill: layer count, kv heads and head dim must match");
+    TORCH_CHECK(get_pos() == 0, "KVCache::prefill needs an empty cache");
+    check_compatible(other);
     TORCH_CHECK(max_seq_len() >= other.max_seq_len(), "KVCache::prefill: destination is shorter than source");
     TORCH_CHECK(other.batch_size() == 1 || other.batch_size() == batch_size(),
                 "KVCache::prefill: source batch must be 1 or equal to ours");
     torch::NoGradGuard no_grad;
-    int64_t n = other.pos;
+    int64_t n = other.get_pos();
     k_cache.narrow(2, 0, n).copy_(other.k_cache.narrow(2, 0, n));
     v_cache.narrow(2, 0, n).copy_(other.v_cache.narrow(2, 0, n));
-    pos = n;
+    std::fill(positions.begin(), positions.end(), n);
     if (other.prev_embedding.defined()) {
       auto p = other.prev_embedding;
       prev_embedding = p.expand({batch_size(), p.size(1), p.size(2)}).clone();
     } else {
       prev_embedding = torch::Tensor();
     }
+  }
+
+  // Copies row src_row of src (its filled positions and previous embedding) into row `row` of this cache, which
+  // takes src's position. src may be this cache (move_row).
+  void load_row(int64_t row, const KVCache& src, int64_t src_row = 0) {
+    check_compatible(src);
+    const int64_t n = src.row_pos(src_row);
+    TORCH_CHECK(n <= max_seq_len(), "KVCache::load_row: ", n, " positions do not fit in ", max_seq_len());
+    torch::NoGradGuard no_grad;
+    if (&src != this || row != src_row) {
+      k_cache.select(1, row).narrow(1, 0, n).copy_(src.k_cache.select(1, src_row).narrow(1, 0, n));
+      v_cache.select(1, row).narrow(1, 0, n).copy_(src.v_cache.select(1, src_row).narrow(1, 0, n));
+      if (src.prev_embedding.defined()) {
+        const torch::Tensor p = src.prev_embedding[src_row];
+        if (!prev_embedding.defined()) prev_embedding = torch::zeros({batch_size(), p.size(0), p.size(1)}, p.options());
+        prev_embedding[row].copy_(p);
+      }
+    }
+    positions[size_t(row)] = n;
+  }
+  void move_row(int64_t from, int64_t to) { load_row(to, *this, from); }
+
+ private:
+  void check_compatible(const KVCache& other) const {
+    TORCH_CHECK(n_layers() == other.n_layers() && k_cache.size(3) == other.k_cache.size(3) &&
+                    k_cache.size(4) == other.k_cache.size(4),
+                "KVCache: layer count, kv heads and head dim must match");
   }
 };
 

@@ -1,0 +1,196 @@
+// batch_engine: see batch_engine.h.
+#include "nanochat/batch_engine.h"
+
+#include <atomic>
+#include <utility>
+
+#include "nanochat/common.h"
+
+namespace nanochat {
+
+// One conversation. The decode thread owns the generation state; tokens reach the caller through `out`.
+struct BatchEngine::Request {
+  Request(std::vector<int32_t> p, int64_t budget, double temperature, int64_t top_k, uint64_t seed,
+          const Tokenizer& tok)
+      : prompt(std::move(p)), budget(budget), temperature(temperature), top_k(top_k), gen(make_generator(seed)),
+        state(tok) {}
+  // Decode thread only.
+  std::vector<int32_t> prompt;
+  int64_t budget, generated = 0;
+  double temperature;
+  int64_t top_k;
+  torch::Generator gen;
+  RowState state;
+  torch::Tensor logits;  // [V] on the CPU: the next token's logits
+  // Shared with the caller.
+  std::atomic<bool> cancelled{false};
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<int32_t> out;  // tokens not yet handed to the caller
+  bool finished = false;    // no more tokens will come (and the row is gone from the batch)
+  std::string error;
+};
+
+BatchEngine::BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch)
+    : model_(std::move(model)),
+      tokenizer_(tokenizer),
+      cache_(make_kv_cache(model_, std::max(1, max_batch), model_->config.sequence_len)),
+      thread_([this] { loop(); }) {}
+
+BatchEngine::~BatchEngine() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    quit_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+int BatchEngine::active() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return n_active_;
+}
+
+void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k,
+                           uint64_t seed, const std::function<bool(int32_t)>& on_token) {
+  if (prompt.empty()) fail("generate needs at least one prompt token");
+  if (!(temperature >= 0.0)) fail("temperature must be >= 0, got {}", temperature);
+  const int64_t T = int64_t(prompt.size()), context = cache_.max_seq_len();
+  const int64_t budget = max_tokens >= 0 ? max_tokens : std::max<int64_t>(0, context - T);
+  if (T + budget > context)
+    fail("the prompt ({} tokens) plus max_tokens ({}) exceed the model's context of {} tokens; shorten the prompt "
+         "or ask for fewer tokens", T, budget, context);
+  auto r = std::make_shared<Request>(prompt, budget, temperature, top_k, seed, tokenizer_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (quit_) fail("the engine is shutting down");
+    pending_.push_back(r);
+  }
+  cv_.notify_all();
+  std::unique_lock<std::mutex> lock(r->mu);
+  for (;;) {
+    r->cv.wait(lock, [&] { return !r->out.empty() || r->finished; });
+    std::deque<int32_t> tokens = std::exchange(r->out, {});
+    const bool finished = r->finished;
+    lock.unlock();
+    for (int32_t t : tokens) {
+      if (on_token(t)) continue;
+      // Stop: the decode thread drops the row at its next step; wait for that, so that when we return the
+      // conversation's row is free for the next one.
+      r->cancelled = true;
+      cv_.notify_all();
+      lock.lock();
+      r->cv.wait(lock, [&] { return r->finished; });
+      return;
+    }
+    lock.lock();
+    if (finished && r->out.empty()) break;
+  }
+  if (!r->error.empty()) throw Error(r->error);
+}
+
+void BatchEngine::finish(Request& r, const std::string& error) {
+  {
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.finished = true;
+    r.error = error;
+  }
+  r.cv.notify_all();
+}
+
+void BatchEngine::set_active() {
+  std::lock_guard<std::mutex> lock(mu_);
+  n_active_ = int(rows_.size());
+}
+
+void BatchEngine::loop() {
+  for (;;) {
+    std::vector<std::shared_ptr<Request>> joining;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return quit_ || !rows_.empty() || !pending_.empty(); });
+      if (quit_) break;
+      while (!pending_.empty() && rows_.size() + joining.size() < size_t(cache_.batch_size())) {
+        joining.push_back(std::move(pending_.front()));
+        pending_.pop_front();
+      }
+    }
+    for (const auto& r : joining) admit(r);
+    set_active();
+    if (!rows_.empty()) step();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto& r : rows_) finish(*r, "the engine is shutting down");
+  for (auto& r : pending_) finish(*r, "the engine is shutting down");
+  rows_.clear();
+  pending_.clear();
+}
+
+void BatchEngine::admit(const std::shared_ptr<Request>& r) {
+  if (r->budget == 0 || r->cancelled) return finish(*r);
+  try {
+    // The same batch-1 prefill as Engine::generate, then copied into the next free row.
+    torch::NoGradGuard no_grad;
+    const int64_t T = int64_t(r->prompt.size());
+    KVCache prefill = make_kv_cache(model_, 1, T);
+    std::vector<int64_t> ids(r->prompt.begin(), r->prompt.end());
+    torch::Tensor idx = torch::tensor(ids, torch::kInt64).view({1, T}).to(model_->get_device());
+    r->logits = model_->forward_last(idx, prefill).to(torch::kCPU)[0];
+    cache_.load_row(int64_t(rows_.size()), prefill);
+    rows_.push_back(r);
+  } catch (const std::exception& e) {
+    finish(*r, std::string("prefill failed: ") + e.what());
+  }
+}
+
+void BatchEngine::step() {
+  // Sample and hand out each row's next token, as Engine::generate's loop does for one row.
+  std::vector<int64_t> next(rows_.size());
+  std::vector<bool> done(rows_.size());
+  for (size_t b = 0; b < rows_.size(); ++b) {
+    Request& r = *rows_[b];
+    const int64_t sampled =
+        sample_next_token(r.logits.unsqueeze(0), r.gen, r.temperature, r.top_k).item<int64_t>();
+    const int32_t token = r.state.step(int32_t(sampled)).first;
+    {
+      std::lock_guard<std::mutex> lock(r.mu);
+      r.out.push_back(token);
+    }
+    r.cv.notify_all();
+    next[b] = token;
+    done[b] = r.state.completed() || ++r.generated >= r.budget || r.cancelled;
+  }
+  // Drop finished rows, moving the last live row into each hole so that rows [0, n) stay the live ones.
+  std::vector<std::shared_ptr<Request>> ended;
+  for (size_t b = rows_.size(); b-- > 0;) {
+    if (!done[b]) continue;
+    ended.push_back(rows_[b]);
+    const size_t last = rows_.size() - 1;
+    if (b != last) {
+      cache_.move_row(int64_t(last), int64_t(b));
+      rows_[b] = std::move(rows_[last]);
+      next[b] = next[last];
+    }
+    rows_.pop_back();
+    cache_.positions[last] = 0;
+  }
+  set_active();
+  for (auto& r : ended) finish(*r);  // after the count: a caller that returns sees its row gone
+  if (rows_.empty()) return;
+  try {
+    torch::NoGradGuard no_grad;
+    const int64_t n = int64_t(rows_.size());
+    next.resize(size_t(n));
+    torch::Tensor idx = torch::tensor(next, torch::kInt64).view({n, 1}).to(model_->get_device());
+    torch::Tensor logits = model_->forward_last(idx, cache_).to(torch::kCPU);
+    for (int64_t b = 0; b < n; ++b) rows_[size_t(b)]->logits = logits[b];
+  } catch (const std::exception& e) {
+    // A failed step leaves the rows' caches in an unknown state: end every conversation in the batch.
+    std::vector<std::shared_ptr<Request>> ended = std::exchange(rows_, {});
+    cache_.reset();
+    set_active();
+    for (auto& r : ended) finish(*r, std::string("decoding failed: ") + e.what());
+  }
+}
+
+}  // namespace nanochat

@@ -1,0 +1,75 @@
+// batch_engine: continuous batching — several conversations decoded together in one batch on one model replica,
+// each joining and leaving between decode steps. chat_web's workers use it when --max-batch > 1.
+//
+//   BatchEngine batcher(model, tokenizer, /*max_batch=*/8);
+//   // from any number of threads at once; each call blocks until its reply is done:
+//   batcher.generate(prompt_ids, /*max_tokens=*/64, /*temperature=*/0.8, /*top_k=*/50, /*seed=*/42,
+//                    [&](int32_t token) { std::cout << tokenizer.decode({token}); return true; });  // false: stop
+//
+// A decode thread of its own owns the model and a KV cache of max_batch rows, one conversation per row, each at
+// its own position. Between steps it admits waiting conversations (a batch-1 prefill copied into a free row),
+// then samples every row's next token, hands each to its caller's thread (so a slow client never holds up the
+// batch), drops the rows that ended (assistant end, bos, max_tokens, or the caller returned false) by moving the
+// last row into the hole, and runs one batched forward for the rest. A decode step at batch 8 costs little more
+// than at batch 1 on a CPU (the weights are read once per step either way), so serving eight conversations
+// together gives several times the tokens per second of serving them in turn.
+//
+// Each conversation gets what Engine::generate(prompt, /*num_samples=*/1, ...) would give it alone: the same
+// prefill, a generator of its own seeded with its seed, the same tool-use state machine and stops. Only the fp32
+// summation order of the batched matmuls differs with the number of rows (tests/test_torch_batch_engine.cpp).
+// Not covered: several samples per request, chunked prefill (a long prompt's prefill delays the others' next
+// token by its duration), prompt caching across requests.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "nanochat/engine.h"
+
+namespace nanochat {
+
+class BatchEngine {
+ public:
+  BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch);
+  ~BatchEngine();  // ends conversations still running with an error, then joins the decode thread
+  BatchEngine(const BatchEngine&) = delete;
+  BatchEngine& operator=(const BatchEngine&) = delete;
+
+  // Generates up to max_tokens tokens after prompt (max_tokens < 0: until the model's sequence length), calling
+  // on_token on the calling thread for each one, forced tool-output tokens and the final <|assistant_end|> included
+  // (as Engine::generate does). Returns when the reply is done or on_token returned false. Throws Error for bad
+  // arguments (an empty prompt, prompt + max_tokens beyond the model's context) and when decoding failed.
+  void generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k, uint64_t seed,
+                const std::function<bool(int32_t token)>& on_token);
+
+  int max_batch() const { return int(cache_.batch_size()); }
+  // Conversations in the decode batch right now (for tests and stats).
+  int active() const;
+
+ private:
+  struct Request;
+  void loop();
+  void admit(const std::shared_ptr<Request>& r);
+  void step();
+  void finish(Request& r, const std::string& error = {});
+  void set_active();  // publishes rows_.size() to active()
+
+  GPT model_;
+  const Tokenizer& tokenizer_;
+  KVCache cache_;                                // rows [0, rows_.size()) are live conversations
+  std::vector<std::shared_ptr<Request>> rows_;   // decode thread only: rows_[b] lives in cache row b
+  mutable std::mutex mu_;                        // guards pending_, n_active_, quit_
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Request>> pending_;
+  int n_active_ = 0;
+  bool quit_ = false;
+  std::thread thread_;  // last: starts once everything above exists
+};
+
+}  // namespace nanochat
