@@ -181,11 +181,11 @@ torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tenso
 torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
                                            const torch::Tensor& v_cache, const torch::Tensor& k,
                                            const torch::Tensor& v, const torch::Tensor& positions,
-                                           int64_t window_left) {
+                                           int64_t max_pos, int64_t window_left) {
   const int64_t B = q.size(0), H = q.size(2), D = q.size(3);
   TORCH_CHECK(q.size(1) == 1, "flash_attn_with_kvcache_rows takes one query per row, got ", q.size(1));
   TORCH_CHECK(positions.numel() == B, "flash_attn_with_kvcache_rows: one position per row");
-  const int64_t Tk = positions.max().item<int64_t>() + 1;  // keys any row can reach
+  const int64_t Tk = max_pos + 1;  // keys any row can reach
   TORCH_CHECK(Tk <= k_cache.size(1), "KV cache is full: ", Tk, " > ", k_cache.size(1));
   const torch::Tensor rows = torch::arange(B, positions.options());
   {

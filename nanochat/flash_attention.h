@@ -33,10 +33,11 @@ torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tenso
 
 // Inference for rows at different positions (continuous batching), one token each: writes row b's k/v ([B,1,Hkv,D])
 // at cache row positions[b] (int64 [B], on q's device), then attends row b's query over its keys [0, positions[b]]
-// within the window. The caller advances the positions.
+// within the window. max_pos is the largest position, passed from the host so that no device sync is needed.
+// The caller advances the positions.
 torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
                                            const torch::Tensor& v_cache, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& positions,
+                                           const torch::Tensor& v, const torch::Tensor& positions, int64_t max_pos,
                                            int64_t window_left);
 
 // General form used by both: q [B,Tq,H,D] against k/v [B,Tk,Hkv,D] with Tk >= Tq (queries are the last Tq

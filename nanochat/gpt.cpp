@@ -219,7 +219,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, const tor
     if (kv_cache->uniform(B))
       y = flash_attn_with_kvcache(q, k_cache, v_cache, k, v, kv_cache->row_pos(0), window);
     else
-      y = flash_attn_with_kvcache_rows(q, k_cache, v_cache, k, v, kv_cache->positions_tensor(B, q.device()), window);
+      y = flash_attn_with_kvcache_rows(q, k_cache, v_cache, k, v, kv_cache->positions_tensor(B, q.device()),
+                                       kv_cache->max_pos(B), window);
     if (layer_idx == kv_cache->n_layers() - 1) kv_cache->advance_rows(B, T);  // after the last layer has written
   }
   return c_proj(y.contiguous().view({B, T, -1}));
@@ -428,9 +429,9 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
   } else {
     // Rows at different positions (continuous batching): each row takes its own rotary row.
     TORCH_CHECK(T == 1, "rows of a KV cache at different positions decode one token at a time, got ", T);
+    TORCH_CHECK(kv_cache->max_pos(B) < rotary_cos.size(1), "sequence length grew beyond the rotary table: ",
+                kv_cache->max_pos(B) + 1, " > ", rotary_cos.size(1));
     const torch::Tensor pos = kv_cache->positions_tensor(B, rotary_cos.device());
-    TORCH_CHECK(pos.max().item<int64_t>() < rotary_cos.size(1), "sequence length grew beyond the rotary table: ",
-                pos.max().item<int64_t>() + 1, " > ", rotary_cos.size(1));
     const int64_t half = rotary_cos.size(-1);
     cos = rotary_cos.index_select(1, pos).view({B, 1, 1, half});
     sin = rotary_sin.index_select(1, pos).view({B, 1, 1, half});

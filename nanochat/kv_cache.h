@@ -48,6 +48,7 @@ struct KVCache {
   bool uniform(int64_t rows) const {
     return std::all_of(positions.begin(), positions.begin() + rows, [&](int64_t p) { return p == positions[0]; });
   }
+  int64_t max_pos(int64_t rows) const { return *std::max_element(positions.begin(), positions.begin() + rows); }
   void advance(int64_t n) { advance_rows(batch_size(), n); }
   void advance_rows(int64_t rows, int64_t n) {
     for (int64_t b = 0; b < rows; ++b) positions[size_t(b)] += n;
