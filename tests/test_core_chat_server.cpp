@@ -145,6 +145,30 @@ TEST(WorkerPool, OneSlotWorkersKeepTheirThread) {
   EXPECT_EQ(pool.try_enqueue(), nullptr);  // max_queue 0: only a free slot takes a request
 }
 
+// The mock refuses more concurrent generate() calls than its max_batch, so a server that overfills a replica fails
+// the HTTP tests instead of passing them.
+TEST(MockChatModel, RefusesMoreCallsAtOnceThanItsMaxBatch) {
+  MockChatModel model{MockOptions{}};  // max_batch 1
+  const std::vector<int> prompt = {256, 257, 'h', 'i', 258, 259};  // bos, user_start, "hi", user_end, assistant_start
+  std::promise<void> inside, checked;
+  std::thread first([&] {
+    bool once = false;
+    model.generate(prompt, SamplingParams{}, [&](int) {
+      if (!once) {
+        once = true;
+        inside.set_value();
+        checked.get_future().wait();
+      }
+      return true;
+    });
+  });
+  inside.get_future().wait();
+  EXPECT_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }), std::logic_error);
+  checked.set_value();
+  first.join();
+  EXPECT_NO_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }));  // one at a time is fine
+}
+
 TEST(WorkerPool, GivingUpLeavesTheQueue) {
   WorkerPool pool(4);
   pool.add(mock());
