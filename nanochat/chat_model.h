@@ -1,7 +1,7 @@
 // chat_model: the one interface the web chat server (chat_server.h) needs from a model — a tokenizer plus a
 // streaming sampler. The real implementation wraps the tokenizer and the inference engine (engine.h); the tests
 // use a small byte-level mock (tests/mock_chat_model.h). The server owns one ChatModel per worker (a model
-// replica, e.g. one per GPU) and never calls generate() on the same replica from two threads at once.
+// replica, e.g. one per GPU) and calls generate() on a replica from at most max_batch() threads at once.
 //
 // Contract, in short:
 //   - encode(text)        ordinary text -> ids. Special-token text such as "<|assistant_end|>" inside user content
@@ -18,8 +18,15 @@
 //                         the server is stopping). Returns when done. May throw std::exception on failure; the server
 //                         reports it to that request only and keeps the replica.
 //   - device()            a label for /stats, e.g. "cuda:0" or "cpu".
-// encode/decode/special_id/sequence_len/device must be safe to call from any thread at any time (they are read-only);
-// generate is called by one thread at a time per replica.
+//   - max_batch()         how many conversations the replica decodes together (continuous batching). With N > 1,
+//                         generate() may be called by up to N threads at once on this replica, each call one
+//                         conversation: the replica batches those calls itself (it runs its own decode thread).
+//                         One call's on_token is never run twice at once; best on the thread that called generate,
+//                         since on_token writes to that client's socket and a slow client should stall only its
+//                         own conversation. With 1 (the default), generate is called by one thread at a time, as
+//                         it always was (the worker's own thread).
+// encode/decode/special_id/sequence_len/device/max_batch must be safe to call from any thread at any time (they are
+// read-only).
 #pragma once
 
 #include <cstdint>
@@ -47,6 +54,9 @@ class ChatModel {
   virtual int special_id(std::string_view name) const = 0;
   virtual int sequence_len() const = 0;
   virtual std::string device() const = 0;
+  // Conversations generate() serves at once on this replica (see above); the server gives each worker this many
+  // slots. Constant for the replica's lifetime.
+  virtual int max_batch() const { return 1; }
 
   virtual void generate(const std::vector<int>& prompt, const SamplingParams& params,
                         const std::function<bool(int token)>& on_token) = 0;

@@ -1,6 +1,7 @@
 // chat_server: see chat_server.h. Each HTTP connection is served on a thread of httplib's pool; a streaming reply
-// waits for a worker inside httplib's chunked content provider, then has the worker's thread generate while the
-// connection thread waits, so the provider's sink tells us at every token whether the client is still there
+// waits for a slot of a worker inside httplib's chunked content provider, then generates — on the worker's thread
+// while the connection thread waits (one slot), or on the connection thread itself (several slots: the model
+// batches the calls) — so the provider's sink tells us at every token whether the client is still there
 // (sink.is_writable() peeks the socket for a hang-up). A non-streaming reply peeks its socket the same way.
 #include "nanochat/chat_server.h"
 
@@ -41,7 +42,10 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("--device-type", o.device_type, "cuda|cpu|mps (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
   app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too");
-  app.add_option("--max-queue", o.max_queue, "requests that may wait for a busy worker before 429")
+  app.add_option("--max-batch", o.max_batch,
+                 "conversations one worker decodes together (continuous batching); 1 = one at a time")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--max-queue", o.max_queue, "requests that may wait for a free slot before 429")
       ->check(CLI::Range(0, 100000));
   app.add_option("--read-timeout", o.read_timeout, "seconds before an idle or stalled connection is closed")
       ->check(CLI::Range(1, 3600));
@@ -200,9 +204,10 @@ void ChatServer::log(const std::string& line) {
 
 void ChatServer::routes() {
   auto& svr = *svr_;
-  // Every connection holds a thread while it is open: enough for the workers, the queue, and plenty of room
-  // for /health and slow clients besides.
-  size_t threads = size_t(opt_.num_gpus) + size_t(opt_.max_queue) + 256;
+  // Every connection holds a thread while it is open: enough for every slot of every worker, the queue, and
+  // plenty of room for /health and slow clients besides. (The pool starts before the models load, so it is sized
+  // by --max-batch rather than by the models' max_batch(), which it is meant to match.)
+  size_t threads = size_t(opt_.num_gpus) * size_t(std::max(1, opt_.max_batch)) + size_t(opt_.max_queue) + 256;
   svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   svr.set_payload_max_length(kMaxBodyBytes);
   svr.set_read_timeout(opt_.read_timeout, 0);
@@ -297,18 +302,22 @@ void ChatServer::routes() {
 
 void ChatServer::handle_health(httplib::Response& res) {
   auto s = pool_.stats();
-  json j = {{"status", "ok"}, {"ready", ready_ && s.total > 0}, {"num_gpus", opt_.num_gpus},
-            {"available_workers", s.available}, {"queued", s.queued}};
+  json j = {{"status", "ok"},          {"ready", ready_ && s.total > 0}, {"num_gpus", opt_.num_gpus},
+            {"available_workers", s.available}, {"queued", s.queued},
+            {"slots_total", s.slots_total}, {"slots_free", s.slots_free}};
   res.set_content(j.dump(), "application/json");
 }
 
 void ChatServer::handle_stats(httplib::Response& res) {
   auto s = pool_.stats();
   json workers = json::array();
-  for (auto& [id, device] : s.workers) workers.push_back({{"gpu_id", id}, {"device", device}});
+  for (auto& w : s.workers)
+    workers.push_back({{"gpu_id", w.id}, {"device", w.device}, {"slots", w.slots}, {"busy_slots", w.busy}});
   json j = {{"total_workers", s.total},
-            {"available_workers", s.available},
-            {"busy_workers", s.total - s.available},
+            {"available_workers", s.available},  // idle
+            {"busy_workers", s.total - s.available},  // generating at least one reply
+            {"slots_total", s.slots_total},
+            {"slots_free", s.slots_free},
             {"workers", workers},
             {"queued", s.queued},
             {"max_queue", pool_.max_queue()},
@@ -349,8 +358,14 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
     return true;
   };
   try {
-    // On the worker's own thread; this thread waits meanwhile, so on_token (emit, client_gone) runs there safely.
-    worker.thread->run([&] { model.generate(job.prompt, job.params, on_token); });
+    if (worker.thread) {
+      // One slot: on the worker's own thread; this thread waits meanwhile, so on_token (emit, client_gone) runs
+      // there safely.
+      worker.thread->run([&] { model.generate(job.prompt, job.params, on_token); });
+    } else {
+      // Several slots: the model batches the concurrent calls of its requests itself (chat_model.h).
+      model.generate(job.prompt, job.params, on_token);
+    }
   } catch (const std::exception& e) {
     r.error = e.what();
   }
@@ -388,8 +403,8 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
       n_rejected_++;
       auto s = pool_.stats();
       throw HttpError(429, "rate_limit_error",
-                      fmt::format("the server is busy: all {} workers are generating and {} requests are waiting; "
-                                  "retry in a moment", s.total, s.queued));
+                      fmt::format("the server is busy: all {} slots of its {} workers are generating and {} requests "
+                                  "are waiting; retry in a moment", s.slots_total, s.total, s.queued));
     }
     log(std::string(20, '='));
     for (const auto& m : cr.messages) {
@@ -403,7 +418,7 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
       reply_json(*job, std::move(ticket), req, res);
       return;
     }
-    // Streaming: headers go out now; the provider waits for a worker (watching the client) and streams.
+    // Streaming: headers go out now; the provider waits for a free slot (watching the client) and streams.
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider("text/event-stream", [this, job, ticket](size_t, httplib::DataSink& sink) mutable {
@@ -427,9 +442,9 @@ json ChatServer::usage(const Job& job, const Reply& r) const {
 
 void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
                             httplib::Response& res) {
-  // Waits for a worker on this connection's thread, has it generate, then answers with one JSON object. The
+  // Waits for a slot on this connection's thread, has it generate, then answers with one JSON object. The
   // connection's socket is watched while queued and before every token, as for a stream: a client that leaves
-  // frees its worker at once.
+  // frees its slot at once.
   const int fd = find_connection_socket(req);
   auto client_gone = [fd] { return peer_gone(fd); };
   auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });

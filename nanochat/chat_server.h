@@ -7,13 +7,17 @@
 //   GET  /v1/models            the one model served
 //   GET  /health, GET /stats   worker pool state (/health is always public)
 //
-// Serving rules beyond nanochat's: requests wait in a bounded FIFO queue for a worker (429 at once when it is
-// full), 503 until the models are loaded, 413 over 1 MB, 400 for every bad input (JSON {"error": {...}}),
-// prompt + max_tokens must fit the model's context (a request without max_tokens gets the default cut to fit),
-// a reply — streamed or not — stops within one decode step of its client leaving (a queued request whose client
-// leaves never runs), optional Bearer --api-key, binds 127.0.0.1 unless --host. Each worker runs its model on a
-// thread of its own; HTTP connections are served by httplib's thread pool and tokenize there (the tokenizer is
-// read-only and thread-safe).
+// Serving rules beyond nanochat's: a worker serves as many requests at once as its model's max_batch() (its slots:
+// continuous batching, --max-batch; 1 = one at a time as nanochat); requests wait in a bounded FIFO queue for a
+// free slot (429 at once when every slot is busy and the queue is full), 503 until the models are loaded, 413 over
+// 1 MB, 400 for every bad input (JSON {"error": {...}}), prompt + max_tokens must fit the model's context (a
+// request without max_tokens gets the default cut to fit), a reply — streamed or not — stops within one decode
+// step of its client leaving (a queued request whose client leaves never runs), optional Bearer --api-key, binds
+// 127.0.0.1 unless --host. A worker of one slot runs its model on a thread of its own; a worker of several slots
+// is called from the connection threads of its requests at once and batches them itself (chat_model.h). HTTP
+// connections are served by httplib's thread pool and tokenize there (the tokenizer is read-only and
+// thread-safe). /health and /stats count workers (available = idle, busy = generating at least one reply) and
+// slots (slots_total, slots_free).
 //
 // Use: fill ChatServerOptions from flags (add_chat_web_flags), then run_chat_server(options, load_replica), where
 // load_replica(i) builds worker i's model (e.g. on cuda:i). Tests may drive a ChatServer directly.
@@ -58,13 +62,17 @@ struct ChatServerOptions {
   std::string device_type;
   std::string host = "127.0.0.1";  // nanochat binds 0.0.0.0; we serve only this machine unless told otherwise
   // Serving limits.
-  int max_queue = 64;     // requests waiting for a worker before 429
+  int max_queue = 64;     // requests waiting for a free slot before 429
+  // Conversations one worker decodes together (continuous batching); 1 = one at a time. For load_replica to give
+  // its model: the server sizes each worker by its model's max_batch(), and reads this only to size its pool of
+  // connection threads.
+  int max_batch = 8;
   int read_timeout = 30;  // seconds a connection may sit idle while sending a request
   std::string api_key;    // non-empty: require "Authorization: Bearer <key>" (not for /, /logo.svg, /health)
   std::string model_name = "nanochat";  // the id /v1/models reports
 };
 
-// The flags of SPEC §21.1 plus --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
+// The flags of SPEC §21.1 plus --max-batch, --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
@@ -95,7 +103,8 @@ class ChatServer {
   void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
                   httplib::Response& res);
   bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
-  // Runs the model on a leased worker; emit(text) gets each complete piece of UTF-8 text (false = client gone).
+  // Runs the model on a leased slot of a worker; emit(text) gets each complete piece of UTF-8 text (false = client
+  // gone).
   Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
                  const std::function<bool()>& client_gone);
   nlohmann::json usage(const Job& job, const Reply& r) const;

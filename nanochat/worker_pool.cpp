@@ -54,7 +54,9 @@ void WorkerThread::run(const std::function<void()>& fn) {
 WorkerPool::Lease::~Lease() {
   {
     std::lock_guard<std::mutex> lock(pool_.mu_);
-    pool_.free_.push_back(&worker_);
+    worker_.busy--;
+    worker_.idle_since = ++pool_.clock_;
+    pool_.free_slots_++;
   }
   pool_.cv_.notify_all();
 }
@@ -73,11 +75,27 @@ void WorkerPool::leave_queue_locked(Ticket& t) {
 void WorkerPool::add(std::unique_ptr<ChatModel> model) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    int id = int(workers_.size());
-    workers_.push_back(std::make_unique<Worker>(Worker{id, std::move(model), std::make_unique<WorkerThread>()}));
-    free_.push_back(workers_.back().get());
+    auto w = std::make_unique<Worker>();
+    w->id = int(workers_.size());
+    w->slots = std::max(1, model->max_batch());
+    w->model = std::move(model);
+    if (w->slots == 1) w->thread = std::make_unique<WorkerThread>();
+    w->idle_since = ++clock_;
+    free_slots_ += size_t(w->slots);
+    workers_.push_back(std::move(w));
   }
   cv_.notify_all();
+}
+
+WorkerPool::Worker* WorkerPool::pick_locked() const {
+  // The least loaded worker with a free slot; among equals the one idle longest (with one slot each: the worker
+  // that went back to the pool first, a plain FIFO of workers).
+  Worker* best = nullptr;
+  for (const auto& w : workers_) {
+    if (w->busy >= w->slots) continue;
+    if (!best || w->busy < best->busy || (w->busy == best->busy && w->idle_since < best->idle_since)) best = w.get();
+  }
+  return best;
 }
 
 const ChatModel* WorkerPool::any_model() const {
@@ -87,8 +105,8 @@ const ChatModel* WorkerPool::any_model() const {
 
 std::shared_ptr<WorkerPool::Ticket> WorkerPool::try_enqueue() {
   std::lock_guard<std::mutex> lock(mu_);
-  // Requests that a free worker will take at once do not count against the queue.
-  if (shutdown_ || queue_.size() >= free_.size() + max_queue_) return nullptr;
+  // Requests that a free slot will take at once do not count against the queue.
+  if (shutdown_ || queue_.size() >= free_slots_ + max_queue_) return nullptr;
   auto t = std::make_shared<Ticket>(*this, next_ticket_++);
   queue_.push_back(t->id_);
   return t;
@@ -98,15 +116,16 @@ std::unique_ptr<WorkerPool::Lease> WorkerPool::wait(Ticket& t, const std::functi
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      auto my_turn = [&] { return shutdown_ || !t.queued_ || (queue_.front() == t.id_ && !free_.empty()); };
+      auto my_turn = [&] { return shutdown_ || !t.queued_ || (queue_.front() == t.id_ && free_slots_ > 0); };
       cv_.wait_for(lock, kPollInterval, my_turn);
       if (shutdown_ || !t.queued_) {
         if (t.queued_) leave_queue_locked(t);
         return nullptr;
       }
-      if (queue_.front() == t.id_ && !free_.empty()) {
-        Worker* w = free_.front();
-        free_.pop_front();
+      if (queue_.front() == t.id_ && free_slots_ > 0) {
+        Worker* w = pick_locked();
+        w->busy++;
+        free_slots_--;
         queue_.pop_front();
         t.queued_ = false;
         cv_.notify_all();
@@ -136,10 +155,14 @@ WorkerPool::Stats WorkerPool::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   Stats s;
   s.total = int(workers_.size());
-  s.available = int(free_.size());
   s.queued = int(queue_.size());
+  s.slots_free = int(free_slots_);
   s.dropped_from_queue = dropped_;
-  for (const auto& w : workers_) s.workers.emplace_back(w->id, w->model->device());
+  for (const auto& w : workers_) {
+    s.available += w->busy == 0;
+    s.slots_total += w->slots;
+    s.workers.push_back({w->id, w->model->device(), w->slots, w->busy});
+  }
   return s;
 }
 

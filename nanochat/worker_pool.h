@@ -1,13 +1,22 @@
 // worker_pool: the web server's model replicas (one per worker, e.g. one per GPU) and a bounded FIFO queue of
-// requests waiting for one (SPEC §21.2, plus the bounds nanochat lacks).
+// requests waiting for one (SPEC §21.2, plus continuous batching and the bounds nanochat lacks).
 //
-//   auto ticket = pool.try_enqueue();             // nullptr: every worker busy and the queue full -> answer 429 now
+// A worker has model->max_batch() slots, one per conversation it decodes at once (1: one request at a time, as
+// nanochat). A lease is one slot.
+//
+//   auto ticket = pool.try_enqueue();             // nullptr: every slot busy and the queue full -> answer 429 now
 //   auto lease = pool.wait(*ticket, client_gone); // blocks in FIFO order; nullptr if client_gone() or shutdown
-//   lease->worker().thread->run([&] { lease->worker().model->generate(...); });  // on the worker's own thread
-//                                                 // the worker goes back to the pool when the lease dies
+//   Worker& w = lease->worker();
+//   if (w.thread) w.thread->run([&] { w.model->generate(...); });  // 1 slot: on the worker's own thread
+//   else w.model->generate(...);                  // several slots: on the caller's thread; the model batches the
+//                                                 // concurrent calls itself
+//                                                 // the slot goes back to the pool when the lease dies
 //
-// A ticket dropped before it was served (its client left) leaves the queue at once, so it never runs.
-// Thread-safe. Not covered: what a worker does with its model (chat_server.cpp).
+// Tickets are served strictly in order; the one at the front takes a free slot of the least loaded worker (fewest
+// busy slots; among equals the one idle longest), so 2 requests on 2 workers of 4 slots run on both workers.
+// Requests that a free slot will take at once do not count against the queue: try_enqueue refuses only when
+// queued >= free slots + max_queue. A ticket dropped before it was served (its client left) leaves the queue at
+// once, so it never runs. Thread-safe. Not covered: what a worker does with its model (chat_server.cpp).
 #pragma once
 
 #include <condition_variable>
@@ -53,10 +62,15 @@ class WorkerPool {
   struct Worker {
     int id;  // reported to clients as "gpu"
     std::unique_ptr<ChatModel> model;
-    std::unique_ptr<WorkerThread> thread;  // runs model->generate (destroyed before the model)
+    // Runs model->generate when the worker has one slot (destroyed before the model); nullptr when it has several
+    // (the model then runs its own decode thread and each request calls generate on its own thread).
+    std::unique_ptr<WorkerThread> thread;
+    int slots = 1;         // model->max_batch(), at least 1
+    int busy = 0;          // slots leased now (guarded by the pool's mutex)
+    uint64_t idle_since = 0;  // pool clock at the last release (guarded by the pool's mutex)
   };
 
-  class Lease {
+  class Lease {  // one slot of a worker, given back when the lease dies
    public:
     Lease(WorkerPool& pool, Worker& w) : pool_(pool), worker_(w) {}
     ~Lease();
@@ -84,15 +98,24 @@ class WorkerPool {
   };
 
   struct Stats {
-    int total = 0, available = 0, queued = 0;
+    int total = 0;      // workers
+    int available = 0;  // workers with no busy slot (total - available are generating at least one reply)
+    int queued = 0;     // requests waiting for a slot
+    int slots_total = 0, slots_free = 0;  // over all workers
     uint64_t dropped_from_queue = 0;
-    std::vector<std::pair<int, std::string>> workers;  // (id, device)
+    struct WorkerStats {
+      int id;
+      std::string device;
+      int slots, busy;
+    };
+    std::vector<WorkerStats> workers;
   };
 
   explicit WorkerPool(size_t max_queue) : max_queue_(max_queue) {}
   WorkerPool(const WorkerPool&) = delete;
 
-  // Adds a loaded replica (ids 0, 1, ... in order); waiting requests may take it at once.
+  // Adds a loaded replica (ids 0, 1, ... in order) with model->max_batch() slots; waiting requests may take them at
+  // once.
   void add(std::unique_ptr<ChatModel> model);
   // Some loaded replica, for tokenizing (read-only, thread-safe); nullptr before the first is loaded.
   const ChatModel* any_model() const;
@@ -107,12 +130,14 @@ class WorkerPool {
 
  private:
   void leave_queue_locked(Ticket& t);
+  Worker* pick_locked() const;  // the worker the next request gets, nullptr if no slot is free
 
   const size_t max_queue_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::deque<Worker*> free_;
+  size_t free_slots_ = 0;
+  uint64_t clock_ = 0;          // counts releases, to order idle workers
   std::deque<uint64_t> queue_;  // ticket ids, oldest first
   uint64_t next_ticket_ = 0;
   uint64_t dropped_ = 0;

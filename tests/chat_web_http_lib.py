@@ -65,6 +65,7 @@ class Server:
     def __init__(self, *args, wait_ready=True, base_dir=None):
         self.log = tempfile.NamedTemporaryFile(prefix="chat_web_", suffix=".log", delete=False)
         self.failed_at_start = RESULTS["failed"]
+        self.max_batch = int(args[args.index("--max-batch") + 1]) if "--max-batch" in args else None
         if MOCK:
             cmd, env = [BIN, "--port", "0", *args], None
         else:

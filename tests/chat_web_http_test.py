@@ -10,8 +10,10 @@ Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE
 nanochat's JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the token budget, special-token
 text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, concurrent streams on 2 workers
 with a bounded queue (429s), client disconnects (streaming, non-streaming, queued), 503 while loading, API keys,
-SIGTERM, a soak (RSS and open fds before/after); mock only: an injected inference failure, read timeouts and slow
-clients. Timings are printed; only generous bounds are asserted.
+SIGTERM, a soak (RSS and open fds before/after); mock only: the suite once with workers of one slot and once of four
+(--max-batch), continuous batching (requests that run together on one worker, the queue and 429s counted in slots:
+chat_web_http_load.py), an injected inference failure, read timeouts and slow clients. Timings are printed; only
+generous bounds are asserted.
 
     python3 tests/chat_web_http_test.py mock <mock_chat_server>          (tests/e2e_chat_web_http.sh)
     python3 tests/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/e2e_chat_web_real.sh)
@@ -26,6 +28,7 @@ import threading
 import time
 
 from chat_web_http_lib import *  # noqa: F401,F403 - the command line, Server, Stream, check, soak
+from chat_web_http_load import batching_tests, burst, parallel_matrix
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -311,12 +314,16 @@ def openai_tests(srv):
 
 def endpoint_tests(srv):
     def health_stats():
-        h = srv.health()
-        assert h == {"status": "ok", "ready": True, "num_gpus": 2, "available_workers": 2, "queued": 0}, h
         s = srv.stats()
+        slots = [w["slots"] for w in s["workers"]]  # each worker's max_batch (the mock's is known: srv.max_batch)
+        assert slots == [srv.max_batch or slots[0]] * 2, s
+        h = srv.health()
+        assert h == {"status": "ok", "ready": True, "num_gpus": 2, "available_workers": 2, "queued": 0,
+                     "slots_total": sum(slots), "slots_free": sum(slots)}, h
         assert s["total_workers"] == 2 and s["busy_workers"] == 0 and s["available_workers"] == 2, s
+        assert s["slots_total"] == s["slots_free"] == sum(slots), s
         dev = ["mock:0", "mock:1"] if MOCK else ["cpu", "cpu"]
-        assert s["workers"] == [{"gpu_id": 0, "device": dev[0]}, {"gpu_id": 1, "device": dev[1]}], s
+        assert s["workers"] == [{"gpu_id": i, "device": dev[i], "slots": slots[i], "busy_slots": 0} for i in (0, 1)], s
         assert s["max_queue"] == 8 and s["queued"] == 0 and s["requests"]["failed"] == 0, s
     check("/health and /stats", health_stats)
 
@@ -342,78 +349,6 @@ def endpoint_tests(srv):
                 listening.add(local.split(":")[0])
         assert listening == {"0100007F"}, f"listening on {listening}, want only 127.0.0.1"
     check("binds 127.0.0.1 by default", bind)
-
-
-def parallel_matrix(srv, workers):
-    """llama.cpp's matrix: n concurrent streams all get 200, and min(workers, n) workers are busy meanwhile."""
-    for n in (1, 3, 4, 6):
-        def case(n=n):
-            streams = [Stream(srv, long_body(), headers=srv.auth) for _ in range(n)]
-            assert all(s.status == 200 for s in streams), [s.status for s in streams]
-            busy, t0 = None, time.time()
-            while busy != min(workers, n) and time.time() - t0 < 10:
-                busy = srv.stats()["busy_workers"]
-            first = [next(s.events())[1] for s in streams[:workers]]  # the running ones are streaming
-            for s in streams:
-                s.close()
-            assert busy == min(workers, n), busy
-            assert all("token" in ev for ev in first), first
-            srv.wait_idle(3.0)
-        check(f"{n} concurrent streams on {workers} worker(s): all 200, {min(workers, n)} busy", case)
-
-
-def burst(srv, workers, queue):
-    """32 streams at once on a full pool: each is served or gets a prompt 429 (TGI's bounded queue)."""
-
-    def case():
-        results, lock = [], threading.Lock()
-        busy_seen = []
-        max_tokens = 60 if MOCK else 240
-        # Connect all 32 first, then send every request at once, so they really arrive together.
-        streams = [Stream(srv, long_body(max_tokens), send=False) for _ in range(32)]
-        t_sent = {}
-        for s in streams:
-            s.send()
-            t_sent[s] = time.time()
-
-        def one(s):
-            try:
-                s.read_head()
-                if s.status == 200:
-                    events = list(s.events())
-                    pieces = [piece(ev) for _, ev in events[:-1]]
-                    text = "".join(pieces)
-                    fine = events[-1][0] == b'data: {"done": true}\n\n' and all(pieces) and len(pieces) <= max_tokens
-                    if MOCK:
-                        fine = fine and len(text.encode()) <= max_tokens
-                    outcome = ("ok", fine)
-                else:
-                    outcome = (s.status, time.time() - t_sent[s])
-                s.close()
-            except Exception as e:  # noqa: BLE001
-                outcome = ("error", repr(e))
-            with lock:
-                results.append(outcome)
-
-        threads = [threading.Thread(target=one, args=(s,)) for s in streams]
-        for t in threads:
-            t.start()
-        while any(t.is_alive() for t in threads):
-            busy_seen.append(srv.stats()["busy_workers"])
-        for t in threads:
-            t.join(60)
-        served = [r for r in results if r[0] == "ok"]
-        rejected = [r for r in results if r[0] == 429]
-        slowest_429 = max((r[1] for r in rejected), default=0)
-        print(f"     32 streams on {workers} worker(s), queue {queue}: {len(served)} served, {len(rejected)} got 429 "
-              f"(slowest 429 after {slowest_429 * 1000:.0f} ms), most busy_workers seen {max(busy_seen)}")
-        assert len(served) + len(rejected) == 32, results
-        assert len(served) >= workers + queue and rejected, results
-        assert all(done for _, done in served), "every served stream ran to its end, then done"
-        assert max(busy_seen) == workers, busy_seen
-        assert slowest_429 < 5, "429 must come at once, not after waiting"
-        srv.wait_idle(5.0)
-    check(f"32 concurrent streams, {workers} worker(s), max-queue {queue}: each served or a prompt 429", case)
 
 
 def cancel_once(srv, start, what):
@@ -478,14 +413,14 @@ def load_tests(srv):
           disconnect_nonstream)
 
     def disconnect_queued():
-        # Both workers busy with long replies, a third request waits; its client leaves. The mock's replies never
-        # end. The real model writes a 240-token reply in a few tens of ms, too short a window to be sure the
-        # leaving request is still queued, so there `fillers` more long requests queue ahead of it: it cannot
-        # start before they all have, and every one of them (and the held two) runs to its end.
+        # Every slot of both workers busy with long replies, one more request waits; its client leaves. The mock's
+        # replies never end. The real model writes a 240-token reply in a few tens of ms, too short a window to be
+        # sure the leaving request is still queued, so there `fillers` more long requests queue ahead of it: it
+        # cannot start before they all have, and every one of them (and the held ones) runs to its end.
         fillers = 0 if MOCK else 5
         ran = lambda s: s["completed"] + s["cancelled"] + s["failed"]  # noqa: E731
         st0 = srv.stats()["requests"]
-        hold = [Stream(srv, long_body(4000 if MOCK else None)) for _ in range(2)]
+        hold = [Stream(srv, long_body(4000 if MOCK else None)) for _ in range(srv.health()["slots_total"])]
         for h in hold:
             next(h.events())
         ahead = [Stream(srv, long_body()) for _ in range(fillers)]
@@ -505,7 +440,7 @@ def load_tests(srv):
         print(f"     queued request dropped {left * 1000:.0f} ms after its client left ({fillers} queued ahead)")
         assert 1 <= queued <= fillers + 1, queued
         assert st1["dropped_from_queue"] - st0["dropped_from_queue"] == 1, (queued, st0, st1)
-        assert ran(st1) - ran(st0) == 2 + fillers, f"only the held and queued-ahead requests ran: {st0} {st1}"
+        assert ran(st1) - ran(st0) == len(hold) + fillers, f"only the held and queued-ahead requests ran: {st0} {st1}"
     check("client leaving while queued: dropped from the queue, never runs", disconnect_queued)
 
     if not MOCK:
@@ -653,37 +588,43 @@ def main():
         finally:
             srv.stop()
     else:
-        extra = ["--mock-delay-ms", "2", "--mock-sequence-len", "40000"] if MOCK else []
-        srv = Server("--num-workers", "2", "--max-queue", "8", *extra)
-        try:
-            endpoint_tests(srv)
-            bad_input_tests(srv)
-            streaming_tests(srv)
-            openai_tests(srv)
-            load_tests(srv)
-            check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
-            check("server still alive",
-                  lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
+        # The mock runs the suite twice: workers of one slot (one request at a time, each on its worker's thread) and
+        # of four (continuous batching: the requests call the model from their own threads at once).
+        for batch in (["--max-batch", "1"], ["--max-batch", "4"]) if MOCK else ([],):
+            extra = ["--mock-delay-ms", "2", "--mock-sequence-len", "40000", *batch] if MOCK else []
+            srv = Server("--num-workers", "2", "--max-queue", "8", *extra)
+            if batch:
+                print(f"--- 2 workers {' '.join(batch)}", flush=True)
+            try:
+                endpoint_tests(srv)
+                bad_input_tests(srv)
+                streaming_tests(srv)
+                openai_tests(srv)
+                load_tests(srv)
+                check("/health available_workers == num_workers at the end", lambda: srv.wait_idle(1.0))
+                check("server still alive",
+                      lambda: srv.proc.poll() is None or (_ for _ in ()).throw(AssertionError("died")))
 
-            def sigterm_while_streaming():
-                s = Stream(srv, long_body())
-                next(s.events())
-                t0 = time.time()
-                rc = srv.stop()
-                print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
-                assert rc == 0, rc
-                s.close()
-            check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
-        finally:
-            if srv.proc.poll() is None:
-                srv.stop()
+                def sigterm_while_streaming():
+                    s = Stream(srv, long_body())
+                    next(s.events())
+                    t0 = time.time()
+                    rc = srv.stop()
+                    print(f"     SIGTERM with a stream running: exit {rc} after {(time.time() - t0) * 1000:.0f} ms")
+                    assert rc == 0, rc
+                    s.close()
+                check("SIGTERM while a reply streams: the server cancels it and exits 0", sigterm_while_streaming)
+            finally:
+                if srv.proc.poll() is None:
+                    srv.stop()
         if MOCK:
-            one = Server("--num-workers", "1", "--max-queue", "8", "--mock-delay-ms", "2")
+            one = Server("--num-workers", "1", "--max-queue", "8", "--mock-delay-ms", "2", "--max-batch", "1")
             try:
                 parallel_matrix(one, 1)
                 burst(one, workers=1, queue=8)
             finally:
                 one.stop()
+            batching_tests()
         aux_tests()
     shutil.rmtree(TMP, ignore_errors=True)
     print(f"({time.time() - t0:.1f} s)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e_chat_web_http: the web chat server over real HTTP on 127.0.0.1 in front of the test-only mock model, whose
 # replies are scripted: exact texts, characters forced across byte tokens, an injected inference failure, slow
-# loading, a client leaving while queued, read timeouts and slow clients, a 1,000-request soak.
+# loading, a client leaving while queued, workers serving several requests at once (--max-batch), read timeouts and
+# slow clients, a 1,000-request soak.
 # See tests/chat_web_http_test.py; e2e_chat_web_real.sh runs the same suite against `nanochat chat_web` itself.
 # Needs python3 (standard library only).
 set -euo pipefail

@@ -68,6 +68,16 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
   if (start >= prompt.size() || end >= prompt.size()) throw std::invalid_argument("mock: no user message in the prompt");
   std::string said = decode(std::span<const int>(prompt.data() + start, end - start));
 
+  // Count this call among those running on the replica for as long as it runs (however it returns).
+  const int now = ++running_;
+  struct Leave {
+    std::atomic<int>& n;
+    ~Leave() { n--; }
+  } leave{running_};
+  if (now > opt_.max_batch)
+    throw std::logic_error("mock: " + std::to_string(now) + " generate() calls at once on a replica of max_batch " +
+                           std::to_string(opt_.max_batch));
+
   const int call = ++*opt_.calls;
   const bool forever = said.rfind("forever", 0) == 0;
   const std::string reply = forever ? std::string("\xF0\x9F\xA6\x99 llama ") : reply_for(said, params);

@@ -5,8 +5,10 @@
 // characters (🦙 = F0 9F A6 99, 你好) are always split across tokens — and ends with <|assistant_end|>:
 //   last user message "forever..."  -> "🦙 llama " repeated until max_tokens (or until cancelled)
 //   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature > 0)
-// Knobs: a delay per token (a decode step), and failures injected on chosen generate() calls counted across all
-// replicas sharing `calls` (they throw after three tokens).
+// Knobs: a delay per token (a decode step), failures injected on chosen generate() calls counted across all
+// replicas sharing `calls` (they throw after three tokens), and max_batch: how many generate() calls the replica
+// takes at once. Concurrent calls simply run side by side (each sleeps its own delay, as in one batched step); one
+// call more than max_batch at once throws, so a server that overfills a replica fails its tests.
 #pragma once
 
 #include <atomic>
@@ -20,6 +22,7 @@ namespace nanochat {
 struct MockOptions {
   int sequence_len = 1024;
   int delay_ms = 0;  // per generated token
+  int max_batch = 1;  // generate() calls served at once (the server's slots for this replica)
   std::vector<int> fail_on;  // 1-based generate() calls that throw (after three tokens)
   std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
   std::string device = "mock";
@@ -34,6 +37,7 @@ class MockChatModel : public ChatModel {
   int special_id(std::string_view name) const override;
   int sequence_len() const override { return opt_.sequence_len; }
   std::string device() const override { return opt_.device; }
+  int max_batch() const override { return opt_.max_batch; }
   void generate(const std::vector<int>& prompt, const SamplingParams& params,
                 const std::function<bool(int token)>& on_token) override;
 
@@ -42,6 +46,7 @@ class MockChatModel : public ChatModel {
 
  private:
   MockOptions opt_;
+  std::atomic<int> running_{0};  // generate() calls running now
 };
 
 }  // namespace nanochat

@@ -3,7 +3,8 @@
 // nanochat program and says so when it starts.
 //   build/tests/mock_chat_server --port 0 --num-gpus 2 --mock-delay-ms 5
 // Takes every chat_web flag, plus --mock-delay-ms (per token), --mock-fail-on N,M (those generations throw),
-// --mock-sequence-len, --mock-load-ms (time to "load" each replica, to test 503 while loading).
+// --mock-sequence-len, --mock-load-ms (time to "load" each replica, to test 503 while loading). --max-batch goes to
+// the mocks as chat_web gives it to its models: each replica then serves that many requests at once.
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -32,6 +33,7 @@ int main(int argc, char** argv) {
       std::this_thread::sleep_for(std::chrono::milliseconds(load_ms));
       MockOptions m = mock;
       m.device = "mock:" + std::to_string(i);
+      m.max_batch = opt.max_batch;
       return std::make_unique<MockChatModel>(m);
     });
   } catch (const std::exception& e) {

@@ -1,5 +1,5 @@
-// Tests for the web server's parts: UTF-8 holdback and SSE events (sse.h), the bounded FIFO worker pool
-// (worker_pool.h), and a ChatServer in this process on a free port with the mock model (chat_server.h).
+// Tests for the web server's parts: UTF-8 holdback and SSE events (sse.h), the bounded FIFO worker pool and its
+// slots (worker_pool.h), and a ChatServer in this process on a free port with the mock model (chat_server.h).
 // The full HTTP suite against the server program is tests/e2e_chat_web_http.sh.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -8,7 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include <httplib.h>
@@ -82,6 +84,89 @@ TEST(WorkerPool, BoundedQueueAndFifo) {
   EXPECT_EQ(t1_pos, 1);
   EXPECT_EQ(t2_pos, 2);
   EXPECT_EQ(pool.stats().available, 1);
+}
+
+// Workers of several slots: the front of the queue takes a free slot of the least loaded worker, so requests spread
+// over the workers before they fill one; the queue bound counts free slots, not free workers.
+TEST(WorkerPool, SlotsSpreadOverWorkersThenFill) {
+  WorkerPool pool(1);
+  MockOptions two;
+  two.max_batch = 2;
+  pool.add(mock(two));
+  pool.add(mock(two));
+  auto never = [] { return false; };
+  auto s = pool.stats();
+  EXPECT_EQ(s.slots_total, 4);
+  EXPECT_EQ(s.slots_free, 4);
+  EXPECT_EQ(s.available, 2);
+  std::vector<std::shared_ptr<WorkerPool::Ticket>> t;
+  for (int i = 0; i < 5; i++) t.push_back(pool.try_enqueue());  // 4 free slots + a queue of 1
+  for (auto& x : t) ASSERT_TRUE(x);
+  EXPECT_EQ(pool.try_enqueue(), nullptr);
+  std::vector<std::unique_ptr<WorkerPool::Lease>> l;
+  for (int i = 0; i < 4; i++) l.push_back(pool.wait(*t[i], never));
+  for (auto& x : l) ASSERT_TRUE(x);
+  EXPECT_EQ(l[0]->worker().id, 0);
+  EXPECT_EQ(l[1]->worker().id, 1);  // the idle worker before a second slot of the busy one
+  EXPECT_EQ(l[2]->worker().id, 0);
+  EXPECT_EQ(l[3]->worker().id, 1);
+  EXPECT_EQ(l[0]->worker().thread, nullptr);  // several slots: generate runs on the requests' own threads
+  s = pool.stats();
+  EXPECT_EQ(s.slots_free, 0);
+  EXPECT_EQ(s.available, 0);
+  EXPECT_EQ(s.queued, 1);
+  ASSERT_EQ(s.workers.size(), 2u);
+  EXPECT_EQ(s.workers[0].slots, 2);
+  EXPECT_EQ(s.workers[0].busy, 2);
+  EXPECT_EQ(pool.try_enqueue(), nullptr);  // every slot busy and the queue full
+  l[1].reset();  // a slot of worker 1 comes back: the queued request takes it
+  s = pool.stats();
+  EXPECT_EQ(s.slots_free, 1);
+  EXPECT_EQ(s.available, 0);  // both workers still generate
+  auto l4 = pool.wait(*t[4], never);
+  ASSERT_TRUE(l4);
+  EXPECT_EQ(l4->worker().id, 1);
+  l.clear();
+  l4.reset();
+  s = pool.stats();
+  EXPECT_EQ(s.slots_free, 4);
+  EXPECT_EQ(s.available, 2);
+  EXPECT_EQ(s.queued, 0);
+}
+
+TEST(WorkerPool, OneSlotWorkersKeepTheirThread) {
+  WorkerPool pool(0);
+  pool.add(mock());
+  auto t = pool.try_enqueue();
+  auto lease = pool.wait(*t, [] { return false; });
+  ASSERT_TRUE(lease);
+  EXPECT_NE(lease->worker().thread, nullptr);
+  EXPECT_EQ(pool.stats().slots_total, 1);
+  EXPECT_EQ(pool.try_enqueue(), nullptr);  // max_queue 0: only a free slot takes a request
+}
+
+// The mock refuses more concurrent generate() calls than its max_batch, so a server that overfills a replica fails
+// the HTTP tests instead of passing them.
+TEST(MockChatModel, RefusesMoreCallsAtOnceThanItsMaxBatch) {
+  MockChatModel model{MockOptions{}};  // max_batch 1
+  const std::vector<int> prompt = {256, 257, 'h', 'i', 258, 259};  // bos, user_start, "hi", user_end, assistant_start
+  std::promise<void> inside, checked;
+  std::thread first([&] {
+    bool once = false;
+    model.generate(prompt, SamplingParams{}, [&](int) {
+      if (!once) {
+        once = true;
+        inside.set_value();
+        checked.get_future().wait();
+      }
+      return true;
+    });
+  });
+  inside.get_future().wait();
+  EXPECT_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }), std::logic_error);
+  checked.set_value();
+  first.join();
+  EXPECT_NO_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }));  // one at a time is fine
 }
 
 TEST(WorkerPool, GivingUpLeavesTheQueue) {
@@ -238,4 +323,71 @@ TEST(ChatServer, StopsWithinOneDecodeStepOfTheClientLeaving) {
     server.stop();
     server.join();
   }
+}
+
+namespace {
+
+// A mock of max_batch n whose generate() calls each wait (up to 10 s) until n of them have begun, so that a server
+// running the requests of one worker one after another fails the test instead of passing it.
+struct BarrierModel : MockChatModel {
+  explicit BarrierModel(int n) : MockChatModel(options(n)), n(n) {}
+  static MockOptions options(int n) {
+    MockOptions o;
+    o.max_batch = n;
+    return o;
+  }
+  const int n;
+  std::mutex mu;
+  std::condition_variable cv;
+  int arrived = 0;
+  std::atomic<int> together{0};
+  void generate(const std::vector<int>& prompt, const SamplingParams& params,
+                const std::function<bool(int)>& on_token) override {
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      arrived++;
+      cv.notify_all();
+      if (cv.wait_for(lock, 10s, [&] { return arrived >= n; })) together++;
+    }
+    MockChatModel::generate(prompt, params, on_token);
+  }
+};
+
+}  // namespace
+
+// One worker of 4 slots: 4 requests call its model at the same time, each gets its own reply.
+TEST(ChatServer, BatchedWorkerRunsItsRequestsTogether) {
+  ChatServerOptions opt;
+  opt.port = 0;
+  opt.max_batch = 4;
+  ChatServer server(opt);
+  int port = server.start();
+  auto owned = std::make_unique<BarrierModel>(4);
+  BarrierModel& model = *owned;
+  server.add_replica(std::move(owned));
+  server.set_ready();
+  std::vector<std::string> texts(4);
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 4; i++) {
+    clients.emplace_back([&, i] {
+      httplib::Client cli("127.0.0.1", port);
+      cli.set_read_timeout(60, 0);
+      std::string body = R"({"messages": [{"role": "user", "content": "c)" + std::to_string(i) +
+                         R"("}], "temperature": 0, "stream": false})";
+      auto res = cli.Post("/v1/chat/completions", body, "application/json");
+      if (res && res->status == 200)
+        texts[i] = nlohmann::json::parse(res->body)["choices"][0]["message"]["content"].get<std::string>();
+    });
+  }
+  for (auto& c : clients) c.join();
+  for (int i = 0; i < 4; i++)
+    EXPECT_EQ(texts[i], MockChatModel::reply_for("c" + std::to_string(i), SamplingParams{0.0, 50, 512, 0}));
+  EXPECT_EQ(model.together, 4) << "the 4 requests did not run at the same time";
+  httplib::Client cli("127.0.0.1", port);
+  auto stats = nlohmann::json::parse(cli.Get("/stats")->body);
+  EXPECT_EQ(stats["slots_total"], 4);
+  EXPECT_EQ(stats["slots_free"], 4);
+  EXPECT_EQ(stats["requests"]["completed"], 4);
+  server.stop();
+  server.join();
 }
