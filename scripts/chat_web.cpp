@@ -2,11 +2,13 @@
 //   nanochat chat_web                          the latest SFT model on http://127.0.0.1:8000
 //   nanochat chat_web -i rl -n 8               8 replicas, one per GPU
 //   nanochat chat_web --num-workers 2 --device-type cpu --host 0.0.0.0
+//   nanochat chat_web --max-batch 16           each worker decodes up to 16 conversations together (default 8)
 // The HTTP side (validation, queue, streaming, UI) is nanochat/chat_server; this file loads the model replicas and
 // adapts the inference engine to the server's ChatModel interface.
 #include <memory>
 #include <mutex>
 
+#include "nanochat/batch_engine.h"
 #include "nanochat/chat_server.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
@@ -18,11 +20,14 @@ using namespace nanochat;
 
 namespace {
 
-// One model replica: a loaded checkpoint plus an Engine over it.
+// One model replica: a loaded checkpoint plus an Engine over it, or with max_batch > 1 a BatchEngine that decodes
+// up to max_batch conversations together (the server then calls generate from that many threads at once).
 class EngineChatModel : public ChatModel {
  public:
-  explicit EngineChatModel(LoadedModel lm, torch::Device device)
-      : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {}
+  EngineChatModel(LoadedModel lm, torch::Device device, int max_batch)
+      : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {
+    if (max_batch > 1) batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch);
+  }
 
   std::vector<int> encode(std::string_view text) const override {
     auto ids = lm_.tokenizer.encode_ordinary(text);
@@ -34,10 +39,14 @@ class EngineChatModel : public ChatModel {
   int special_id(std::string_view name) const override { return lm_.tokenizer.encode_special(name); }
   int sequence_len() const override { return int(lm_.model->config.sequence_len); }
   std::string device() const override { return device_; }
+  int max_batch() const override { return batcher_ ? batcher_->max_batch() : 1; }
 
   void generate(const std::vector<int>& prompt, const SamplingParams& params,
                 const std::function<bool(int)>& on_token) override {
     std::vector<int32_t> ids(prompt.begin(), prompt.end());
+    if (batcher_)
+      return batcher_->generate(ids, params.max_tokens, params.temperature, params.top_k, params.seed,
+                                [&](int32_t token) { return on_token(token); });
     engine_.generate(ids, 1, params.max_tokens, params.temperature, params.top_k, params.seed,
                      [&](const std::vector<int32_t>& col, const std::vector<int32_t>&) { return on_token(col[0]); });
   }
@@ -46,6 +55,7 @@ class EngineChatModel : public ChatModel {
   LoadedModel lm_;
   Engine engine_;
   std::string device_;
+  std::unique_ptr<BatchEngine> batcher_;  // last: its decode thread stops before the model goes
 };
 
 }  // namespace
@@ -68,6 +78,6 @@ int chat_web_main(int argc, char** argv) {
   return run_chat_server(opt, [&](int i) -> std::unique_ptr<ChatModel> {
     torch::Device device = ctx.device.is_cuda() ? torch::Device(torch::kCUDA, i) : torch::Device(torch::kCPU);
     LoadedModel lm = load_model(opt.source, device, "eval", opt.model_tag, opt.step);
-    return std::make_unique<EngineChatModel>(std::move(lm), device);
+    return std::make_unique<EngineChatModel>(std::move(lm), device, opt.max_batch);
   });
 }

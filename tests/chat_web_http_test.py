@@ -234,6 +234,24 @@ def streaming_tests(srv):
         assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 240, r["usage"]
     check("the long request of the load tests runs to max_tokens (240)", long_greedy)
 
+    def batched_equals_alone():
+        # Continuous batching must not change a reply: 8 seeded requests (4 rows per worker) sent at once give the
+        # texts they give one at a time.
+        bodies = [{"messages": msgs(f"tell me about {i}"), "temperature": 0.9 if i % 2 else 0.0, "top_k": 20 * i,
+                   "seed": i, "max_tokens": 24 + 8 * i} for i in range(8)]
+        alone = [openai(srv, b)["choices"][0]["message"]["content"] for b in bodies]
+        together = [None] * len(bodies)
+        def run(i):
+            together[i] = openai(srv, bodies[i])["choices"][0]["message"]["content"]
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert together == alone, (together, alone)
+        assert len(set(alone)) > 1, alone
+    check("8 seeded replies decoded together == the same decoded one at a time", batched_equals_alone)
+
     def utf8_whole():
         # The fixture vocabulary holds only three whole non-ASCII characters (’ ” é); any other one the model writes
         # is assembled from byte tokens, so reading it whole from one event (Stream.events decodes every event
