@@ -2,9 +2,11 @@
 # Continuous batching in chat_web, measured: C clients (default 8) each send R requests (default 8) at once to one
 # CPU worker, OpenAI API, 64 new tokens each (temperature 1, top-k 50, a seed per request), against a depth-6
 # model (head_dim 64, context 512; one training step on the fixture shards, since only speed matters here). The
-# same load runs with --max-batch 1 (conversations one after another) and --max-batch 8 (decoded together), and
-# each prints completion tokens per second over all clients and the median and p90 request latency.
+# same load runs with --max-batch 1 (conversations one after another) and --max-batch 8 (decoded together), or
+# the values in $MAX_BATCHES, and each prints completion tokens per second over all clients and the median and
+# p90 request latency.
 #   bash bench/chat_web_batching.sh [build/nanochat] [clients] [requests per client]
+#   MAX_BATCHES="1 4 8 16" bash bench/chat_web_batching.sh build/nanochat 16
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 export NANOCHAT=${1:-$here/../build/nanochat} FIXTURES=$here/../tests/fixtures
@@ -20,7 +22,7 @@ mkdir -p "$NANOCHAT_BASE_DIR/chatsft_checkpoints"
 cp -r "$NANOCHAT_BASE_DIR/base_checkpoints/d6" "$NANOCHAT_BASE_DIR/chatsft_checkpoints/d6"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
-for max_batch in 1 8; do
+for max_batch in ${MAX_BATCHES:-1 8}; do
   "$NANOCHAT" chat_web --device-type cpu --num-workers 1 --max-batch "$max_batch" --port "$port" \
     > "$tmp/server.log" 2>&1 &
   server=$!
