@@ -8,21 +8,14 @@
 
 #include "nanochat/batch_engine.h"
 #include "nanochat/common.h"
+#include "tokenizer_test_util.h"
 #include "nanochat/decode.h"
 
 using namespace nanochat;
 
 namespace {
 
-// 256 single-byte tokens + nanochat's 9 specials.
-const Tokenizer& byte_tokenizer() {
-  static const Tokenizer tok = [] {
-    Ranks ranks;
-    for (int b = 0; b < 256; ++b) ranks.emplace_back(std::string(1, char(b)), b);
-    return make_nanochat_tokenizer(std::move(ranks));
-  }();
-  return tok;
-}
+using tok_test::byte_tokenizer;
 
 // Depth 3 (value embeddings on layers 0 and 2), GQA 4 over 2 heads, a 5-key window on layer 0 that decoding slides
 // past, every term of the step awake; the lm_head's <|assistant_end|> row is scaled up so that sampled replies end

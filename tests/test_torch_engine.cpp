@@ -5,21 +5,14 @@
 #include <set>
 
 #include "nanochat/common.h"
+#include "tokenizer_test_util.h"
 #include "nanochat/engine.h"
 
 using namespace nanochat;
 
 namespace {
 
-// 256 single-byte tokens + nanochat's 9 specials.
-const Tokenizer& byte_tokenizer() {
-  static const Tokenizer tok = [] {
-    Ranks ranks;
-    for (int b = 0; b < 256; ++b) ranks.emplace_back(std::string(1, char(b)), b);
-    return make_nanochat_tokenizer(std::move(ranks));
-  }();
-  return tok;
-}
+using tok_test::byte_tokenizer;
 
 GPT tiny_model(int64_t vocab, const std::string& pattern = "L", int64_t seq_len = 128) {
   GPTConfig c;

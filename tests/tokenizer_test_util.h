@@ -1,4 +1,5 @@
-// Shared helpers for the tokenizer tests: fixture paths, JSONL reading, the cl100k tokenizer built once.
+// Shared helpers for the tokenizer tests: fixture paths, JSONL reading, the cl100k tokenizer built once, and the
+// byte-level tokenizer the engine tests use.
 #pragma once
 
 #include <fstream>
@@ -38,6 +39,16 @@ inline const nanochat::Tokenizer& cl100k(bool nanochat_pattern) {
 inline const nanochat::Tokenizer& small_pkl() {
   static const nanochat::Tokenizer t = nanochat::Tokenizer::from_pkl_file(fixture("tokenizer_pkl/tokenizer.pkl"));
   return t;
+}
+
+// 256 single-byte tokens + nanochat's 9 specials (test_engine.py's ByteTokenizer), built once.
+inline const nanochat::Tokenizer& byte_tokenizer() {
+  static const nanochat::Tokenizer tok = [] {
+    nanochat::Ranks ranks;
+    for (int b = 0; b < 256; ++b) ranks.emplace_back(std::string(1, char(b)), b);
+    return nanochat::make_nanochat_tokenizer(std::move(ranks));
+  }();
+  return tok;
 }
 
 }  // namespace tok_test
