@@ -190,8 +190,9 @@ torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::
   const torch::Tensor rows = torch::arange(B, positions.options());
   {
     torch::NoGradGuard no_grad;
-    k_cache.index_put_({rows, positions}, k.select(1, 0));
-    v_cache.index_put_({rows, positions}, v.select(1, 0));
+    // index_put_ does not convert: an fp32 model may decode into a bf16 cache (CUDA's default).
+    k_cache.index_put_({rows, positions}, k.select(1, 0).to(k_cache.scalar_type()));
+    v_cache.index_put_({rows, positions}, v.select(1, 0).to(v_cache.scalar_type()));
   }
   // Scores of each row's query against keys [0, Tk), masked per row to its own causal window.
   auto kf = expand_kv(k_cache.narrow(1, 0, Tk), H).to(q.scalar_type()).transpose(1, 2);  // [B,H,Tk,D]

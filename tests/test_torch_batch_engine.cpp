@@ -42,9 +42,9 @@ GPT random_model() {
   return m;
 }
 
-KVCache cache_for(const GPT& m, int64_t batch, int64_t len) {
+KVCache cache_for(const GPT& m, int64_t batch, int64_t len, torch::Dtype dtype = torch::kFloat) {
   const auto& c = m->config;
-  return KVCache(batch, c.n_kv_head, len, c.n_embd / c.n_head, c.n_layer, torch::kCPU, torch::kFloat);
+  return KVCache(batch, c.n_kv_head, len, c.n_embd / c.n_head, c.n_layer, torch::kCPU, dtype);
 }
 
 float max_diff(const torch::Tensor& a, const torch::Tensor& b) { return (a - b).abs().max().item<float>(); }
@@ -71,8 +71,12 @@ struct Conversation {
 };
 
 const std::vector<Conversation> kConversations = {
-    {"Hello there", 30, 0.0, 0, 1},        {"What is 2+2?", 12, 1.0, 0, 7},  {"A much longer prompt, to prefill", 25, 0.8, 20, 3},
-    {"x", 40, 1.0, 0, 11},                  {"Tell me a story", 5, 0.6, 5, 99}, {"Why?", 33, 1.2, 0, 42},
+    {"Hello there", 30, 0.0, 0, 1},
+    {"What is 2+2?", 12, 1.0, 0, 7},
+    {"A much longer prompt, to prefill", 25, 0.8, 20, 3},
+    {"x", 40, 1.0, 0, 11},
+    {"Tell me a story", 5, 0.6, 5, 99},
+    {"Why?", 33, 1.2, 0, 42},
     {"One more, to wait for a row", 18, 0.0, 0, 5}};
 
 }  // namespace
@@ -110,18 +114,19 @@ TEST(KVCacheRows, LoadMoveAndPositions) {
 
 // Three conversations prefilled alone, then stepped together in one cache at different positions (in a cache with
 // a spare row), must give what each gives stepped alone; then one leaves (the last row moves into its place) and
-// the other two go on. Both the fused CPU step and the libtorch path (the one CUDA takes).
+// the other two go on. The fused CPU step, the libtorch path (the one CUDA takes), and that path into a bf16 cache
+// (CUDA's cache dtype) under an fp32 model.
 TEST(KVCacheRows, RowsAtDifferentPositionsDecodeAsAlone) {
   torch::NoGradGuard no_grad;
   GPT m = random_model();
-  for (bool fused : {true, false}) {
+  for (auto [fused, dtype] : {std::pair{true, torch::kFloat}, {false, torch::kFloat}, {false, torch::kBFloat16}}) {
     m->fused_decode = fused;
     const std::vector<int64_t> lens = {3, 7, 11};
     std::vector<KVCache> solo;
-    KVCache batch = cache_for(m, 4, 40);
+    KVCache batch = cache_for(m, 4, 40, dtype);
     torch::manual_seed(17);
     for (size_t r = 0; r < lens.size(); ++r) {
-      solo.push_back(cache_for(m, 1, 40));
+      solo.push_back(cache_for(m, 1, 40, dtype));
       m->forward_last(torch::randint(m->config.vocab_size, {1, lens[r]}, torch::kLong), solo.back());
       batch.load_row(int64_t(r), solo.back());
     }
@@ -137,7 +142,8 @@ TEST(KVCacheRows, RowsAtDifferentPositionsDecodeAsAlone) {
       torch::Tensor got = m->forward_last(next, batch);
       for (int64_t b = 0; b < n; ++b) {
         torch::Tensor want = m->forward_last(next.narrow(0, b, 1), solo[live[size_t(b)]]);
-        EXPECT_LT(max_diff(got[b], want[0]), 2e-4) << "fused=" << fused << " step " << s << " row " << b;
+        EXPECT_LT(max_diff(got[b], want[0]), 2e-4)
+            << "fused=" << fused << " dtype=" << dtype << " step " << s << " row " << b;
         EXPECT_EQ(batch.row_pos(b), solo[live[size_t(b)]].get_pos());
       }
     }
@@ -181,7 +187,8 @@ TEST(BatchEngine, CallerStoppingFreesItsRowAndOthersGoOn) {
   Engine engine(m, byte_tokenizer());
   BatchEngine batcher(m, byte_tokenizer(), 2);
   const auto& keep = kConversations[3];  // 40 tokens at temperature 1
-  std::vector<int32_t> want = alone(engine, prompt(keep.text), keep.max_tokens, keep.temperature, keep.top_k, keep.seed);
+  std::vector<int32_t> want =
+      alone(engine, prompt(keep.text), keep.max_tokens, keep.temperature, keep.top_k, keep.seed);
   std::vector<int32_t> got;
   std::thread other([&] {
     batcher.generate(prompt(keep.text), keep.max_tokens, keep.temperature, keep.top_k, keep.seed, [&](int32_t t) {
