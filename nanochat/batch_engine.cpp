@@ -67,6 +67,13 @@ void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, d
     pending_.push_back(r);
   }
   cv_.notify_all();
+  // Stopping early: the decode thread drops the row at its next step; wait for that, so that when we return the
+  // conversation's row is free for the next one.
+  auto stop = [&] {
+    r->cancelled = true;
+    std::unique_lock<std::mutex> lock(r->mu);
+    r->cv.wait(lock, [&] { return r->finished; });
+  };
   std::unique_lock<std::mutex> lock(r->mu);
   for (;;) {
     r->cv.wait(lock, [&] { return !r->out.empty() || r->finished; });
@@ -74,14 +81,14 @@ void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, d
     const bool finished = r->finished;
     lock.unlock();
     for (int32_t t : tokens) {
-      if (on_token(t)) continue;
-      // Stop: the decode thread drops the row at its next step; wait for that, so that when we return the
-      // conversation's row is free for the next one.
-      r->cancelled = true;
-      cv_.notify_all();
-      lock.lock();
-      r->cv.wait(lock, [&] { return r->finished; });
-      return;
+      bool go_on = false;
+      try {
+        go_on = on_token(t);
+      } catch (...) {
+        stop();
+        throw;
+      }
+      if (!go_on) return stop();
     }
     lock.lock();
     if (finished && r->out.empty()) break;

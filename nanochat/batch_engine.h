@@ -43,7 +43,8 @@ class BatchEngine {
 
   // Generates up to max_tokens tokens after prompt (max_tokens < 0: until the model's sequence length), calling
   // on_token on the calling thread for each one, forced tool-output tokens and the final <|assistant_end|> included
-  // (as Engine::generate does). Returns when the reply is done or on_token returned false. Throws Error for bad
+  // (as Engine::generate does). Returns when the reply is done or on_token returned false (or threw, which is
+  // rethrown); either way the conversation has left the batch by then. Throws Error for bad
   // arguments (an empty prompt, prompt + max_tokens beyond the model's context) and when decoding failed.
   void generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k, uint64_t seed,
                 const std::function<bool(int32_t token)>& on_token);

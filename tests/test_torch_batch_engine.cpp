@@ -205,6 +205,10 @@ TEST(BatchEngine, CallerStoppingFreesItsRowAndOthersGoOn) {
   }
   other.join();
   EXPECT_EQ(got, want);
+  // A caller whose callback throws (a socket write that failed) leaves the same way, and gets the exception.
+  auto throws = [](int32_t) -> bool { throw std::runtime_error("the client is gone"); };
+  EXPECT_THROW(batcher.generate(prompt("forever"), 40, 0.0, 0, 0, throws), std::runtime_error);
+  EXPECT_EQ(batcher.active(), 0);
 }
 
 TEST(BatchEngine, BadRequestsAreErrors) {
