@@ -219,6 +219,14 @@ TEST(BatchEngine, BadRequestsAreErrors) {
   const int T = int(prompt("hi").size());
   EXPECT_THROW(batcher.generate(prompt("hi"), 64 - T + 1, 0.0, 0, 0, ignore), Error);  // one past the context
   EXPECT_THROW(batcher.generate(prompt("hi"), 5, -1.0, 0, 0, ignore), Error);
+  // A prompt the model cannot run (a token id past the vocabulary) fails alone; the engine goes on serving.
+  try {
+    batcher.generate({byte_tokenizer().get_bos_token_id(), 100000}, 5, 0.0, 0, 0, ignore);
+    ADD_FAILURE() << "an out-of-vocabulary prompt was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prefill failed"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(batcher.active(), 0);
   int n = 0;
   batcher.generate(prompt("hi"), 0, 0.0, 0, 0, [&](int32_t) { return ++n, true; });
   EXPECT_EQ(n, 0);
