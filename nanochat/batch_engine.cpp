@@ -21,7 +21,8 @@ struct BatchEngine::Request {
   int64_t top_k;
   torch::Generator gen;
   RowState state;
-  torch::Tensor logits;  // [V] on the CPU: the next token's logits
+  std::unique_ptr<KVCache> prefill;  // while joining: the prompt's batch-1 cache, filled a chunk at a time
+  torch::Tensor logits;              // [V] on the CPU: the next token's logits
   // Shared with the caller.
   std::atomic<bool> cancelled{false};
   std::mutex mu;
@@ -31,10 +32,11 @@ struct BatchEngine::Request {
   std::string error;
 };
 
-BatchEngine::BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch)
+BatchEngine::BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk)
     : model_(std::move(model)),
       tokenizer_(tokenizer),
       cache_(make_kv_cache(model_, std::max(1, max_batch), model_->config.sequence_len)),
+      prefill_chunk_(std::max<int64_t>(1, prefill_chunk)),
       thread_([this] { loop(); }) {}
 
 BatchEngine::~BatchEngine() {
@@ -49,6 +51,11 @@ BatchEngine::~BatchEngine() {
 int BatchEngine::active() const {
   std::lock_guard<std::mutex> lock(mu_);
   return n_active_;
+}
+
+int64_t BatchEngine::steps() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return n_steps_;
 }
 
 void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k,
@@ -112,41 +119,61 @@ void BatchEngine::set_active() {
 
 void BatchEngine::loop() {
   for (;;) {
-    std::vector<std::shared_ptr<Request>> joining;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return quit_ || !rows_.empty() || !pending_.empty(); });
+      cv_.wait(lock, [&] { return quit_ || !rows_.empty() || !joining_.empty() || !pending_.empty(); });
       if (quit_) break;
-      while (!pending_.empty() && rows_.size() + joining.size() < size_t(cache_.batch_size())) {
-        joining.push_back(std::move(pending_.front()));
+      while (!pending_.empty() && rows_.size() + joining_.size() < size_t(cache_.batch_size())) {
+        joining_.push_back(std::move(pending_.front()));
         pending_.pop_front();
       }
     }
-    for (const auto& r : joining) admit(r);
+    prefill_some();
     set_active();
     if (!rows_.empty()) step();
   }
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto& r : rows_) finish(*r, "the engine is shutting down");
-  for (auto& r : pending_) finish(*r, "the engine is shutting down");
+  const std::string bye = "the engine is shutting down";
+  for (auto& r : rows_) finish(*r, bye);
+  for (auto& r : joining_) finish(*r, bye);
+  for (auto& r : pending_) finish(*r, bye);
   rows_.clear();
+  joining_.clear();
   pending_.clear();
 }
 
-void BatchEngine::admit(const std::shared_ptr<Request>& r) {
-  if (r->budget == 0 || r->cancelled) return finish(*r);
-  try {
-    // The same batch-1 prefill as Engine::generate, then copied into the next free row.
-    torch::NoGradGuard no_grad;
-    const int64_t T = int64_t(r->prompt.size());
-    KVCache prefill = make_kv_cache(model_, 1, T);
-    std::vector<int64_t> ids(r->prompt.begin(), r->prompt.end());
-    torch::Tensor idx = torch::tensor(ids, torch::kInt64).view({1, T}).to(model_->get_device());
-    r->logits = model_->forward_last(idx, prefill).to(torch::kCPU)[0];
-    cache_.load_row(int64_t(rows_.size()), prefill);
-    rows_.push_back(r);
-  } catch (const std::exception& e) {
-    finish(*r, std::string("prefill failed: ") + e.what());
+void BatchEngine::prefill_some() {
+  // Prompts run in chunks of prefill_chunk_ tokens, oldest first, about one chunk's worth per decode step while
+  // other conversations are decoding (so a long prompt delays their next token by one chunk, not by all of it),
+  // and all at once while nobody waits. Chunk boundaries are fixed (0, C, 2C, ...), so a reply never depends on
+  // what else the engine was doing.
+  int64_t done = 0;
+  while (!joining_.empty() && (rows_.empty() || done < prefill_chunk_)) {
+    std::shared_ptr<Request> r = joining_.front();
+    if (r->budget == 0 || r->cancelled) {
+      joining_.pop_front();
+      finish(*r);
+      continue;
+    }
+    try {
+      torch::NoGradGuard no_grad;
+      const int64_t T = int64_t(r->prompt.size());
+      if (!r->prefill) r->prefill = std::make_unique<KVCache>(make_kv_cache(model_, 1, T));
+      const int64_t start = r->prefill->get_pos(), n = std::min(prefill_chunk_, T - start);
+      std::vector<int64_t> ids(r->prompt.begin() + start, r->prompt.begin() + start + n);
+      torch::Tensor idx = torch::tensor(ids, torch::kInt64).view({1, n}).to(model_->get_device());
+      torch::Tensor logits = model_->forward_last(idx, *r->prefill);
+      done += n;
+      if (start + n < T) continue;
+      // The whole prompt is in: the conversation takes the next free row.
+      r->logits = logits.to(torch::kCPU)[0];
+      cache_.load_row(int64_t(rows_.size()), *r->prefill);
+      r->prefill.reset();
+      rows_.push_back(r);
+    } catch (const std::exception& e) {
+      finish(*r, std::string("prefill failed: ") + e.what());
+    }
+    joining_.pop_front();
   }
 }
 
@@ -184,6 +211,10 @@ void BatchEngine::step() {
   set_active();
   for (auto& r : ended) finish(*r);  // after the count: a caller that returns sees its row gone
   if (rows_.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    n_steps_++;
+  }
   try {
     torch::NoGradGuard no_grad;
     const int64_t n = int64_t(rows_.size());

@@ -7,8 +7,8 @@
 //                    [&](int32_t token) { std::cout << tokenizer.decode({token}); return true; });  // false: stop
 //
 // A decode thread of its own owns the model and a KV cache of max_batch rows, one conversation per row, each at
-// its own position. Between steps it admits waiting conversations (a batch-1 prefill copied into a free row),
-// then samples every row's next token, hands each to its caller's thread (so a slow client never holds up the
+// its own position. Between steps it admits waiting conversations (a batch-1 prefill copied into a free row; a
+// prompt longer than prefill_chunk tokens is prefilled one chunk per step, so the others keep streaming), then samples every row's next token, hands each to its caller's thread (so a slow client never holds up the
 // batch), drops the rows that ended (assistant end, bos, max_tokens, or the caller returned false) by moving the
 // last row into the hole, and runs one batched forward for the rest. A decode step at batch 8 costs little more
 // than at batch 1 on a CPU (the weights are read once per step either way), so serving eight conversations
@@ -16,9 +16,8 @@
 //
 // Each conversation gets what Engine::generate(prompt, /*num_samples=*/1, ...) would give it alone: the same
 // prefill, a generator of its own seeded with its seed, the same tool-use state machine and stops. Only the fp32
-// summation order of the batched matmuls differs with the number of rows (tests/test_torch_batch_engine.cpp).
-// Not covered: several samples per request, chunked prefill (a long prompt's prefill delays the others' next
-// token by its duration), prompt caching across requests.
+// summation order differs: of the batched matmuls past 4 rows, and of a prompt prefilled in several chunks
+// (tests/test_torch_batch_engine.cpp). Not covered: several samples per request, prompt caching across requests.
 #pragma once
 
 #include <condition_variable>
@@ -36,7 +35,9 @@ namespace nanochat {
 
 class BatchEngine {
  public:
-  BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch);
+  // prefill_chunk: prompt tokens prefilled per decode step while other conversations decode (see loop()).
+  static constexpr int64_t kPrefillChunk = 128;
+  BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk = kPrefillChunk);
   ~BatchEngine();  // ends conversations still running with an error, then joins the decode thread
   BatchEngine(const BatchEngine&) = delete;
   BatchEngine& operator=(const BatchEngine&) = delete;
@@ -50,25 +51,29 @@ class BatchEngine {
                 const std::function<bool(int32_t token)>& on_token);
 
   int max_batch() const { return int(cache_.batch_size()); }
-  // Conversations in the decode batch right now (for tests and stats).
+  // Conversations in the decode batch right now, and decode steps run so far (for tests and stats).
   int active() const;
+  int64_t steps() const;
 
  private:
   struct Request;
   void loop();
-  void admit(const std::shared_ptr<Request>& r);
+  void prefill_some();
   void step();
   void finish(Request& r, const std::string& error = {});
   void set_active();  // publishes rows_.size() to active()
 
   GPT model_;
   const Tokenizer& tokenizer_;
-  KVCache cache_;                                // rows [0, rows_.size()) are live conversations
-  std::vector<std::shared_ptr<Request>> rows_;   // decode thread only: rows_[b] lives in cache row b
-  mutable std::mutex mu_;                        // guards pending_, n_active_, quit_
+  KVCache cache_;                                 // rows [0, rows_.size()) are live conversations
+  const int64_t prefill_chunk_;
+  std::vector<std::shared_ptr<Request>> rows_;    // decode thread only: rows_[b] lives in cache row b
+  std::deque<std::shared_ptr<Request>> joining_;  // decode thread only: prompts being prefilled, oldest first
+  mutable std::mutex mu_;                         // guards pending_, n_active_, n_steps_, quit_
   std::condition_variable cv_;
-  std::deque<std::shared_ptr<Request>> pending_;
+  std::deque<std::shared_ptr<Request>> pending_;  // waiting for a row
   int n_active_ = 0;
+  int64_t n_steps_ = 0;
   bool quit_ = false;
   std::thread thread_;  // last: starts once everything above exists
 };

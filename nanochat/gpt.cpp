@@ -448,9 +448,14 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
     x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
   } else {
     auto last = x.narrow(1, T - 1, 1);
-    if (T > 1) {
+    auto prev = kv_cache->prev_rows(B);
+    if (T > 1 && prev.defined()) {
+      // A prompt continued in chunks (the batch engine's prefill): the chunk's first token smears with the last
+      // token of the previous chunk, as in one pass. (Python's engine never continues a prefill, so has no case.)
+      x = smear(x, torch::cat({prev, x.narrow(1, 0, T - 1)}, 1));
+    } else if (T > 1) {
       x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
-    } else if (auto prev = kv_cache->prev_rows(B); prev.defined()) {
+    } else if (prev.defined()) {
       x = smear(x, prev);
     }
     kv_cache->set_prev_rows(last);  // after the smear has read the previous ones (it may overwrite them in place)

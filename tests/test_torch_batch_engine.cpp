@@ -3,6 +3,7 @@
 // the batch, joins or leaves meanwhile.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <set>
 #include <thread>
 
@@ -151,6 +152,27 @@ TEST(KVCacheRows, RowsAtDifferentPositionsDecodeAsAlone) {
   m->fused_decode = true;
 }
 
+// A prompt prefilled a few tokens at a time (continuing from the cache) gives the logits, cache and next steps of
+// the prompt prefilled at once.
+TEST(KVCacheRows, ChunkedPrefillEqualsOneShot) {
+  torch::NoGradGuard no_grad;
+  GPT m = random_model();
+  torch::manual_seed(23);
+  torch::Tensor ids = torch::randint(m->config.vocab_size, {1, 23}, torch::kLong);
+  KVCache once = cache_for(m, 1, 30), chunked = cache_for(m, 1, 30);
+  torch::Tensor want = m->forward_last(ids, once), got;
+  for (int64_t start = 0; start < 23; start += 5)
+    got = m->forward_last(ids.narrow(1, start, std::min<int64_t>(5, 23 - start)), chunked);
+  EXPECT_LT(max_diff(got, want), 2e-4);
+  EXPECT_EQ(chunked.get_pos(), 23);
+  EXPECT_LT(max_diff(chunked.k_cache, once.k_cache), 1e-4);
+  EXPECT_LT(max_diff(chunked.prev_embedding, once.prev_embedding), 1e-6);
+  for (int s = 0; s < 4; ++s) {
+    torch::Tensor next = torch::randint(m->config.vocab_size, {1, 1}, torch::kLong);
+    EXPECT_LT(max_diff(m->forward_last(next, chunked), m->forward_last(next, once)), 2e-4) << "step " << s;
+  }
+}
+
 TEST(BatchEngine, EachConversationEqualsDecodingAlone) {
   for (bool fused : {true, false}) {
     GPT m = random_model();
@@ -209,6 +231,57 @@ TEST(BatchEngine, CallerStoppingFreesItsRowAndOthersGoOn) {
   auto throws = [](int32_t) -> bool { throw std::runtime_error("the client is gone"); };
   EXPECT_THROW(batcher.generate(prompt("forever"), 40, 0.0, 0, 0, throws), std::runtime_error);
   EXPECT_EQ(batcher.active(), 0);
+}
+
+// A long prompt joins a chunk per decode step while another conversation keeps decoding, and still gets the reply
+// it gets alone. The other conversation must still be decoding when the long one arrives: it gets 200 steps of a
+// model that cannot end its turn (no weight toward <|assistant_end|> or <|bos|>), against the 21 chunks.
+TEST(BatchEngine, LongPromptIsPrefilledBetweenSteps) {
+  GPTConfig cfg;
+  cfg.sequence_len = 256;
+  cfg.vocab_size = byte_tokenizer().get_vocab_size();
+  cfg.n_layer = 4;
+  cfg.n_head = cfg.n_kv_head = 4;
+  cfg.n_embd = 256;
+  torch::manual_seed(9);
+  GPT m(cfg);
+  m->init_weights();
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.05);
+    m->lm_head->weight.normal_(0, 0.5);
+    for (const char* end : {"<|assistant_end|>", "<|bos|>"})
+      m->lm_head->weight[byte_tokenizer().encode_special(end)].zero_();  // logit 0, below the best of 264 others
+  }
+  Engine engine(m, byte_tokenizer());
+  BatchEngine batcher(m, byte_tokenizer(), 2, /*prefill_chunk=*/2);
+  const std::vector<int32_t> long_prompt = prompt(std::string(39, 'a') + "?");
+  ASSERT_EQ(long_prompt.size(), 41u);  // 21 chunks of 2 tokens
+  std::promise<void> started;
+  int first_len = 0;
+  std::thread first([&] {
+    batcher.generate(prompt("go"), 200, 0.0, 0, 0, [&](int32_t) {
+      if (++first_len == 1) started.set_value();
+      return true;
+    });
+  });
+  started.get_future().wait();
+  const int64_t steps_before = batcher.steps();
+  int64_t steps_at_first_token = -1;
+  std::vector<int32_t> got;
+  batcher.generate(long_prompt, 20, 0.0, 0, 0, [&](int32_t t) {
+    if (got.empty()) steps_at_first_token = batcher.steps();
+    got.push_back(t);
+    return true;
+  });
+  const bool first_still_running = batcher.active() == 1;
+  first.join();
+  ASSERT_EQ(first_len, 200);
+  ASSERT_TRUE(first_still_running) << "the first conversation ended before the long prompt joined";
+  // The other conversation was stepped between the chunks: at least 20 steps before the long prompt's first token
+  // (prefilled at once, it would see only the few steps the decode thread ran before taking it up).
+  EXPECT_GE(steps_at_first_token - steps_before, 20);
+  EXPECT_EQ(got, alone(engine, long_prompt, 20, 0.0, 0, 0));
 }
 
 TEST(BatchEngine, BadRequestsAreErrors) {
