@@ -5,6 +5,7 @@
 //   nanochat chat_web --max-batch 16           each worker decodes up to 16 conversations together (default 8)
 // The HTTP side (validation, queue, streaming, UI) is nanochat/chat_server; this file loads the model replicas and
 // adapts the inference engine to the server's ChatModel interface.
+#include <cstdio>
 #include <memory>
 #include <mutex>
 
@@ -26,7 +27,15 @@ class EngineChatModel : public ChatModel {
  public:
   EngineChatModel(LoadedModel lm, torch::Device device, int max_batch)
       : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {
-    if (max_batch > 1) batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch);
+    if (max_batch > 1) {
+      batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch);
+      // The batch's KV cache holds max_batch full contexts from the start: say what that costs.
+      const GPTConfig& c = lm_.model->config;
+      const double bytes = 2.0 * double(c.n_layer) * double(max_batch) * double(c.sequence_len) *
+                           double(c.n_kv_head) * double(c.n_embd / c.n_head) * (device.is_cuda() ? 2 : 4);
+      std::printf("%s: decoding up to %d conversations together, KV cache %.0f MiB (--max-batch to change)\n",
+                  device_.c_str(), max_batch, bytes / (1 << 20));
+    }
   }
 
   std::vector<int> encode(std::string_view text) const override {
