@@ -51,6 +51,8 @@ class BatchEngine {
                 const std::function<bool(int32_t token)>& on_token);
 
   int max_batch() const { return int(cache_.batch_size()); }
+  // Memory the batch's KV cache takes (it holds max_batch full contexts from the start).
+  int64_t kv_cache_bytes() const { return int64_t(cache_.k_cache.nbytes() + cache_.v_cache.nbytes()); }
   // Conversations in the decode batch right now, and decode steps run so far (for tests and stats).
   int active() const;
   int64_t steps() const;

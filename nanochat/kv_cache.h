@@ -59,10 +59,15 @@ struct KVCache {
   }
   // Views of layer i: [B, Tmax, Hkv, Dh] each; writes through them land in the cache.
   std::pair<torch::Tensor, torch::Tensor> layer(int64_t i) const { return {k_cache[i], v_cache[i]}; }
-  // Positions of rows [0, rows) as an int64 tensor on `device`.
+  // Positions of rows [0, rows) as an int64 tensor on `device`. Every layer of a pass asks for the same one, so
+  // the last is kept and reused while the positions are unchanged (one host-to-device copy per step, not per layer).
   torch::Tensor positions_tensor(int64_t rows, torch::Device device) const {
-    return torch::tensor(std::vector<int64_t>(positions.begin(), positions.begin() + rows), torch::kInt64)
-        .to(device);
+    std::vector<int64_t> want(positions.begin(), positions.begin() + rows);
+    if (!positions_dev_.defined() || positions_dev_.device() != device || want != positions_dev_key_) {
+      positions_dev_ = torch::tensor(want, torch::kInt64).to(device);
+      positions_dev_key_ = std::move(want);
+    }
+    return positions_dev_;
   }
 
   // The smear's input for rows [0, rows): their previous embeddings [rows, 1, d], or undefined if there are none.
@@ -122,6 +127,8 @@ struct KVCache {
   void move_row(int64_t from, int64_t to) { load_row(to, *this, from); }
 
  private:
+  mutable torch::Tensor positions_dev_;  // positions_tensor's last answer, for positions_dev_key_
+  mutable std::vector<int64_t> positions_dev_key_;
   void check_compatible(const KVCache& other) const {
     TORCH_CHECK(n_layers() == other.n_layers() && k_cache.size(3) == other.k_cache.size(3) &&
                     k_cache.size(4) == other.k_cache.size(4),

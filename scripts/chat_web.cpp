@@ -29,12 +29,8 @@ class EngineChatModel : public ChatModel {
       : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {
     if (max_batch > 1) {
       batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch);
-      // The batch's KV cache holds max_batch full contexts from the start: say what that costs.
-      const GPTConfig& c = lm_.model->config;
-      const double bytes = 2.0 * double(c.n_layer) * double(max_batch) * double(c.sequence_len) *
-                           double(c.n_kv_head) * double(c.n_embd / c.n_head) * (device.is_cuda() ? 2 : 4);
       std::printf("%s: decoding up to %d conversations together, KV cache %.0f MiB (--max-batch to change)\n",
-                  device_.c_str(), max_batch, bytes / (1 << 20));
+                  device_.c_str(), max_batch, double(batcher_->kv_cache_bytes()) / (1 << 20));
     }
   }
 
