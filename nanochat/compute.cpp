@@ -9,13 +9,17 @@
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 // libtorch's headers hide each backend behind the macro its own build defined; CMakeLists.txt defines them for
-// this file when the backend's headers are present (Gloo: libgloo-dev; NCCL: CUDA libtorch with nccl.h).
+// this file when the backend's headers are present (Gloo: libgloo-dev; NCCL: the CUDA build, with nccl.h).
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #endif
 #ifdef USE_C10D_NCCL
-#include <c10/cuda/CUDAFunctions.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#ifdef NANOCHAT_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #endif
 
 #include "nanochat/common.h"
@@ -42,8 +46,15 @@ DtypeChoice decide_dtype() {
     if (s == "float32") return {torch::kFloat32, "set via NANOCHAT_DTYPE=float32"};
     fail("NANOCHAT_DTYPE={} is not a dtype; use bfloat16, float16 or float32", s);
   }
-  // nanochat picks bf16 only on SM80+; the capability query needs CUDA headers and arrives with the CUDA build.
-  if (torch::cuda::is_available()) return {torch::kBFloat16, "auto-detected: CUDA device"};
+  // nanochat/common.py _detect_compute_dtype: bf16 needs SM 80+ (Ampere); older GPUs train in fp32.
+#ifdef NANOCHAT_CUDA
+  if (torch::cuda::is_available()) {
+    const auto* p = at::cuda::getCurrentDeviceProperties();
+    const std::string sm = fmt::format("{}{}", p->major, p->minor);
+    if (p->major >= 8) return {torch::kBFloat16, fmt::format("auto-detected: CUDA SM {} (bf16 supported)", sm)};
+    return {torch::kFloat32, fmt::format("auto-detected: CUDA SM {} (pre-Ampere, bf16 not supported, using fp32)", sm)};
+  }
+#endif
   return {torch::kFloat32, "auto-detected: no CUDA (CPU)"};
 }
 
@@ -94,6 +105,17 @@ void collective_failed(const char* what, const std::exception& e) {
 
 namespace {
 
+// A ProcessGroup serving one backend (NCCL for CUDA tensors, Gloo for CPU ones), as torch.distributed builds it.
+template <typename BackendT>
+c10::intrusive_ptr<c10d::ProcessGroup> group_of(const c10::intrusive_ptr<c10d::Store>& store,
+                                                c10::intrusive_ptr<BackendT> backend, c10::DeviceType device,
+                                                c10d::ProcessGroup::BackendType type) {
+  auto group = c10::make_intrusive<c10d::ProcessGroup>(store, g_rank, g_world_size);
+  group->setDefaultBackend(type);
+  group->setBackend(device, type, c10::intrusive_ptr<c10d::Backend>(std::move(backend)));
+  return group;
+}
+
 c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d::Store>& store, bool cuda,
                                                   const std::string& master_addr) {
   const auto timeout = dist_timeout();
@@ -106,15 +128,7 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
     auto opts = c10d::ProcessGroupNCCL::Options::create();
     opts->timeout = timeout;
     auto backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, g_rank, g_world_size, opts);
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
-    auto group = c10::make_intrusive<c10d::ProcessGroup>(
-        store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("nccl", timeout));
-    group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL,
-                      c10::intrusive_ptr<c10d::Backend>(backend));
-    return group;
-#else
-    return backend;
-#endif
+    return group_of(store, backend, c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL);
 #else
     fail("multi-process CUDA needs a libtorch built with NCCL; this build has none (use --device-type=cpu)");
 #endif
@@ -130,15 +144,7 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
   else
     opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, g_rank, g_world_size, opts);
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
-  auto group = c10::make_intrusive<c10d::ProcessGroup>(
-      store, g_rank, g_world_size, c10::make_intrusive<c10d::ProcessGroup::Options>("gloo", timeout));
-  group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
-                    c10::intrusive_ptr<c10d::Backend>(backend));
-  return group;
-#else
-  return backend;
-#endif
+  return group_of(store, backend, c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO);
 #else
   fail("multi-process CPU runs need libtorch's Gloo headers (libgloo-dev); reconfigure after installing them");
 #endif
@@ -196,7 +202,7 @@ ComputeContext compute_init(const std::string& device_type_in) {
       fail("LOCAL_RANK={} but only {} CUDA devices are visible; start at most that many ranks per node", ctx.local_rank,
            torch::cuda::device_count());
     ctx.device = torch::Device(torch::kCUDA, int8_t(ctx.local_rank));
-#ifdef USE_C10D_NCCL
+#ifdef NANOCHAT_CUDA
     c10::cuda::set_device(int8_t(ctx.local_rank));
 #endif
   }
@@ -246,6 +252,23 @@ void compute_cleanup() {
 }
 
 c10::intrusive_ptr<c10d::ProcessGroup> process_group() { return g_group; }
+
+std::string version_report() {
+  std::string out = fmt::format("nanochat-cpp, libtorch {}\n", TORCH_VERSION);
+#ifdef NANOCHAT_CUDA
+  out += fmt::format("CUDA compiled: {} (CUDA runtime {}.{})\n", NANOCHAT_CUDA_ARCHS, CUDART_VERSION / 1000,
+                     CUDART_VERSION % 1000 / 10);
+  if (torch::cuda::is_available()) {
+    const auto* p = at::cuda::getCurrentDeviceProperties();
+    out += fmt::format("device: cuda ({} x {}, sm_{}{}, {:.0f} GiB)\n", torch::cuda::device_count(), p->name, p->major,
+                       p->minor, double(p->totalGlobalMem) / (1 << 30));
+    return out;
+  }
+  return out + "device: cpu (no CUDA device visible)\n";
+#else
+  return out + "CUDA compiled: no (CPU build)\ndevice: cpu\n";
+#endif
+}
 bool is_distributed() { return bool(g_group); }
 int dist_rank() { return g_group ? g_rank : 0; }
 int dist_world_size() { return g_group ? g_world_size : 1; }

@@ -23,10 +23,6 @@
 
 #include <torch/torch.h>
 
-// libtorch API differences between Debian's 1.13 (CPU) and 2.x (CUDA builds) are guarded with this.
-#define NANOCHAT_TORCH_AT_LEAST(major, minor) \
-  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
-
 namespace c10d {
 class ProcessGroup;
 }
@@ -55,6 +51,10 @@ struct ComputeContext {
 ComputeContext compute_init(const std::string& device_type);
 // Leaves the process group (after a barrier, so no rank exits while another still waits on it).
 void compute_cleanup();
+
+// What `nanochat --version` prints: the libtorch version, whether CUDA was compiled in (for which architectures),
+// and the device a run would use.
+std::string version_report();
 
 // The process group of this run; null when single process.
 c10::intrusive_ptr<c10d::ProcessGroup> process_group();

@@ -98,8 +98,7 @@ struct BlockedAttention : torch::autograd::Function<BlockedAttention> {
   }
 };
 
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
-// nanochat's SDPA fallback, for CUDA builds of libtorch 2.x (SPEC §7). q/k/v are [B,H,T,D] here.
+// nanochat's SDPA fallback (nanochat/flash_attention.py _sdpa_attention), for CUDA tensors. q/k/v are [B,H,T,D].
 torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window) {
   int64_t Tq = q.size(2), Tk = k.size(2);
   if ((window < 0 || window >= Tq) && Tq == Tk)
@@ -119,7 +118,6 @@ torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, con
   if (window >= 0 && window < Tk) mask = mask & ((rows - cols) <= window);
   return at::scaled_dot_product_attention(q, k, v, mask, 0.0, false);
 }
-#endif
 
 }  // namespace
 
@@ -144,12 +142,10 @@ torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k,
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention expects [B, T, heads, head_dim] tensors");
   int64_t B = q.size(0), Tq = q.size(1), H = q.size(2), D = q.size(3), Tk = k.size(1);
   TORCH_CHECK(Tk >= Tq, "attention needs at least as many keys as queries");
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
   if (q.is_cuda()) {
     auto y = sdpa_attention(q.transpose(1, 2), expand_kv(k, H).transpose(1, 2), expand_kv(v, H).transpose(1, 2), window);
     return y.transpose(1, 2);
   }
-#endif
   // [B*H, T, D] contiguous, so every block below is a plain strided bmm.
   auto qt = q.transpose(1, 2).reshape({B * H, Tq, D});
   auto kt = expand_kv(k, H).transpose(1, 2).reshape({B * H, Tk, D});

@@ -29,11 +29,7 @@ double value_of(const torch::Tensor& t) { return t.item<double>(); }
 // Frobenius norm over the last two dims, keepdim — what Python's Tensor.norm(dim=(-2, -1)) computes on the
 // matching libtorch version (1.x: frobenius_norm; 2.x: linalg.vector_norm).
 torch::Tensor frobenius_norm_last2(const torch::Tensor& X) {
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
   return torch::linalg_vector_norm(X, 2, std::vector<int64_t>{-2, -1}, /*keepdim=*/true);
-#else
-  return torch::frobenius_norm(X, {-2, -1}, /*keepdim=*/true);
-#endif
 }
 
 // Polar Express coefficients (num_iters=5, safety factor 2e-2, cushion 2), https://arxiv.org/pdf/2505.16932

@@ -30,16 +30,12 @@ Group make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, in
   auto opts = c10d::ProcessGroupGloo::Options::create(std::chrono::milliseconds(60000));
   opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
   auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank, ws, opts);
-#if NANOCHAT_TORCH_AT_LEAST(2, 0)
-  // libtorch 2.x: ProcessGroupGloo is a Backend, served through a ProcessGroup
-  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, ws,
-                                                    c10::make_intrusive<c10d::ProcessGroup::Options>("gloo"));
+  // ProcessGroupGloo is a Backend, served through a ProcessGroup
+  auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, ws);
+  pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
   pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
                  c10::intrusive_ptr<c10d::Backend>(gloo));
   return pg;
-#else
-  return gloo;
-#endif
 }
 
 // Runs fn(rank, group) on ws threads; the first exception of any rank is rethrown here. Barriers before and after
