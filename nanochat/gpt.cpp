@@ -11,6 +11,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
+#include "nanochat/cuda/relu_square.h"
 #include "nanochat/decode.h"
 #include "nanochat/flash_attention.h"
 #include "nanochat/small_linear.h"
@@ -230,7 +231,7 @@ MLPImpl::MLPImpl(const GPTConfig& c) {
   c_fc = register_module("c_fc", CastLinear(c.n_embd, 4 * c.n_embd));
   c_proj = register_module("c_proj", CastLinear(4 * c.n_embd, c.n_embd));
 }
-torch::Tensor MLPImpl::forward(const torch::Tensor& x) { return c_proj(torch::relu(c_fc(x)).square()); }
+torch::Tensor MLPImpl::forward(const torch::Tensor& x) { return c_proj(relu_square(c_fc(x))); }
 
 BlockImpl::BlockImpl(const GPTConfig& c, int64_t layer_idx) {
   attn = register_module("attn", CausalSelfAttention(c, layer_idx));
