@@ -1,5 +1,6 @@
 // nanochat: one program, nanochat's scripts as subcommands.
 //   nanochat --help                 list the subcommands
+//   nanochat --version              libtorch version, CUDA architectures compiled in, the device a run would use
 //   nanochat <subcommand> --help    list a subcommand's flags and defaults
 //   nanochat base_train --depth=12  (kebab-case aliases work too: nanochat base-train ...)
 // Each subcommand lives in scripts/<name>.cpp and exposes `int <name>_main(int argc, char** argv)`.
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "nanochat/common.h"
+#include "nanochat/compute.h"
 #include "scripts/commands.h"
 
 namespace {
@@ -29,7 +31,8 @@ const std::vector<Command> kCommands = {
 };
 
 void print_usage(FILE* out) {
-  std::fprintf(out, "usage: nanochat <subcommand> [flags]   (nanochat <subcommand> --help for its flags)\n\nsubcommands:\n");
+  std::fprintf(out, "usage: nanochat <subcommand> [flags]   (nanochat <subcommand> --help for its flags;\n"
+                    "       nanochat --version for libtorch, CUDA and the device)\n\nsubcommands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
 }
 
@@ -39,6 +42,10 @@ int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage(stdout);
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::fputs(nanochat::version_report().c_str(), stdout);
+    return 0;
   }
   std::string name = argv[1];
   std::replace(name.begin(), name.end(), '-', '_');
