@@ -8,7 +8,8 @@
 #     report section; base_eval measures the same val bpb on the same tokens and prints the samples.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
-PY=/usr/bin/python3
+PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); torch reads what we write
+"$PY" -c 'import torch' || { echo "error: $PY cannot import torch (bash scripts/setup.sh installs it into .venv)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=2 NANOCHAT_LOGGER=jsonl
@@ -22,19 +23,16 @@ D2=(--depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 256 --device-batch-s
 # 1. load + save round trip of Python's checkpoint
 "$NANOCHAT" base_train "${D2[@]}" --resume-from-step 3 --num-iterations 3 --eval-every -1 > "$tmp/rt.log"
 grep -q "Resuming optimization from step 3" "$tmp/rt.log"
-have_torch=0
-if $PY -c 'import torch' 2>/dev/null; then have_torch=1; fi
-if [ $have_torch = 1 ]; then
-  $PY - "$FIXTURES/python_basedir/base_checkpoints/d2" "$tmp/base/base_checkpoints/d2" <<'PYEOF'
+$PY - "$FIXTURES/python_basedir/base_checkpoints/d2" "$tmp/base/base_checkpoints/d2" <<'PYEOF'
 import json, sys, torch
 ref, got = sys.argv[1], sys.argv[2]
-a = torch.load(ref + "/model_000003.pt", map_location="cpu")
+a = torch.load(ref + "/model_000003.pt", map_location="cpu", weights_only=True)
 b = torch.load(got + "/model_000003.pt", map_location="cpu", weights_only=True)
 assert list(a) == list(b), (list(a), list(b))
 for k in a:
     assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape and torch.equal(a[k], b[k]), k
-oa = torch.load(ref + "/optim_000003_rank0.pt", map_location="cpu")
-ob = torch.load(got + "/optim_000003_rank0.pt", map_location="cpu")
+oa = torch.load(ref + "/optim_000003_rank0.pt", map_location="cpu", weights_only=True)
+ob = torch.load(got + "/optim_000003_rank0.pt", map_location="cpu", weights_only=True)
 assert oa["param_groups"] == ob["param_groups"], (oa["param_groups"], ob["param_groups"])
 assert sorted(oa["state"]) == sorted(ob["state"])
 for i in oa["state"]:
@@ -49,25 +47,23 @@ ma, mb = json.load(open(ref + "/meta_000003.json")), json.load(open(got + "/meta
 assert mb["step"] == 3 and mb["model_config"] == ma["model_config"] and mb["loop_state"] == ma["loop_state"]
 print("python reads our rewrite of its checkpoint: identical")
 PYEOF
-fi
 
 # 2. continue the Python run for two steps
 "$NANOCHAT" base_train "${D2[@]}" --resume-from-step 3 --num-iterations 5 --eval-every -1 > "$tmp/cont.log"
 grep -E "^step 0000[34]/00005" "$tmp/cont.log"
 [ "$(grep -cE '^step 0000[34]/00005 .*\| loss: [0-9]+\.[0-9]+ ' "$tmp/cont.log")" = 2 ]
-if [ $have_torch = 1 ]; then
-  $PY - "$FIXTURES/python_basedir/base_checkpoints/d2" "$tmp/base/base_checkpoints/d2" <<'PYEOF'
+$PY - "$FIXTURES/python_basedir/base_checkpoints/d2" "$tmp/base/base_checkpoints/d2" <<'PYEOF'
 import json, math, sys, torch
 ref, got = sys.argv[1], sys.argv[2]
-a = torch.load(ref + "/model_000003.pt", map_location="cpu")
+a = torch.load(ref + "/model_000003.pt", map_location="cpu", weights_only=True)
 b = torch.load(got + "/model_000005.pt", map_location="cpu", weights_only=True)
 assert list(a) == list(b)
 for k in a:
     assert a[k].dtype == b[k].dtype and a[k].shape == b[k].shape, k
     assert torch.isfinite(b[k].float()).all(), k
 assert not torch.equal(a["transformer.h.0.attn.c_q.weight"], b["transformer.h.0.attn.c_q.weight"])
-o = torch.load(got + "/optim_000005_rank0.pt", map_location="cpu")
-assert len(o["param_groups"]) == len(torch.load(ref + "/optim_000003_rank0.pt")["param_groups"])
+o = torch.load(got + "/optim_000005_rank0.pt", map_location="cpu", weights_only=True)
+assert len(o["param_groups"]) == len(torch.load(ref + "/optim_000003_rank0.pt", weights_only=True)["param_groups"])
 meta = json.load(open(got + "/meta_000005.json"))
 keys = ["step", "val_bpb", "model_config", "user_config", "device_batch_size", "max_seq_len", "total_batch_size",
         "dataloader_state_dict", "loop_state"]
@@ -77,7 +73,6 @@ assert sorted(meta["dataloader_state_dict"]) == ["epoch", "pq_idx", "rg_idx"]
 assert sorted(meta["loop_state"]) == ["min_val_bpb", "smooth_train_loss", "total_training_time"]
 print("python reads the continued checkpoint")
 PYEOF
-fi
 
 # 3. a fresh tiny run: falling loss and validation bpb
 rm -rf "$tmp/base/base_checkpoints" "$tmp/base/report"

@@ -6,6 +6,8 @@
 # the checkpoint (model, optimizer, meta keys of SPEC §10.2 with user_config before inheritance), the "SFT"
 # report section, the logger's metrics, and one-line errors for a missing dataset and bad flags.
 source "$(dirname "$0")/chat_e2e_lib.sh"
+PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); torch reads what we write
+"$PY" -c 'import torch' || { echo "error: $PY cannot import torch (bash scripts/setup.sh installs it into .venv)"; exit 1; }
 
 # --- bad input: one line each
 if "$NANOCHAT" chat_sft --mixture "NoSuchTask" 2>"$tmp/err"; then fail "unknown task accepted"; fi
@@ -22,10 +24,9 @@ grep -q "^error: cannot download .*put its parquet files in .*hf_datasets/" "$tm
   --num-iterations 3 --eval-tokens 32 --chatcore-every -1 >"$tmp/out" 2>&1 || { cat "$tmp/out"; fail "all-masked run failed"; }
 grep -q "^step 00002 .*| loss: 0.000000 " "$tmp/out" || fail "all-masked steps: $(grep '^step' "$tmp/out")"
 has "Step 00002 | Validation bpb: inf" "$tmp/out"
-if /usr/bin/python3 -c "import torch" 2>/dev/null; then  # Python's torch.load reads our checkpoint: all finite
-  /usr/bin/python3 -c "import torch,sys; sd=torch.load(sys.argv[1]); assert all(bool(torch.isfinite(t).all()) for t in sd.values())" \
-    "$B/chatsft_checkpoints/d2/model_000002.pt" || fail "non-finite weights after all-masked batches"
-fi
+# Python's torch.load reads our checkpoint: all finite
+"$PY" -c "import torch,sys; sd=torch.load(sys.argv[1], weights_only=True); assert all(bool(torch.isfinite(t).all()) for t in sd.values())" \
+  "$B/chatsft_checkpoints/d2/model_000002.pt" || fail "non-finite weights after all-masked batches"
 rm -rf "$B/chatsft_checkpoints" "$B/report" "$B/logs"
 
 # --- training

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # base_eval on 2 processes reports what 1 process reports, on the Python-written d2 model of the fixture base dir:
 #  1. CORE (examples strided over ranks, correct counts summed): the CSV equals the Python reference's
-#     expected_core.json exactly, through nanochat launch (all examples) and torchrun --no_python, or ranks started with its variables
-#     where torchrun does not work (--max-per-task 10);
+#     expected_core.json exactly, through nanochat launch (all examples) and .venv's torchrun --no_python
+#     (--max-per-task 10);
 #  2. bits per byte (row groups strided over ranks, nats and bytes summed): within 1% of 1 process.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
-PY=/usr/bin/python3
+PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); its torchrun starts ranks
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1 NANOCHAT_LOGGER=none NANOCHAT_DIST_TIMEOUT=120
@@ -25,20 +25,10 @@ grep -q "^CORE metric: 0.1545$" "$tmp/core.log" || { cat "$tmp/core.log" "$tmp/c
 check ""
 rm "$NANOCHAT_BASE_DIR/base_eval/base_model_000003.csv"
 T=(base_eval --eval core --model-tag d2 --max-per-task 10 --device-type cpu)
-if timeout 60 torchrun --standalone --nproc_per_node=2 --no_python /bin/true > /dev/null 2>&1; then
-  torchrun --standalone --nproc_per_node=2 --no_python "$NANOCHAT" "${T[@]}" > "$tmp/tr.log" 2> "$tmp/tr.err" \
-    || { cat "$tmp/tr.log" "$tmp/tr.err"; exit 1; }
-else
-  # No working torchrun here (Debian's 1.13 one fails on Python 3.11): start the ranks as it would, by hand.
-  echo "torchrun unusable: starting the 2 ranks with its variables by hand"
-  port=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  RANK=1 LOCAL_RANK=1 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$NANOCHAT" "${T[@]}" > /dev/null 2> "$tmp/tr1.err" &
-  r1=$!
-  RANK=0 LOCAL_RANK=0 WORLD_SIZE=2 LOCAL_WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
-    "$NANOCHAT" "${T[@]}" > "$tmp/tr.log" 2> "$tmp/tr.err" || { kill $r1; cat "$tmp/tr.log" "$tmp/tr.err"; exit 1; }
-  wait $r1 || { cat "$tmp/tr1.err"; exit 1; }
-fi
+# torchrun from .venv's torch wheel, as nanochat users launch (torchrun --no-python runs our binary directly).
+TORCHRUN=$(dirname "$PY")/torchrun
+"$TORCHRUN" --standalone --nproc_per_node=2 --no_python "$NANOCHAT" "${T[@]}" > "$tmp/tr.log" 2> "$tmp/tr.err" \
+  || { cat "$tmp/tr.log" "$tmp/tr.err"; exit 1; }
 grep -q "^Distributed world size: 2$" "$tmp/tr.log"
 check "_max_per_task_10"
 

@@ -3,11 +3,13 @@
 #  1. same total batch: validation bpb within 1% at step 0 (same model, different row groups per rank) and within 3%
 #     after 20 steps; every rank's optimizer holds the same state for the small replicated parameters, which only
 #     happens when gradients are averaged across ranks;
-#  2. a 2-rank checkpoint (optim_*_rank0.pt and _rank1.pt) resumes on 2 ranks;
-#  3. resuming it on 1 rank fails with one line naming the world size.
+#  2. torchrun (.venv's, from the torch wheel) starts the same 2 ranks with the same losses as nanochat launch;
+#  3. a 2-rank checkpoint (optim_*_rank0.pt and _rank1.pt) resumes on 2 ranks;
+#  4. resuming it on 1 rank fails with one line naming the world size.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
-PY=/usr/bin/python3
+PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); torch reads what we write
+"$PY" -c 'import torch' || { echo "error: $PY cannot import torch (bash scripts/setup.sh installs it into .venv)"; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1 NANOCHAT_LOGGER=none NANOCHAT_DIST_TIMEOUT=120
@@ -40,12 +42,11 @@ for s in 000010 000020; do
   test -f "$d/model_$s.pt"; test -f "$d/meta_$s.json"; test -f "$d/optim_${s}_rank0.pt"; test -f "$d/optim_${s}_rank1.pt"
 done
 test ! -e "$d/optim_000020_rank2.pt"
-if $PY -c 'import torch' 2>/dev/null; then
-  $PY - "$d" <<'PYEOF'
+$PY - "$d" <<'PYEOF'
 import sys, torch
 d = sys.argv[1]
-o0 = torch.load(d + "/optim_000020_rank0.pt", map_location="cpu")
-o1 = torch.load(d + "/optim_000020_rank1.pt", map_location="cpu")
+o0 = torch.load(d + "/optim_000020_rank0.pt", map_location="cpu", weights_only=True)
+o1 = torch.load(d + "/optim_000020_rank1.pt", map_location="cpu", weights_only=True)
 checked = 0
 for i, s in o0["state"].items():
     if "exp_avg" not in s:  # Muon state is sharded across ranks
@@ -59,16 +60,24 @@ for i, s in o0["state"].items():
 assert checked > 0
 print(f"ranks agree on {checked} replicated optimizer tensors")
 PYEOF
-fi
 
-# 2. resume the 2-rank checkpoint on 2 ranks
+# 2. torchrun --no-python starts our binary as its ranks: the same run, loss for loss, as nanochat launch's
+"$(dirname "$PY")/torchrun" --standalone --nproc-per-node 2 --no-python "$NANOCHAT" base_train "${ARGS[@]}" \
+  --num-iterations 20 --model-tag torchrun > "$tmp/torchrun.log" 2> "$tmp/torchrun.err" \
+  || { cat "$tmp/torchrun.log" "$tmp/torchrun.err"; exit 1; }
+grep -q "^Distributed world size: 2$" "$tmp/torchrun.log"
+losses() { sed -n 's/^step \([0-9]*\)\/.*| loss: \([0-9.]*\) .*/\1 \2/p' "$1"; }
+[ "$(losses "$tmp/torchrun.log" | wc -l)" = 20 ]
+diff <(losses "$tmp/two.log") <(losses "$tmp/torchrun.log") || { echo "torchrun and launch runs differ"; exit 1; }
+
+# 3. resume the 2-rank checkpoint on 2 ranks
 "$NANOCHAT" launch --nproc-per-node 2 -- base_train "${ARGS[@]}" --num-iterations 20 --model-tag two \
   --resume-from-step 10 > "$tmp/resumed.log" 2> "$tmp/resumed.err"
 grep -q "Resuming optimization from step 10" "$tmp/resumed.log"
 [ "$(grep -c '^step 000[12][0-9]/00020' "$tmp/resumed.log")" = 10 ]
 grep -E "^Step 00020 \| Validation bpb" "$tmp/two.log" "$tmp/resumed.log"
 
-# 3. one rank cannot take over two ranks' optimizer shards
+# 4. one rank cannot take over two ranks' optimizer shards
 set +e
 "$NANOCHAT" base_train "${ARGS[@]}" --num-iterations 20 --model-tag two --resume-from-step 10 > "$tmp/bad.log" 2> "$tmp/bad.err"
 rc=$?

@@ -20,7 +20,7 @@ wait_for() {  # wait_for <file> <regex>: until a line matches (at most 60 s)
   for _ in $(seq 600); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
   echo "timed out waiting for '$2' in $1"; cat "$1"; exit 1
 }
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # 1. launch
 export NANOCHAT_DIST_TIMEOUT=30

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end: the real binary trains a 512-token tokenizer on fixture text (JSONL + a plain text file), the files it
-# writes load in Python (tokenizer.pkl via pickle with a stand-in Encoding class, token_bytes.pt via torch.load when
-# available), tok_encode round-trips, tok_eval runs, and bad input gives one-line errors.
+# writes load in Python (tokenizer.pkl via pickle with a stand-in Encoding class, token_bytes.pt via torch.load, and
+# the real tiktoken unpickles tokenizer.pkl and encodes as we do), tok_encode round-trips, tok_eval runs, and bad input gives one-line errors.
 # env: NANOCHAT (binary), FIXTURES (tests/fixtures), SOURCE_DIR.
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
@@ -9,6 +9,8 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/e2e_tokenizer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 export NANOCHAT_BASE_DIR="$work/base"
 fail() { echo "FAIL: $*" >&2; exit 1; }
+PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); torch reads what we write
+"$PY" -c 'import torch' || { echo "error: $PY cannot import torch (bash scripts/setup.sh installs it into .venv)"; exit 1; }
 
 printf 'A plain text document, one per file.\nIt has two lines and the number 12345.\n' > "$work/doc.txt"
 "$NANOCHAT" tok_train --input "$FIXTURES"/parquet/pretrain/shard_00000.expected.jsonl \
@@ -25,19 +27,26 @@ tokdir="$NANOCHAT_BASE_DIR/tokenizer"
 docs=$(sed -n 's/^Training on \([0-9]*\) documents.*/\1/p' "$work/small.log")
 [ "$docs" -ge 1 ] && [ "$docs" -le 60 ] || fail "--max-chars 5000 --doc-cap 100 should stop within 51 docs, got $docs"
 
-if [ -x /usr/bin/python3 ]; then
-  /usr/bin/python3 "$FIXTURES/../tokenizer_pkl_check.py" "$tokdir/tokenizer.pkl" "$work/small/tokenizer.pkl"
-  if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-    /usr/bin/python3 - "$tokdir/token_bytes.pt" <<'PY'
+/usr/bin/python3 "$FIXTURES/../tokenizer_pkl_check.py" "$tokdir/tokenizer.pkl" "$work/small/tokenizer.pkl"
+"$PY" - "$tokdir/token_bytes.pt" <<'PY'
 import sys, torch
-t = torch.load(sys.argv[1])
+t = torch.load(sys.argv[1], weights_only=True)
 assert t.dtype == torch.int32 and t.shape == (512,), (t.dtype, t.shape)
 assert (t[:128] == 1).all() and (t[128:256] == 3).all()  # a lone byte >= 0x80 decodes to U+FFFD: 3 bytes
 assert (t[503:] == 0).all() and (t[256:503] >= 1).all()
 print("token_bytes.pt ok:", t.shape[0], "entries")
 PY
-  fi
-fi
+# The real tiktoken unpickles our tokenizer.pkl (as nanochat's get_tokenizer does) and encodes as we do.
+text="Hello world 12345, tokenizers!"
+ours=$("$NANOCHAT" tok_encode --text "$text" | sed 's/.*"ids":\(\[[^]]*\]\).*/\1/')
+"$PY" - "$tokdir/tokenizer.pkl" "$text" "$ours" <<'PY'
+import json, pickle, sys
+enc = pickle.load(open(sys.argv[1], "rb"))
+assert type(enc).__module__ == "tiktoken.core", type(enc)
+ids = enc.encode_ordinary(sys.argv[2])
+assert ids == json.loads(sys.argv[3]), (ids, sys.argv[3])
+print("tiktoken reads tokenizer.pkl:", ids)
+PY
 
 # tok_encode: ids for text, specials only when allowed, decode back.
 out=$("$NANOCHAT" tok_encode --text "Hello <|bos|> world 12345" --prepend "<|bos|>" --append 511)

@@ -183,12 +183,14 @@ TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
                            find(sd2, "lm_head.weight")));
 }
 
-static bool python_torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
+static bool python_torch_available() {
+  return std::system((std::string(NANOCHAT_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
+}
 
-// Python nanochat's load_checkpoint steps on our files: torch.load the model (weights_only=True) and optimizer,
+// Python nanochat's load_checkpoint steps on our files: torch.load (weights_only=True) the model and optimizer,
 // json.load the meta; json.dump(meta, indent=2) must reproduce our meta file byte for byte.
 TEST(CheckpointManager, PythonLoadsOurCheckpoint) {
-  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  if (!python_torch_available()) GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
   fs::path dir = temp_dir("ckpt_python") / "d2";
   NamedTensors sd = load_state_dict(kD2 / "model_000003.pt");
   Json meta = load_meta(kD2, 3);
@@ -200,11 +202,11 @@ TEST(CheckpointManager, PythonLoadsOurCheckpoint) {
 import json, math, sys, torch
 d, ref = sys.argv[1], sys.argv[2]
 model = torch.load(d + "/model_000003.pt", map_location="cpu", weights_only=True)
-refm = torch.load(ref + "/model_000003.pt", map_location="cpu")
+refm = torch.load(ref + "/model_000003.pt", map_location="cpu", weights_only=True)
 assert list(model.keys()) == list(refm.keys())
 assert all(torch.equal(model[k], refm[k]) and model[k].dtype == refm[k].dtype for k in refm)
-optim = torch.load(d + "/optim_000003_rank0.pt", map_location="cpu")
-refo = torch.load(ref + "/optim_000003_rank0.pt", map_location="cpu")
+optim = torch.load(d + "/optim_000003_rank0.pt", map_location="cpu", weights_only=True)
+refo = torch.load(ref + "/optim_000003_rank0.pt", map_location="cpu", weights_only=True)
 assert optim["param_groups"] == refo["param_groups"]
 assert sorted(optim["state"]) == sorted(refo["state"])
 with open(d + "/meta_000003.json", encoding="utf-8") as f:
@@ -215,7 +217,7 @@ assert meta["user_config"]["run"] == "\u00fcber \U0001F600"
 assert json.dumps(meta, indent=2) == text, (json.dumps(meta, indent=2), text)
 print("python-ok")
 )PY";
-  std::string cmd = "/usr/bin/python3 " + (dir.parent_path() / "check.py").string() + " " + dir.string() + " " +
+  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir.parent_path() / "check.py").string() + " " + dir.string() + " " +
                     kD2.string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;

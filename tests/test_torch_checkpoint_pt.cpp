@@ -179,11 +179,13 @@ TEST(PtFile, BadFilesAreErrors) {
   }
 }
 
-static bool python_torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
+static bool python_torch_available() {
+  return std::system((std::string(NANOCHAT_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
+}
 
 // What we write must load in Python with weights_only=True and equal what Python itself loaded from the originals.
 TEST(PtFile, PythonReadsWhatWeWrite) {
-  if (!python_torch_available()) GTEST_SKIP() << "/usr/bin/python3 with torch is not installed";
+  if (!python_torch_available()) GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
   fs::path dir = temp_dir("pt_python");
   fs::path model = fx("python_basedir/base_checkpoints/d2/model_000003.pt");
   fs::path optim = fx("python_basedir/base_checkpoints/d2/optim_000003_rank0.pt");
@@ -194,16 +196,11 @@ TEST(PtFile, PythonReadsWhatWeWrite) {
   save_state_dict(dir / "views.pt", mixed);
   save_pt(dir / "optim.pt", load_pt(optim));
   std::ofstream(dir / "check.py") << R"PY(
-import pickle, sys, torch
+import sys, torch
 d, model, optim, views = sys.argv[1:5]
-# Ours must load with weights_only=True wherever Python's own file does (torch 1.13's restricted unpickler
-# lacks BINFLOAT, so optimizer files need weights_only=False there, for Python's files and ours alike).
+# Ours and Python's alike load with weights_only=True (torch 2.x's restricted unpickler, its default).
 def load_pair(ours, ref):
-    try:
-        r = torch.load(ref, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        return torch.load(ours, map_location="cpu", weights_only=False), torch.load(ref, map_location="cpu", weights_only=False)
-    return torch.load(ours, map_location="cpu", weights_only=True), r
+    return torch.load(ours, map_location="cpu", weights_only=True), torch.load(ref, map_location="cpu", weights_only=True)
 def same(a, b, path):
     assert type(a) == type(b) or (isinstance(a, dict) and isinstance(b, dict)), (path, type(a), type(b))
     if isinstance(a, dict):
@@ -228,7 +225,7 @@ assert v["bf16_model"].dtype == torch.bfloat16 and v["bf16_model"].shape == (108
 assert torch.equal(v["bf16_model"], m["transformer.wte.weight"].bfloat16())
 print("python-ok")
 )PY";
-  std::string cmd = "/usr/bin/python3 " + (dir / "check.py").string() + " " + dir.string() + " " + model.string() + " " +
+  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir / "check.py").string() + " " + dir.string() + " " + model.string() + " " +
                     optim.string() + " " + fx("pt/views.pt").string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
