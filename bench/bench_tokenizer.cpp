@@ -1,11 +1,12 @@
 // bench_tokenizer: tokenizer throughput and training time, for bench/RESULTS.md.
 //   bash bench/make_tok_corpus.sh /tmp/tokbench/corpus.txt 12
 //   NANOCHAT_TOK_CORPUS=/tmp/tokbench/corpus.txt build/bench/bench_tokenizer      (run from the repository root)
-// Encode: cl100k_base ranks with GPT-4's pattern (what tiktoken_bench.js runs), the corpus cut into ~4 KB
+// Encode: cl100k_base ranks with GPT-4's pattern (what tiktoken_bench.py runs), the corpus cut into ~4 KB
 // documents at newlines; one thread (encode_ordinary per document) and all threads (encode_batch). Pathological:
-// 10 MB of one letter, 1 MB of one emoji. Train: nanochat's trainer at vocab 30000 (what hf_train_bench.js gets)
+// 10 MB of one letter, 1 MB of one emoji. Train: nanochat's trainer at vocab 30000 (what hf_train_bench.py gets)
 // with the resulting bytes/token on the corpus as a counter.
-// Not covered: comparisons themselves (the node scripts beside this file print the other side).
+// Not covered: comparisons themselves (the Python scripts beside this file print the other side: tiktoken_bench.py,
+// hf_train_bench.py, rustbpe_compare.py).
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make_tok_corpus.sh OUT [MB]: an English-like text corpus for the tokenizer benchmarks, built only from files
 # every Debian machine has (licenses, vim's manual, package changelogs), in sorted order so it is reproducible.
-# Default 12 MB. bench_tokenizer, tiktoken_bench.js and hf_train_bench.js all read this file.
+# Default 12 MB. bench_tokenizer, tiktoken_bench.py, hf_train_bench.py and rustbpe_compare.py read it.
 set -euo pipefail
 out=${1:?usage: make_tok_corpus.sh OUT [MB]}
 mb=${2:-12}
