@@ -49,7 +49,8 @@ fi
 if ! command -v nvcc >/dev/null 2>&1 && [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="$PATH:/usr/local/cuda/bin"; fi
 
 prefix=${CMAKE_PREFIX_PATH:-$(.venv/bin/python -c 'import torch; print(torch.utils.cmake_prefix_path)')}
-export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+# Paths relative to the checkout in ccache keys, so a fresh clone elsewhere reuses the cache.
+export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime CCACHE_BASEDIR="$PWD"
 configured=$(sed -n 's/^NANOCHAT_CONFIGURED_PREFIX:INTERNAL=//p' build/CMakeCache.txt 2>/dev/null || true)
 if [ ! -f build/build.ninja ] || [ "$configured" != "$prefix" ]; then
   cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
