@@ -26,10 +26,30 @@ torch::Tensor one_minus(const torch::Tensor& t) { return torch::rsub(t, 1); }
 // fp32/bf16 value exactly, and those ops round it back to the operand's dtype, as a 0-d tensor weight would be.
 double value_of(const torch::Tensor& t) { return t.item<double>(); }
 
-// Frobenius norm over the last two dims, keepdim — what Python's Tensor.norm(dim=(-2, -1)) computes on the
-// matching libtorch version (1.x: frobenius_norm; 2.x: linalg.vector_norm).
+// Frobenius norm over the last two dims, keepdim — what Python's Tensor.norm(dim=(-2, -1)) computes.
 torch::Tensor frobenius_norm_last2(const torch::Tensor& X) {
   return torch::linalg_vector_norm(X, 2, std::vector<int64_t>{-2, -1}, /*keepdim=*/true);
+}
+
+// Whether libtorch's CPU bf16 matmul has a fast kernel here: oneDNN's, which needs AVX-512 (BW/VL/DQ) or newer.
+bool cpu_has_bf16_gemm() {
+#if defined(__x86_64__)
+  static const bool yes = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512dq");
+  return yes;
+#else
+  return true;
+#endif
+}
+
+// A bf16 matmul as bf16 hardware computes it: exact products, fp32 accumulation, one rounding of the result. On CPUs
+// without a fast bf16 kernel (AVX2-only: many laptops, AMD Zen 2/3) libtorch falls back to a scalar loop ~15x slower
+// than its fp32 GEMM, which made Polar Express most of a training step there; widening the operands to fp32 (exact),
+// the fp32 GEMM and rounding back give the same numbers up to summation order.
+torch::Tensor matmul_bf16(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.is_cpu() && a.scalar_type() == torch::kBFloat16 && !cpu_has_bf16_gemm())
+    return torch::matmul(a.to(torch::kFloat32), b.to(torch::kFloat32)).to(torch::kBFloat16);
+  return torch::matmul(a, b);
 }
 
 // Polar Express coefficients (num_iters=5, safety factor 2e-2, cushion 2), https://arxiv.org/pdf/2505.16932
@@ -96,13 +116,13 @@ torch::Tensor polar_express(torch::Tensor X, int64_t ns_steps) {
   for (int64_t i = 0; i < ns_steps; i++) {
     const double a = kPolarExpress[i][0], b = kPolarExpress[i][1], c = kPolarExpress[i][2];
     if (tall) {
-      torch::Tensor A = torch::matmul(X.transpose(-2, -1), X);
-      torch::Tensor B = A * b + torch::matmul(A, A) * c;
-      X = X * a + torch::matmul(X, B);
+      torch::Tensor A = matmul_bf16(X.transpose(-2, -1), X);
+      torch::Tensor B = A * b + matmul_bf16(A, A) * c;
+      X = X * a + matmul_bf16(X, B);
     } else {
-      torch::Tensor A = torch::matmul(X, X.transpose(-2, -1));
-      torch::Tensor B = A * b + torch::matmul(A, A) * c;
-      X = X * a + torch::matmul(B, X);
+      torch::Tensor A = matmul_bf16(X, X.transpose(-2, -1));
+      torch::Tensor B = A * b + matmul_bf16(A, A) * c;
+      X = X * a + matmul_bf16(B, X);
     }
   }
   return X;
