@@ -9,46 +9,81 @@ namespace nanochat {
 
 namespace {
 
-using simd::kLanes;
 using simd::Vec16;
+using simd::Vec4;
+using simd::Vec8;
 
 // y[m, n] = dot(x[m, :], w[n, :]) for n in [n0, n1) and all M rows of x (M known at compile time so the M
-// accumulators live in registers). Each 16-float piece of a weight row is loaded once and multiplied into every
-// row of x (which stays in L1), so the weight streams from memory exactly once.
-template <int M>
+// accumulators live in registers). Each V-wide piece of a weight row is loaded once and multiplied into every
+// row of x (which stays in L1), so the weight streams from memory exactly once. V is the register width of the
+// instruction set the caller is compiled for: a vector wider than the registers is lowered through the stack
+// (GCC spills it every iteration), which made the 16-lane kernel 8x slower than the fp32 GEMM on AVX2-only CPUs.
+template <int M, typename V>
 __attribute__((always_inline)) inline void dot_rows_m(const float* __restrict w, const float* __restrict x,
                                                       float* __restrict y, int64_t n0, int64_t n1, int64_t K,
                                                       int64_t N) {
-  const int64_t K_vec = K / kLanes * kLanes;
+  constexpr int64_t L = sizeof(V) / sizeof(float);
+  const int64_t K_vec = K / L * L;
   for (int64_t n = n0; n < n1; ++n) {
     const float* wn = w + n * K;
-    Vec16 acc[M] = {};
-    for (int64_t k = 0; k < K_vec; k += kLanes) {
-      Vec16 wv, xv;
-      NANOCHAT_LOAD16(wv, wn + k);
+    V acc[M] = {};
+    for (int64_t k = 0; k < K_vec; k += L) {
+      V wv, xv;
+      __builtin_memcpy(&wv, wn + k, sizeof(V));
       for (int m = 0; m < M; ++m) {
-        NANOCHAT_LOAD16(xv, x + m * K + k);
+        __builtin_memcpy(&xv, x + m * K + k, sizeof(V));
         acc[m] += wv * xv;
       }
     }
     for (int m = 0; m < M; ++m) {
-      float sum = simd::sum16(acc[m]);
+      float sum = 0;
+      for (int64_t l = 0; l < L; ++l) sum += acc[m][l];
       for (int64_t k = K_vec; k < K; ++k) sum += wn[k] * x[m * K + k];
       y[m * N + n] = sum;
     }
   }
 }
 
-// One clone per instruction set, chosen at load time; each inlines the M-specialized loops above.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void dot_rows(const float* w, const float* x, float* y, int64_t n0, int64_t n1, int64_t K, int64_t M, int64_t N) {
+template <typename V>
+__attribute__((always_inline)) inline void dot_rows_v(const float* w, const float* x, float* y, int64_t n0,
+                                                      int64_t n1, int64_t K, int64_t M, int64_t N) {
   static_assert(kSmallLinearMaxRows == 4, "dot_rows dispatches M = 1..4");
   switch (M) {
-    case 1: return dot_rows_m<1>(w, x, y, n0, n1, K, N);
-    case 2: return dot_rows_m<2>(w, x, y, n0, n1, K, N);
-    case 3: return dot_rows_m<3>(w, x, y, n0, n1, K, N);
-    case 4: return dot_rows_m<4>(w, x, y, n0, n1, K, N);
+    case 1: return dot_rows_m<1, V>(w, x, y, n0, n1, K, N);
+    case 2: return dot_rows_m<2, V>(w, x, y, n0, n1, K, N);
+    case 3: return dot_rows_m<3, V>(w, x, y, n0, n1, K, N);
+    case 4: return dot_rows_m<4, V>(w, x, y, n0, n1, K, N);
   }
+}
+
+using DotRows = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t);
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f"))) void dot_rows_avx512(const float* w, const float* x, float* y, int64_t n0,
+                                                        int64_t n1, int64_t K, int64_t M, int64_t N) {
+  dot_rows_v<Vec16>(w, x, y, n0, n1, K, M, N);
+}
+__attribute__((target("avx2"))) void dot_rows_avx2(const float* w, const float* x, float* y, int64_t n0, int64_t n1,
+                                                   int64_t K, int64_t M, int64_t N) {
+  dot_rows_v<Vec8>(w, x, y, n0, n1, K, M, N);
+}
+#endif
+void dot_rows_base(const float* w, const float* x, float* y, int64_t n0, int64_t n1, int64_t K, int64_t M, int64_t N) {
+  dot_rows_v<Vec4>(w, x, y, n0, n1, K, M, N);
+}
+
+// The widest kernel this CPU runs, picked once.
+DotRows pick_dot_rows() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return dot_rows_avx512;
+  if (__builtin_cpu_supports("avx2")) return dot_rows_avx2;
+#endif
+  return dot_rows_base;
+}
+
+void dot_rows(const float* w, const float* x, float* y, int64_t n0, int64_t n1, int64_t K, int64_t M, int64_t N) {
+  static const DotRows kernel = pick_dot_rows();
+  kernel(w, x, y, n0, n1, K, M, N);
 }
 
 }  // namespace
