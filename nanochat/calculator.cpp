@@ -583,38 +583,6 @@ std::string value_str(const Value& v) {
 
 }  // namespace
 
-std::string python_float_str(double x) {
-  if (std::isnan(x)) return "nan";
-  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
-  if (x == 0.0) return std::signbit(x) ? "-0.0" : "0.0";
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof(buf), x, std::chars_format::scientific);  // shortest round-trip
-  std::string sci(buf, res.ptr);
-  bool neg = sci[0] == '-';
-  if (neg) sci.erase(0, 1);
-  size_t epos = sci.find('e');
-  int exp10 = std::atoi(sci.c_str() + epos + 1);
-  std::string digits;
-  for (size_t i = 0; i < epos; i++)
-    if (sci[i] != '.') digits.push_back(sci[i]);
-  std::string out = neg ? "-" : "";
-  int ndig = int(digits.size());
-  if (exp10 < -4 || exp10 >= 16) {
-    out += digits.substr(0, 1);
-    if (ndig > 1) {
-      out.push_back('.');
-      out.append(digits, 1, std::string::npos);
-    }
-    char eb[16];
-    std::snprintf(eb, sizeof(eb), "e%c%02d", exp10 < 0 ? '-' : '+', std::abs(exp10));
-    return out + eb;
-  }
-  if (exp10 < 0) return out + "0." + std::string(size_t(-exp10 - 1), '0') + digits;
-  int int_digits = exp10 + 1;
-  if (ndig <= int_digits) return out + digits + std::string(size_t(int_digits - ndig), '0') + ".0";
-  return out + digits.substr(0, size_t(int_digits)) + "." + digits.substr(size_t(int_digits));
-}
-
 std::optional<std::string> use_calculator(std::string_view expr_in) {
   std::string expr;
   expr.reserve(expr_in.size());

@@ -16,6 +16,8 @@
 #include <string>
 #include <string_view>
 
+#include "nanochat/common.h"
+
 namespace nanochat {
 
 // Longer expressions are refused at once (Python would evaluate them; the model never needs that).
@@ -24,8 +26,6 @@ inline constexpr size_t kMaxCalculatorChars = 1000;
 // str(eval(expr)) as nanochat's use_calculator would produce it, or nullopt where it returns None.
 std::optional<std::string> use_calculator(std::string_view expr);
 
-// Python's str() of a float: shortest round-trip digits, fixed notation for exponents in [-4, 16), else
-// "d.ddde+XX"; "inf", "-inf", "nan"; integral values keep ".0".
-std::string python_float_str(double x);
+// (python_float_str, Python's str() of a float, is in common.h.)
 
 }  // namespace nanochat

@@ -59,7 +59,7 @@ void save_checkpoint(const fs::path& dir, int64_t step, const NamedTensors& mode
   }
   if (barrier) barrier();
   if (rank == 0) {
-    write_atomic(meta_path(dir, step), json_dumps_python(meta, 2));
+    write_file_atomic(meta_path(dir, step), json_dumps_python(meta, 2));
     print0f("Saved metadata to: {}", meta_path(dir, step).string());
   }
 }

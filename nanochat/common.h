@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <ctime>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -41,9 +43,21 @@ void print0f(fmt::format_string<Args...> f, Args&&... args) {
 // Whole-file I/O. read_file fails with an Error naming the path.
 std::string read_file(const std::filesystem::path& path);
 // Writes to "<path>.tmp", fsyncs, renames over path, then fsyncs the directory: a reader never sees a
-// half-written file under the final name, even after a crash or SIGKILL.
+// half-written file under the final name, even after a crash or SIGKILL. The _with form takes a producer that
+// emits the content in chunks (a checkpoint is written without holding its bytes twice).
 void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+using ChunkWriter = std::function<void(const void* data, size_t size)>;
+void write_file_atomic_with(const std::filesystem::path& path, const std::function<void(const ChunkWriter&)>& produce);
 void fsync_dir(const std::filesystem::path& dir);
+// Crash testing: when NANOCHAT_FAULT_SAVE_AFTER_BYTES=N is set, the process SIGKILLs itself once N bytes in total
+// have been written by write_file_atomic* (counted across all files this process saves), mid-write.
+void fault_injection_reset();  // re-reads the variable and zeroes the count (tests)
+
+// Python's str() of a float, which is also its repr(): the shortest digits that round-trip, in fixed notation for
+// decimal exponents -5 < e < 16 and scientific otherwise ("0.1", "3.0", "1e-05", "1e+16"), "nan", "inf", "-inf".
+std::string python_float_str(double x);
+// "YYYY-MM-DD HH:MM:SS" in local time, as Python's datetime.now().strftime("%Y-%m-%d %H:%M:%S").
+std::string format_local_time(std::time_t t);
 
 // Python's round(): round half to even.
 double round_half_even(double x);

@@ -244,82 +244,6 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ve
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Fused lm_head + softcap + mean cross-entropy. The plain path materializes [N, V] fp32 logits and then about ten
-// more tensors of that size (division, tanh, softcap, log-softmax and their gradients): at V = 32768 that is
-// memory traffic, not math. Here rows are processed in chunks; the gradient is computed in the forward pass
-// (the loss is a scalar, so backward only scales it), and nothing of size [N, V] is ever alive at once.
-
-namespace {
-struct FusedLinearSoftcapCE : torch::autograd::Function<FusedLinearSoftcapCE> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
-                               const torch::Tensor& targets, int64_t vocab_size, double softcap, bool need_grad) {
-    const int64_t N = x.size(0), d = x.size(1);
-    auto wv = w.narrow(0, 0, vocab_size);
-    auto valid = targets != -1;
-    auto n_valid = valid.sum().to(torch::kFloat);
-    // Rows per chunk: about 4M logits (16 MB fp32) per chunk, at least 64 rows so the matmuls stay efficient.
-    const int64_t rows = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(vocab_size, 1), 64, 4096);
-    auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat));
-    torch::Tensor dx, dw;
-    if (need_grad) {
-      dx = torch::empty_like(x);
-      dw = torch::zeros({w.size(0), d}, w.options().dtype(torch::kFloat));
-    }
-    const bool all_valid = n_valid.item<float>() == static_cast<float>(N);
-    auto zero = torch::zeros({1}, x.options());
-    for (int64_t r0 = 0; r0 < N; r0 += rows) {
-      int64_t n = std::min(rows, N - r0);
-      auto xc = x.narrow(0, r0, n);
-      auto tgt_idx = targets.narrow(0, r0, n).clamp_min(0).unsqueeze(1);
-      auto vc = valid.narrow(0, r0, n);
-      // t = tanh(z / softcap), with the 1/softcap folded into the matmul's alpha. Logits = softcap·t lie in
-      // [-softcap, softcap], so exp() cannot overflow and the log-sum-exp needs no max subtraction.
-      auto t = torch::addmm(zero, xc, wv.t(), /*beta=*/0, /*alpha=*/1.0 / softcap).to(torch::kFloat).tanh_();
-      auto e = t * softcap;
-      auto target_logit = e.gather(1, tgt_idx).squeeze(1);
-      e.exp_();
-      auto sum = e.sum(1, /*keepdim=*/true);
-      auto row_loss = sum.squeeze(1).log() - target_logit;
-      loss_sum += all_valid ? row_loss.sum() : (row_loss * vc).sum();
-      if (!need_grad) continue;
-      // d loss_row / d z = (softmax - onehot) · (1 - t²), zero on ignored rows; scaled by 1/n_valid below.
-      auto& p = e.div_(sum);
-      p.scatter_add_(1, tgt_idx, all_valid ? torch::full({n, 1}, -1.0f, p.options())
-                                            : -vc.to(torch::kFloat).unsqueeze(1));
-      if (!all_valid) p.mul_(vc.unsqueeze(1));
-      p.addcmul_(p, t.mul_(t), -1.0);  // p·(1 - t²)
-      auto dz = p.to(x.scalar_type());
-      dx.narrow(0, r0, n).copy_(torch::mm(dz, wv));
-      if (dz.scalar_type() == torch::kFloat) dw.narrow(0, 0, vocab_size).addmm_(dz.t(), xc);
-      else dw.narrow(0, 0, vocab_size).add_(torch::mm(dz.t(), xc));
-    }
-    if (need_grad) {
-      auto inv = 1.0 / n_valid;
-      ctx->saved_data["dx"] = dx.mul_(inv.to(dx.scalar_type()));
-      ctx->saved_data["dw"] = dw.mul_(inv).to(w.scalar_type());
-    }
-    return loss_sum / n_valid;
-  }
-
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad_out) {
-    auto g = grad_out[0];
-    auto dx = ctx->saved_data["dx"].toTensor(), dw = ctx->saved_data["dw"].toTensor();
-    return {dx * g.to(dx.scalar_type()), dw * g.to(dw.scalar_type()), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
-  }
-};
-}  // namespace
-
-torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tensor& weight, int64_t vocab_size,
-                                      const torch::Tensor& targets, double softcap) {
-  TORCH_CHECK(x.dim() == 2 && weight.dim() == 2 && targets.dim() == 1 && targets.size(0) == x.size(0),
-              "fused_linear_softcap_ce: expects x [N, d], weight [V, d], targets [N]");
-  bool need_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
-  return FusedLinearSoftcapCE::apply(x, weight, targets, vocab_size, softcap, need_grad);
-}
-
-// ---------------------------------------------------------------------------------------------------------------
 // GPT
 
 constexpr double kLogitSoftcap = 15.0;  // logits = 15·tanh(z / 15)
@@ -414,6 +338,11 @@ void GPTImpl::init_weights() {
   }
 }
 
+// nanochat/gpt.py GPT.forward up to the final norm: embed, norm, smear, the blocks (each with its residual and x0
+// lambdas and, on alternating layers, a value embedding), backout, norm. With a KV cache, the rotary positions and
+// the smear continue each row's cached sequence (KVCache::rotary, KVCache::smear) and attention reads and writes
+// the cache. One token per row on the CPU is decode.cpp's fused step instead (same math, reads the cache in place,
+// small_linear's matrix-vector kernels): it takes over at the first line.
 torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache) {
   if (kv_cache && decode_step_applies(*this, idx, *kv_cache)) return decode_step(*this, idx, *kv_cache);
   TORCH_CHECK(idx.dim() == 2, "GPT::forward expects idx of shape [B, T]");
@@ -421,22 +350,12 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
   if (kv_cache)
     TORCH_CHECK(B <= kv_cache->batch_size(), "GPT::forward: ", B, " rows but the KV cache holds ",
                 kv_cache->batch_size());
-  torch::Tensor cos, sin;
-  if (!kv_cache || kv_cache->uniform(B)) {
-    const int64_t T0 = kv_cache ? kv_cache->row_pos(0) : 0;
-    TORCH_CHECK(T0 + T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T0 + T, " > ",
-                rotary_cos.size(1));
-    cos = rotary_cos.narrow(1, T0, T), sin = rotary_sin.narrow(1, T0, T);
-  } else {
-    // Rows at different positions (continuous batching): each row takes its own rotary row.
-    TORCH_CHECK(T == 1, "rows of a KV cache at different positions decode one token at a time, got ", T);
-    TORCH_CHECK(kv_cache->max_pos(B) < rotary_cos.size(1), "sequence length grew beyond the rotary table: ",
-                kv_cache->max_pos(B) + 1, " > ", rotary_cos.size(1));
-    const torch::Tensor pos = kv_cache->positions_tensor(B, rotary_cos.device());
-    const int64_t half = rotary_cos.size(-1);
-    cos = rotary_cos.index_select(1, pos).view({B, 1, 1, half});
-    sin = rotary_sin.index_select(1, pos).view({B, 1, 1, half});
+  if (!kv_cache) {
+    TORCH_CHECK(T > 1, "a forward pass without a KV cache needs at least 2 tokens");
+    TORCH_CHECK(T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T, " > ", rotary_cos.size(1));
   }
+  auto [cos, sin] = kv_cache ? kv_cache->rotary(rotary_cos, rotary_sin, B, T)
+                             : std::pair{rotary_cos.narrow(1, 0, T), rotary_sin.narrow(1, 0, T)};
 
   auto x = rms_norm(wte(idx).to(compute_dtype()));
   // Smear: mix the previous token's normalized embedding into each position through a learned gate.
@@ -444,23 +363,8 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
     auto gate = smear_lambda.to(cur.scalar_type()) * torch::sigmoid(smear_gate(cur.narrow(-1, 0, 24)));
     return cur + gate * prev;
   };
-  if (!kv_cache) {
-    TORCH_CHECK(T > 1, "a forward pass without a KV cache needs at least 2 tokens");
-    x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
-  } else {
-    auto last = x.narrow(1, T - 1, 1);
-    auto prev = kv_cache->prev_rows(B);
-    if (T > 1 && prev.defined()) {
-      // A prompt continued in chunks (the batch engine's prefill): the chunk's first token smears with the last
-      // token of the previous chunk, as in one pass. (Python's engine never continues a prefill, so has no case.)
-      x = smear(x, torch::cat({prev, x.narrow(1, 0, T - 1)}, 1));
-    } else if (T > 1) {
-      x = torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
-    } else if (prev.defined()) {
-      x = smear(x, prev);
-    }
-    kv_cache->set_prev_rows(last);  // after the smear has read the previous ones (it may overwrite them in place)
-  }
+  x = kv_cache ? kv_cache->smear(x, smear)
+               : torch::cat({x.narrow(1, 0, 1), smear(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
 
   auto x0 = x;
   int64_t L = config.n_layer, backout_layer = L / 2;

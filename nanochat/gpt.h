@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "nanochat/fused/linear_softcap_ce.h"
 #include "nanochat/kv_cache.h"
 
 namespace nanochat {
@@ -64,12 +65,6 @@ int64_t estimate_flops(const GPTConfig& c);
 torch::Tensor rms_norm(const torch::Tensor& x);
 // Rotary embedding with nanochat's convention: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos on the two halves.
 torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
-
-// mean over non-ignored rows (target -1 = ignore) of cross_entropy(softcap·tanh((x·Wᵀ)[:, :vocab_size] / softcap)),
-// computed in row chunks with its gradient, so no [N, V] logits tensor is kept. x [N,d], weight [Vp,d] in x's dtype.
-// Equal to the plain path (lm_head, crop, fp32, softcap, cross_entropy) up to float rounding.
-torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tensor& weight, int64_t vocab_size,
-                                      const torch::Tensor& targets, double softcap);
 
 // nn.Linear without bias whose fp32 master weight is cast to the activation's dtype at forward time
 // (this replaces autocast: matmuls run in the compute dtype, the optimizer sees fp32).

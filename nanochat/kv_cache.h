@@ -86,6 +86,42 @@ struct KVCache {
     prev_embedding.narrow(0, 0, rows).copy_(e);
   }
 
+  // The rotary rows (cos, sin) for a pass of T tokens over rows [0, rows), taken from the model's tables
+  // [1, Tmax, 1, Dh/2]: rows at one position continue from it (a slice); rows at different positions (continuous
+  // batching, one token each) gather their own row, [rows, 1, 1, Dh/2].
+  std::pair<torch::Tensor, torch::Tensor> rotary(const torch::Tensor& cos, const torch::Tensor& sin, int64_t rows,
+                                                 int64_t T) const {
+    if (uniform(rows)) {
+      const int64_t T0 = row_pos(0);
+      TORCH_CHECK(T0 + T <= cos.size(1), "sequence length grew beyond the rotary table: ", T0 + T, " > ", cos.size(1));
+      return {cos.narrow(1, T0, T), sin.narrow(1, T0, T)};
+    }
+    TORCH_CHECK(T == 1, "rows of a KV cache at different positions decode one token at a time, got ", T);
+    TORCH_CHECK(max_pos(rows) < cos.size(1), "sequence length grew beyond the rotary table: ", max_pos(rows) + 1,
+                " > ", cos.size(1));
+    const torch::Tensor pos = positions_tensor(rows, cos.device());
+    const int64_t half = cos.size(-1);
+    return {cos.index_select(1, pos).view({rows, 1, 1, half}), sin.index_select(1, pos).view({rows, 1, 1, half})};
+  }
+
+  // The smear of a pass over rows [0, x.size(0)) that continues the cached sequences: smear(cur, prev) mixes each
+  // token with the previous one. The first token of the pass smears with the row's previous embedding when there
+  // is one — after a decode step, or a prompt continued in chunks (the batch engine's prefill), as one pass would;
+  // Python's engine never continues a prefill, so it has only the first case. Remembers the last token's
+  // embedding for the next pass.
+  template <typename Smear>
+  torch::Tensor smear(const torch::Tensor& x, const Smear& smear_fn) {
+    const int64_t rows = x.size(0), T = x.size(1);
+    auto last = x.narrow(1, T - 1, 1);
+    auto prev = prev_rows(rows);
+    torch::Tensor out = x;
+    if (T > 1 && prev.defined()) out = smear_fn(x, torch::cat({prev, x.narrow(1, 0, T - 1)}, 1));
+    else if (T > 1) out = torch::cat({x.narrow(1, 0, 1), smear_fn(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
+    else if (prev.defined()) out = smear_fn(x, prev);
+    set_prev_rows(last);  // after the smear has read the previous ones (it may overwrite them in place)
+    return out;
+  }
+
   // Copies another (typically batch-1, just prefilled) cache into this one, broadcasting its rows to our batch.
   void prefill(const KVCache& other) {
     TORCH_CHECK(get_pos() == 0, "KVCache::prefill needs an empty cache");

@@ -161,11 +161,7 @@ std::string asctime_now() {
   auto now = system_clock::now();
   std::time_t t = system_clock::to_time_t(now);
   int ms = int(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return fmt::format("{},{:03d}", buf, ms);
+  return fmt::format("{},{:03d}", format_local_time(t), ms);
 }
 
 }  // namespace

@@ -287,71 +287,7 @@ void write_pt(const c10::IValue& value, const std::function<size_t(const void*, 
   zip.writeEndOfFile();
 }
 
-// ----- atomic writes with fault injection ----------------------------------------------------------------------
-
-int64_t g_fault_after = -2;  // -2: not read yet, -1: off
-int64_t g_fault_written = 0;
-
-void count_and_maybe_die(int fd, const char* p, size_t n) {
-  if (g_fault_after == -2) {
-    const char* v = std::getenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES");
-    g_fault_after = (v && *v) ? std::atoll(v) : -1;
-  }
-  size_t allowed = n;
-  bool die = false;
-  if (g_fault_after >= 0 && g_fault_written + (int64_t)n >= g_fault_after) {
-    allowed = (size_t)std::max<int64_t>(0, g_fault_after - g_fault_written);
-    die = true;
-  }
-  size_t off = 0;
-  while (off < allowed) {
-    ssize_t k = ::write(fd, p + off, allowed - off);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      fail("write failed: {}", std::strerror(errno));
-    }
-    off += k;
-  }
-  g_fault_written += (int64_t)allowed;
-  if (die) ::kill(::getpid(), SIGKILL);
-}
-
 }  // namespace
-
-void fault_injection_reset() {
-  g_fault_after = -2;
-  g_fault_written = 0;
-}
-
-void write_atomic_with(const fs::path& path, const std::function<void(const ChunkWriter&)>& produce) {
-  fs::path tmp = path;
-  tmp += ".tmp";
-  if (path.has_parent_path()) fs::create_directories(path.parent_path());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot write {}: {}", tmp.string(), std::strerror(errno));
-  try {
-    produce([&](const void* data, size_t size) { count_and_maybe_die(fd, static_cast<const char*>(data), size); });
-    if (::fsync(fd) != 0) fail("fsync failed: {}", std::strerror(errno));
-  } catch (const std::exception& e) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    fail("cannot write {}: {}", path.string(), e.what());
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    fail("cannot write {}: {}", path.string(), std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    fail("cannot rename {} to {}: {}", tmp.string(), path.string(), std::strerror(e));
-  }
-  fsync_dir(path.has_parent_path() ? path.parent_path() : fs::path("."));
-}
-
-void write_atomic(const fs::path& path, std::string_view bytes) {
-  write_atomic_with(path, [&](const ChunkWriter& w) { w(bytes.data(), bytes.size()); });
-}
 
 c10::IValue load_pt(const fs::path& path) { return PtReader(path).load(); }
 
@@ -377,7 +313,7 @@ std::string pt_bytes(const c10::IValue& value) {
 }
 
 void save_pt(const fs::path& path, const c10::IValue& value) {
-  write_atomic_with(path, [&](const ChunkWriter& w) {
+  write_file_atomic_with(path, [&](const ChunkWriter& w) {
     // An exception must not unwind through the zip writer's C code: keep the first one and rethrow it after.
     std::exception_ptr error;
     write_pt(value, [&](const void* p, size_t n) {

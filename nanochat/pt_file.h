@@ -48,14 +48,4 @@ void save_state_dict(const std::filesystem::path& path, const NamedTensors& tens
 // A GenericDict str → tensor holding the tensors in order (what save_state_dict writes).
 c10::IValue state_dict_ivalue(const NamedTensors& tensors);
 
-// Atomic file write through a producer that emits the content in chunks: "<path>.tmp", fsync, rename over path,
-// fsync the directory. Every byte goes through the fault-injection counter below.
-using ChunkWriter = std::function<void(const void* data, size_t size)>;
-void write_atomic_with(const std::filesystem::path& path, const std::function<void(const ChunkWriter&)>& produce);
-void write_atomic(const std::filesystem::path& path, std::string_view bytes);
-
-// Crash testing: when NANOCHAT_FAULT_SAVE_AFTER_BYTES=N is set, the process SIGKILLs itself once N bytes in total
-// have been written by write_atomic* (counted across all files this process saves), mid-write.
-void fault_injection_reset();  // re-reads the variable and zeroes the count (tests)
-
 }  // namespace nanochat

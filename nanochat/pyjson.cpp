@@ -13,33 +13,7 @@ namespace nanochat {
 std::string json_float_repr(double x) {
   if (std::isnan(x)) return "NaN";
   if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
-  if (x == 0) return std::signbit(x) ? "-0.0" : "0.0";
-  // Shortest round-trip digits d1 d2 ... dn and decimal exponent: x = d1.d2...dn × 10^e.
-  char buf[64];
-  auto res = std::to_chars(buf, buf + sizeof buf, x, std::chars_format::scientific);
-  std::string s(buf, res.ptr);
-  bool neg = s[0] == '-';
-  if (neg) s.erase(0, 1);
-  size_t epos = s.find('e');
-  int e = std::atoi(s.c_str() + epos + 1);
-  std::string digits;
-  for (size_t i = 0; i < epos; i++)
-    if (s[i] != '.') digits += s[i];
-  int decpt = e + 1;  // position of the decimal point after the first digit, as in _Py_dg_dtoa
-  std::string out = neg ? "-" : "";
-  if (decpt <= -4 || decpt > 16) {
-    out += digits[0];
-    if (digits.size() > 1) out += "." + digits.substr(1);
-    int ex = decpt - 1;
-    out += fmt::format("e{}{:02d}", ex < 0 ? '-' : '+', std::abs(ex));
-  } else if (decpt <= 0) {
-    out += "0." + std::string(-decpt, '0') + digits;
-  } else if ((size_t)decpt >= digits.size()) {
-    out += digits + std::string(decpt - digits.size(), '0') + ".0";
-  } else {
-    out += digits.substr(0, decpt) + "." + digits.substr(decpt);
-  }
-  return out;
+  return python_float_str(x);
 }
 
 namespace {

@@ -7,7 +7,7 @@
 // empty containers. json_loads_python also accepts those bare tokens, as json.loads does.
 //
 //   Json meta = {{"step", 3}, {"val_bpb", 3.25}};
-//   write_atomic(path, json_dumps_python(meta, 2));
+//   write_file_atomic(path, json_dumps_python(meta, 2));
 //   Json back = json_loads_python(read_file(path));
 //
 // Not covered: json.dumps options other than indent (sort_keys, separators, ensure_ascii=False).

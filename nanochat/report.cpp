@@ -64,14 +64,6 @@ std::string shell_quote(const std::string& s) {
   return out + "'";
 }
 
-std::string py_float_repr(double v) {
-  if (std::isnan(v)) return "nan";
-  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
-  std::string s = fmt::format("{}", v);
-  if (s.find_first_of(".e") == std::string::npos) s += ".0";
-  return s;
-}
-
 std::string py_repr(const ReportItem& v) {
   if (v.is_string()) {
     std::string out = "'";
@@ -94,17 +86,10 @@ std::string py_repr(const ReportItem& v) {
       out += (first ? "" : ", ") + py_repr(ReportItem(it.key())) + ": " + py_repr(it.value());
     return out + "}";
   }
-  if (v.is_number_float()) return py_float_repr(v.get<double>());
+  if (v.is_number_float()) return python_float_str(v.get<double>());
   return format_report_value(v);
 }
 
-std::string format_local_time(std::time_t t) {
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 // Reads the lines of /proc/<file> into key -> value ("model name : X" -> {"model name", "X"}), first wins.
 std::map<std::string, std::string> read_proc_kv(const char* path, std::vector<std::pair<std::string, std::string>>* all = nullptr) {

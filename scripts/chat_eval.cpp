@@ -164,9 +164,9 @@ int chat_eval_main(int argc, char** argv) {
   if (device_type == "mps") fail("--device-type mps is not available in this build (use cpu or cuda)");
 
   ComputeContext ctx = compute_init(device_type);
-  ChatModel cm = load_chat_model(source, ctx.device, "eval", model_tag.empty() ? std::nullopt : std::optional(model_tag),
-                                 step >= 0 ? std::optional(step) : std::nullopt);
-  Engine engine(cm.model, cm.tokenizer);
+  LoadedModel lm = load_model(source, ctx.device, "eval", model_tag.empty() ? std::nullopt : std::optional(model_tag),
+                               step >= 0 ? std::optional(step) : std::nullopt);
+  Engine engine(lm.model, lm.tokenizer);
 
   std::vector<std::string> names;
   if (task_name.empty()) {
@@ -185,7 +185,7 @@ int chat_eval_main(int argc, char** argv) {
   std::vector<std::pair<std::string, double>> results;
   for (auto& name : names) {
     auto t0 = std::chrono::steady_clock::now();
-    double acc = run_chat_eval(name, cm.model, cm.tokenizer, engine, batch_size, num_samples, max_new_tokens,
+    double acc = run_chat_eval(name, lm.model, lm.tokenizer, engine, batch_size, num_samples, max_new_tokens,
                                temperature, top_k, max_problems >= 0 ? std::optional(max_problems) : std::nullopt);
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results.emplace_back(name, acc);

@@ -178,10 +178,10 @@ int chat_rl_main(int argc, char** argv) {
   ComputeContext ctx = compute_init(o.device_type);
   if (o.examples_per_step % ctx.world_size != 0) fail("--examples-per-step must be divisible by the world size");
   Logger logger = ctx.rank == 0 ? Logger("nanochat-rl", o.run, o.logger, user_config) : Logger();
-  ChatModel cm = load_chat_model("sft", ctx.device, "eval", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
-                                 o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
-  GPT model = cm.model;
-  const Tokenizer& tok = cm.tokenizer;
+  LoadedModel lm = load_model("sft", ctx.device, "eval", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
+                               o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
+  GPT model = lm.model;
+  const Tokenizer& tok = lm.tokenizer;
   Engine engine(model, tok);
   std::string output_dirname = o.model_tag.empty() ? fmt::format("d{}", model->config.n_layer) : o.model_tag;
 

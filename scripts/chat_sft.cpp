@@ -157,11 +157,11 @@ int chat_sft_main(int argc, char** argv) {
   Logger logger = ctx.rank == 0 ? Logger("nanochat-sft", o.run, o.logger, user_config) : Logger();
 
   // Model, tokenizer and the pretraining meta (for inheritance).
-  ChatModel cm = load_chat_model("base", ctx.device, "train", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
-                                 o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
-  GPT model = cm.model;
-  const Tokenizer& tokenizer = cm.tokenizer;
-  const Json& pre = cm.meta;
+  LoadedModel lm = load_model("base", ctx.device, "train", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
+                               o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
+  GPT model = lm.model;
+  const Tokenizer& tokenizer = lm.tokenizer;
+  const Json& pre = lm.meta;
   Json pre_user = pre.contains("user_config") ? pre["user_config"] : Json::object();
   o.max_seq_len = inherit<int64_t>("max_seq_len", given_seq, o.max_seq_len, pre, 2048);
   o.device_batch_size = inherit<int64_t>("device_batch_size", given_dbs, o.device_batch_size, pre, 32);
@@ -190,10 +190,10 @@ int chat_sft_main(int argc, char** argv) {
   MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, 0.0,
                                         0.5, process_group());  // several ranks: step() averages the gradients
   if (o.load_optimizer) {
-    auto base_dir = checkpoints_dir_for("base") / cm.model_tag;
+    const auto& base_dir = lm.dir;
     // Optimizer state is per rank: it only carries over to a run with the world size that saved it.
-    const int saved_ranks = checkpoint_world_size(base_dir, cm.step);
-    auto state = saved_ranks == ctx.world_size ? load_optimizer_state_from_dir(base_dir, cm.step, ctx.rank, ctx.device)
+    const int saved_ranks = checkpoint_world_size(base_dir, lm.step);
+    auto state = saved_ranks == ctx.world_size ? load_optimizer_state_from_dir(base_dir, lm.step, ctx.rank, ctx.device)
                                                : std::nullopt;
     if (saved_ranks > 0 && saved_ranks != ctx.world_size)
       print0f("WARNING: the base optimizer state was saved by {} ranks and this run has {}", saved_ranks, ctx.world_size);
