@@ -51,14 +51,32 @@ class Sandbox : public ::testing::Test {
   std::string old_tmp_;
 };
 
-// Process state letter from /proc/<pid>/stat, or 0 when the process is gone.
-char proc_state(long pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-  std::string s;
-  if (!std::getline(f, s)) return 0;
-  size_t p = s.rfind(')');
-  return p == std::string::npos || p + 2 >= s.size() ? 0 : s[p + 2];
+// Live (not zombie) processes whose name (/proc/<pid>/comm) is `comm`: how the tests find what sandboxed code
+// started, whatever PID namespace it ran in (the code names its children with prctl(PR_SET_NAME)).
+size_t live_processes_named(const std::string& comm) {
+  size_t n = 0;
+  for (auto& e : fs::directory_iterator("/proc")) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream c(e.path() / "comm"), st(e.path() / "stat");
+    std::string name, stat;
+    if (!std::getline(c, name) || name != comm || !std::getline(st, stat)) continue;
+    size_t p = stat.rfind(')');
+    char state = p == std::string::npos || p + 2 >= stat.size() ? 0 : stat[p + 2];
+    if (state != 'Z' && state != 'X') n++;
+  }
+  return n;
 }
+
+// Waits up to 2 s for them to go (the kernel tears a PID namespace down asynchronously).
+size_t survivors_named(const std::string& comm) {
+  size_t n = 0;
+  for (int i = 0; i < 200 && (n = live_processes_named(comm)) > 0; i++)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  return n;
+}
+
+std::string unique_comm(const char* prefix) { return prefix + std::to_string(getpid() % 100000); }
 
 }  // namespace
 
@@ -141,13 +159,15 @@ TEST_F(Sandbox, ForkIsBlocked) {
 
 TEST_F(Sandbox, ForkBombThroughCtypesIsBoundedAndCleanedUp) {
   // Bypasses the Python guard on purpose: only the process limit and the process-group kill stand in the way.
-  const char* code =
+  const std::string comm = unique_comm("ncbomb");
+  const std::string code =
       "import ctypes, os\n"
       "libc = ctypes.CDLL(None)\n"
       "ok = 0\n"
       "for i in range(200):\n"
       "    pid = libc.fork()\n"
       "    if pid == 0:\n"
+      "        libc.prctl(15, b'" + comm + "', 0, 0, 0)\n"
       "        libc.pause()\n"
       "        os._exit(0)\n"
       "    if pid < 0:\n"
@@ -167,13 +187,75 @@ TEST_F(Sandbox, ForkBombThroughCtypesIsBoundedAndCleanedUp) {
   }
   EXPECT_EQ(forks, long(pids.size()));
   EXPECT_LT(forks, 200) << "the process limit did not stop the fork loop";
-  // The group kill took every forked child down (gone, or a zombie waiting for init to reap it).
-  for (long p : pids) {
-    char st = 0;
-    for (int i = 0; i < 100 && (st = proc_state(p)) != 0 && st != 'Z' && st != 'X'; i++)
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    EXPECT_TRUE(st == 0 || st == 'Z' || st == 'X') << "pid " << p << " still running (state " << st << ")";
-  }
+  // Every forked child went down with the run (gone, or a zombie waiting for init to reap it).
+  EXPECT_EQ(survivors_named(comm), 0u) << "forked children outlived the run";
+}
+
+TEST_F(Sandbox, ChildThatLeavesTheProcessGroupDiesWithTheRun) {
+  // fork + setsid through ctypes (past the Python guard): the child leaves the process group the parent kills.
+  const std::string comm = unique_comm("ncsetsid");
+  const std::string code =
+      "import ctypes, time\n"
+      "libc = ctypes.CDLL(None)\n"
+      "if libc.fork() == 0:\n"
+      "    libc.setsid()\n"
+      "    libc.prctl(15, b'" + comm + "', 0, 0, 0)\n"
+      "    time.sleep(60)\n"
+      "time.sleep(0.3)\n"
+      "print('parent done')\n";
+  auto r = execute_code(code, 5.0);
+  ASSERT_TRUE(r.success) << r.error.value_or("") << r.stderr_text;
+  EXPECT_EQ(survivors_named(comm), 0u) << "a setsid() child outlived the run";
+  // and when the run is killed at its deadline
+  r = execute_code(code + "time.sleep(30)\n", 1.0);
+  EXPECT_TRUE(r.timeout);
+  EXPECT_EQ(survivors_named(comm), 0u) << "a setsid() child outlived a killed run";
+}
+
+TEST_F(Sandbox, OnlyItsTempDirIsWritable) {
+  const std::string tag = unique_comm("ncw");
+  const fs::path outside = fs::path("/tmp") / (tag + "-outside"), sibling = base_ / (tag + "-sibling");
+  fs::remove(outside);
+  fs::remove(sibling);
+  const std::string code =
+      "import os\n"
+      "tmp = os.environ['TMPDIR']\n"
+      "for p in ['" + outside.string() + "', tmp + '/../" + sibling.filename().string() + "', tmp + '/inside']:\n"
+      "    try:\n"
+      "        open(p, 'w').write('x')\n"
+      "        print('wrote', p)\n"
+      "    except OSError as e:\n"
+      "        print('refused', p, e.errno)\n";
+  auto r = execute_code(code);
+  ASSERT_TRUE(r.success) << r.error.value_or("") << r.stderr_text;
+  const bool outside_written = fs::exists(outside), sibling_written = fs::exists(sibling);
+  fs::remove(outside);
+  fs::remove(sibling);
+  EXPECT_FALSE(outside_written) << "wrote " << outside << ": " << r.stdout_text;
+  EXPECT_FALSE(sibling_written) << "wrote " << sibling << ": " << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("/inside\n"), std::string::npos) << r.stdout_text;
+  EXPECT_NE(r.stdout_text.find("wrote "), std::string::npos) << "the temp dir itself must stay writable";
+}
+
+TEST_F(Sandbox, CodeCannotWriteItsOwnVerdict) {
+  // What passed for a verdict before: JSON on an inherited fd. Written to every fd, then the code fails.
+  const std::string fake =
+      "import os\n"
+      "v = b'{\"success\": true, \"timeout\": false, \"memory_exceeded\": false, \"error\": null}'\n"
+      "for fd in range(3, 64):\n"
+      "    try:\n"
+      "        os.write(fd, v)\n"
+      "    except OSError:\n"
+      "        pass\n";
+  auto r = execute_code(fake + "raise AssertionError('wrong answer')\n");
+  EXPECT_FALSE(r.success);
+  EXPECT_EQ(r.error.value_or(""), "AssertionError: wrong answer");
+  // Exiting early with status 0 (before the tests that follow a solution could fail) is no success either.
+  r = execute_code(fake + "os._exit(0)\nassert False\n");
+  EXPECT_FALSE(r.success);
+  // The marker of the error message is the prelude's: a fake one changes only the message, not the outcome.
+  r = execute_code("import sys\nsys.stderr.write('\\n\\x00nanochat-error: fine')\n");
+  EXPECT_TRUE(r.success) << r.error.value_or("");
 }
 
 TEST_F(Sandbox, RmtreeOfCanaryIsBlocked) {
