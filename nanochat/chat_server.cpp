@@ -37,7 +37,7 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("-k,--top-k", o.top_k, "default top-k sampling parameter")->check(CLI::Range(0, 200));
   app.add_option("-m,--max-tokens", o.max_tokens, "default max tokens for generation")->check(CLI::Range(1, 4096));
   app.add_option("-g,--model-tag", o.model_tag, "model tag to load");
-  app.add_option("-s,--step", o.step, "step to load");
+  app.add_option("-s,--step", o.step, "step to load")->check(CLI::NonNegativeNumber);
   app.add_option("-p,--port", o.port, "port to run the server on (0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--device-type", o.device_type, "cuda|cpu|mps (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));

@@ -1,6 +1,7 @@
 // checkpoint_manager: see checkpoint_manager.h.
 #include "nanochat/checkpoint_manager.h"
 
+#include <algorithm>
 #include <regex>
 
 #include "nanochat/common.h"
@@ -45,6 +46,14 @@ void save_checkpoint(const fs::path& dir, int64_t step, const NamedTensors& mode
                      const std::optional<c10::IValue>& optimizer_state, const Json& meta, int rank,
                      const std::function<void()>& barrier) {
   if (step < 0) fail("checkpoint step must be >= 0, got {}", step);
+  // One directory, one model: a step of another model beside these would be loaded as if it continued them.
+  if (const std::vector<int64_t> steps = committed_steps(dir); !steps.empty() && meta.contains("model_config")) {
+    const Json last = load_meta(dir, steps.back());
+    if (last.is_object() && last.contains("model_config") && last["model_config"] != meta["model_config"])
+      fail("refusing to save step {} into {}: it holds checkpoints of another model (step {} has model_config {}, "
+           "this one {}); save under another --model-tag", step, dir.string(), steps.back(),
+           last["model_config"].dump(), meta["model_config"].dump());
+  }
   fs::create_directories(dir);
   if (rank == 0) {
     // Overwriting a step: un-commit it first, so a crash below cannot pair the old meta with new tensors.
@@ -64,26 +73,49 @@ void save_checkpoint(const fs::path& dir, int64_t step, const NamedTensors& mode
   }
 }
 
-int64_t find_last_step(const fs::path& dir) {
-  if (!fs::is_directory(dir)) fail("no checkpoints found in {} (the directory does not exist)", dir.string());
-  static const std::regex re(R"(model_(\d+)\.pt)");
-  int64_t best = -1;
+// Steps with a model file, committed (meta present) or not, sorted.
+static std::pair<std::vector<int64_t>, size_t> scan_steps(const fs::path& dir) {
+  std::vector<int64_t> committed;
   size_t uncommitted = 0;
+  if (!fs::is_directory(dir)) return {committed, 0};
+  static const std::regex re(R"(model_(\d+)\.pt)");
   for (auto& entry : fs::directory_iterator(dir)) {
     std::string name = entry.path().filename().string();
     std::smatch m;
     if (!std::regex_match(name, m, re) || m[1].length() > 18) continue;
     int64_t step = std::stoll(m[1].str());
-    if (!fs::exists(meta_path(dir, step))) {  // no commit marker: a save that did not finish
-      uncommitted++;
-      continue;
-    }
-    best = std::max(best, step);
+    if (fs::exists(meta_path(dir, step)))
+      committed.push_back(step);
+    else
+      uncommitted++;  // no commit marker: a save that did not finish
   }
-  if (best < 0)
+  std::sort(committed.begin(), committed.end());
+  return {committed, uncommitted};
+}
+
+std::vector<int64_t> committed_steps(const fs::path& dir) { return scan_steps(dir).first; }
+
+void remove_checkpoints(const fs::path& dir) {
+  if (!fs::is_directory(dir)) return;
+  static const std::regex re(R"((model_\d+\.pt|optim_\d+_rank\d+\.pt|meta_\d+\.json)(\.tmp)?)");
+  std::vector<fs::path> metas, rest;
+  for (auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, re)) (name.rfind("meta_", 0) == 0 ? metas : rest).push_back(entry.path());
+  }
+  for (auto& p : metas) fs::remove(p);  // un-commit first: a crash in between leaves no loadable half
+  fsync_dir(dir);
+  for (auto& p : rest) fs::remove(p);
+  fsync_dir(dir);
+}
+
+int64_t find_last_step(const fs::path& dir) {
+  if (!fs::is_directory(dir)) fail("no checkpoints found in {} (the directory does not exist)", dir.string());
+  auto [committed, uncommitted] = scan_steps(dir);
+  if (committed.empty())
     fail("no checkpoints found in {}{}", dir.string(),
          uncommitted ? fmt::format(" ({} model files without their meta_*.json: unfinished saves)", uncommitted) : "");
-  return best;
+  return committed.back();
 }
 
 std::string find_largest_model(const fs::path& root) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -33,13 +34,18 @@ std::filesystem::path checkpoints_dir_for(const std::string& source);
 
 // Writes model (rank 0), optimizer (if given, every rank) and meta (rank 0, last). `barrier`, when given, is
 // called on every rank after its own .pt files and before rank 0 writes meta — pass a process-group barrier in
-// distributed runs so meta only appears once every rank's optimizer file is in place.
+// distributed runs so meta only appears once every rank's optimizer file is in place. Refuses (Error) a directory
+// whose last checkpoint is of another model (a different model_config).
 void save_checkpoint(const std::filesystem::path& checkpoint_dir, int64_t step, const NamedTensors& model_state,
                      const std::optional<c10::IValue>& optimizer_state, const Json& meta, int rank = 0,
                      const std::function<void()>& barrier = {});
 
 // Highest step with both model_<step>.pt and meta_<step>.json; Error when there is none.
 int64_t find_last_step(const std::filesystem::path& checkpoint_dir);
+// Every committed step (model and meta present), ascending; empty when none or no directory.
+std::vector<int64_t> committed_steps(const std::filesystem::path& checkpoint_dir);
+// Deletes the model, optimizer and meta files of every step in the directory (metas first), nothing else.
+void remove_checkpoints(const std::filesystem::path& checkpoint_dir);
 // The subdirectory named d<N> with the largest N; if none is, the most recently modified one; Error when empty.
 std::string find_largest_model(const std::filesystem::path& checkpoints_dir);
 

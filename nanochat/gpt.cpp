@@ -9,6 +9,8 @@
 #include <limits>
 #include <set>
 
+#include <unistd.h>
+
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/cuda/relu_square.h"
@@ -31,12 +33,20 @@ nlohmann::ordered_json config_to_json(const GPTConfig& c) {
 GPTConfig config_from_json(const nlohmann::json& j) {
   GPTConfig c;
   try {
-    c.sequence_len = j.at("sequence_len").get<int64_t>();
-    c.vocab_size = j.at("vocab_size").get<int64_t>();
-    c.n_layer = j.at("n_layer").get<int64_t>();
-    c.n_head = j.at("n_head").get<int64_t>();
-    c.n_kv_head = j.at("n_kv_head").get<int64_t>();
-    c.n_embd = j.at("n_embd").get<int64_t>();
+    // Whole numbers only: nlohmann would truncate 2.5 to 2 and wrap 1e30.
+    auto whole = [&](const char* key) {
+      const nlohmann::json& v = j.at(key);
+      if (!v.is_number_integer())
+        fail("model config's {} is {}; it must be a whole number (the checkpoint's meta is damaged or hand-edited)",
+             key, v.dump());
+      return v.get<int64_t>();
+    };
+    c.sequence_len = whole("sequence_len");
+    c.vocab_size = whole("vocab_size");
+    c.n_layer = whole("n_layer");
+    c.n_head = whole("n_head");
+    c.n_kv_head = whole("n_kv_head");
+    c.n_embd = whole("n_embd");
     c.window_pattern = j.contains("window_pattern") ? j.at("window_pattern").get<std::string>() : "L";
   } catch (const nlohmann::json::exception& e) {
     fail("model config is incomplete or malformed ({}); it needs sequence_len, vocab_size, n_layer, n_head, "
@@ -45,7 +55,7 @@ GPTConfig config_from_json(const nlohmann::json& j) {
   return c;
 }
 
-static void validate(const GPTConfig& c) {
+void validate_config(const GPTConfig& c) {
   if (c.n_layer < 1 || c.n_head < 1 || c.n_kv_head < 1 || c.n_embd < 1 || c.vocab_size < 1 || c.sequence_len < 1)
     fail("model config needs positive sizes (n_layer={}, n_head={}, n_kv_head={}, n_embd={}, vocab_size={}, "
          "sequence_len={})", c.n_layer, c.n_head, c.n_kv_head, c.n_embd, c.vocab_size, c.sequence_len);
@@ -53,6 +63,18 @@ static void validate(const GPTConfig& c) {
   if (c.n_kv_head > c.n_head || c.n_head % c.n_kv_head != 0)
     fail("n_kv_head={} must divide n_head={}", c.n_kv_head, c.n_head);
   if ((c.n_embd / c.n_head) % 2 != 0) fail("head dim {} must be even for rotary embeddings", c.n_embd / c.n_head);
+  // Building the model takes at least its fp32 parameters (built on the CPU, then moved) and the rotary tables
+  // (cos and sin for 10x sequence_len). Refuse when that alone exceeds the machine's memory, before allocating:
+  // otherwise a typo'd size hangs in the constructor or dies in the allocator with std::bad_alloc.
+  const double d = double(c.n_embd), L = double(c.n_layer), V = double(padded_vocab_size(c));
+  const double kv_dim = double(c.n_kv_head) * (d / double(c.n_head)), n_ve = std::ceil(L / 2);
+  const double params = 2 * V * d + L * (10 * d * d + 2 * kv_dim * d) + n_ve * V * kv_dim;
+  const double bytes = 4 * params + 4 * 10.0 * double(c.sequence_len) * (d / double(c.n_head));
+  const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+  if (bytes > memory)
+    fail("a model with n_layer={} n_embd={} vocab_size={} sequence_len={} needs at least {:.1f} GiB to build "
+         "(fp32 parameters and rotary tables); this machine has {:.1f} GiB of memory",
+         c.n_layer, c.n_embd, c.vocab_size, c.sequence_len, bytes / (1 << 30), memory / (1 << 30));
 }
 
 int64_t padded_vocab_size(const GPTConfig& c, int64_t pad_to) { return (c.vocab_size + pad_to - 1) / pad_to * pad_to; }
@@ -249,7 +271,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ve
 constexpr double kLogitSoftcap = 15.0;  // logits = 15·tanh(z / 15)
 
 GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : config(cfg) {
-  validate(config);
+  validate_config(config);
   window_sizes = compute_window_sizes(config);
   padded_vocab = padded_vocab_size(config);
   if (padded_vocab != config.vocab_size)

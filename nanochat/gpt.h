@@ -52,6 +52,9 @@ struct ParamCounts {
 };
 
 // Shape-only facts about a config (no tensors needed, so they also work for depth-26 models on a laptop).
+// One-line Error when the sizes are inconsistent (n_embd % n_head, odd head dim, ...) or the model alone cannot
+// fit in this machine's memory; GPT's constructor checks it, and whoever plans a model before building it.
+void validate_config(const GPTConfig& c);
 int64_t padded_vocab_size(const GPTConfig& c, int64_t pad_to = 64);
 bool has_ve(int64_t layer_idx, int64_t n_layer);  // value embedding on this layer?
 // (left, right) per layer, FA3 style: (w, 0) attends keys p-w..p. Fails on characters other than S/L.

@@ -23,12 +23,39 @@ Tokenizer load_tokenizer() {
   return Tokenizer::from_directory(dir);
 }
 
-torch::Tensor load_token_bytes(const torch::Device& device) {
+torch::Tensor load_token_bytes(const torch::Device& device, int64_t vocab_size) {
   fs::path p = get_base_dir() / "tokenizer" / "token_bytes.pt";
   if (!fs::exists(p)) fail("{} does not exist (`nanochat tok_train` writes it beside tokenizer.pkl)", p.string());
   c10::IValue v = load_pt(p);
   if (!v.isTensor()) fail("{} does not hold a tensor", p.string());
-  return v.toTensor().to(device, torch::kInt32);
+  torch::Tensor t = v.toTensor();
+  const std::string fix = "rerun `nanochat tok_train` to write it again";
+  if (t.dim() != 1 || !at::isIntegralType(t.scalar_type(), /*includeBool=*/false))
+    fail("{} holds a {}-D {} tensor, not the 1-D integer byte counts of each token; {}", p.string(), t.dim(),
+         std::string(c10::toString(t.scalar_type())), fix);
+  if (t.size(0) != vocab_size)
+    fail("{} has {} entries but the tokenizer has {} tokens; {}", p.string(), t.size(0), vocab_size, fix);
+  if (t.min().item<int64_t>() < 0) fail("{} holds negative byte counts; {}", p.string(), fix);
+  if (t.max().item<int64_t>() == 0) fail("{} is all zeros (no token has any bytes); {}", p.string(), fix);
+  return t.to(device, torch::kInt32);
+}
+
+// The sizes meta claims against the tensors the checkpoint holds, before a model of meta's sizes is built:
+// a damaged or hand-edited meta (n_layer 1000000) would otherwise allocate for minutes before load_state_dict
+// noticed. Shapes are checked in full by load_state_dict; this catches the sizes that drive allocation.
+static void check_config_matches_state(const GPTConfig& c, const NamedTensors& state, const fs::path& file) {
+  int64_t n_blocks = 0;
+  const torch::Tensor* wte = nullptr;
+  for (const auto& [name, t] : state) {
+    if (name == "transformer.wte.weight") wte = &t;
+    const std::string prefix = "transformer.h.";
+    if (name.rfind(prefix, 0) == 0) n_blocks = std::max<int64_t>(n_blocks, std::stoll(name.substr(prefix.size())) + 1);
+  }
+  if (!wte || wte->dim() != 2) fail("{} has no 2-D transformer.wte.weight; it is not a nanochat model", file.string());
+  if (n_blocks != c.n_layer || wte->size(1) != c.n_embd || wte->size(0) != padded_vocab_size(c))
+    fail("meta's model_config (n_layer={}, n_embd={}, vocab_size={}) does not match {} ({} blocks, wte {}x{}); "
+         "the meta file belongs to another model",
+         c.n_layer, c.n_embd, c.vocab_size, file.string(), n_blocks, wte->size(0), wte->size(1));
 }
 
 LoadedModel build_model(const fs::path& dir, int64_t step, const torch::Device& device, const std::string& phase) {
@@ -40,6 +67,7 @@ LoadedModel build_model(const fs::path& dir, int64_t step, const torch::Device& 
          step);
   ModelCheckpoint ck = load_model_state_from_dir(dir, step, device);
   GPTConfig config = config_from_json(ck.meta["model_config"]);
+  check_config_matches_state(config, ck.state, model_file);
   print0f("Building model with config: {}", ck.meta["model_config"].dump());
   // Built and initialized (the rotary tables are computed there), then every parameter is replaced.
   GPT model(config, device);

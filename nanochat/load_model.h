@@ -34,8 +34,10 @@ struct LoadedModel {
 
 // <base_dir>/tokenizer/tokenizer.pkl; a missing file fails naming the path and `nanochat tok_train`.
 Tokenizer load_tokenizer();
-// <base_dir>/tokenizer/token_bytes.pt as an int32 tensor on `device` (nanochat's get_token_bytes).
-torch::Tensor load_token_bytes(const torch::Device& device);
+// <base_dir>/tokenizer/token_bytes.pt as an int32 tensor on `device` (nanochat's get_token_bytes), checked to be
+// what tok_train writes for a tokenizer of vocab_size tokens: 1-D, integer, one count >= 0 per token, not all zero
+// (a wrong file would make bits per byte inf or negative without a word).
+torch::Tensor load_token_bytes(const torch::Device& device, int64_t vocab_size);
 
 // phase: "eval" or "train" (sets the module mode).
 LoadedModel build_model(const std::filesystem::path& checkpoint_dir, int64_t step, const torch::Device& device,

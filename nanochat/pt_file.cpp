@@ -9,10 +9,13 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include <caffe2/serialize/inline_container.h>
+#include <zlib.h>
 
 #include "nanochat/common.h"
 #include "nanochat/pickle.h"
@@ -41,6 +44,60 @@ struct LoadedStorage {
 
 // ----- reading -------------------------------------------------------------------------------------------------
 
+uint32_t le32(const unsigned char* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+uint64_t le64(const unsigned char* p) { return uint64_t(le32(p)) | uint64_t(le32(p + 4)) << 32; }
+uint16_t le16(const unsigned char* p) { return uint16_t(p[0] | p[1] << 8); }
+
+// The CRC-32 of every record, from the zip's central directory, by name without the top folder ("data/0").
+// torch's zip reader does not check them (miniz is built without its CRC checks), so bytes flipped inside a
+// tensor would load silently; PtReader checks each record it reads against these.
+std::unordered_map<std::string, uint32_t> zip_crcs(const fs::path& path) {
+  std::string bytes;
+  std::ifstream f(path, std::ios::binary);
+  f.seekg(0, std::ios::end);
+  const uint64_t size = uint64_t(f.tellg());
+  auto read_at = [&](uint64_t off, uint64_t n) {
+    if (off > size || n > size - off) fail("{}: its zip directory points outside the file (truncated?)", path.string());
+    std::string b(n, '\0');
+    f.seekg(std::streamoff(off));
+    f.read(b.data(), std::streamsize(n));
+    return b;
+  };
+  // End of central directory: 22 bytes + a comment of up to 64 KiB at the very end.
+  const uint64_t tail_len = std::min<uint64_t>(size, 22 + 65535);
+  const std::string tail = read_at(size - tail_len, tail_len);
+  size_t eocd = std::string::npos;
+  for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
+    if (le32(reinterpret_cast<const unsigned char*>(tail.data() + i)) == 0x06054b50) { eocd = i; break; }
+  if (eocd == std::string::npos) fail("{}: no zip end-of-directory record (truncated file?)", path.string());
+  auto* e = reinterpret_cast<const unsigned char*>(tail.data() + eocd);
+  uint64_t entries = le16(e + 10), dir_size = le32(e + 12), dir_off = le32(e + 16);
+  if ((entries == 0xffff || dir_size == 0xffffffff || dir_off == 0xffffffff) && eocd >= 20) {
+    auto* loc = e - 20;  // zip64 locator, then the zip64 end record it points at
+    if (le32(loc) == 0x07064b50) {
+      const std::string z = read_at(le64(loc + 8), 56);
+      auto* zp = reinterpret_cast<const unsigned char*>(z.data());
+      if (le32(zp) != 0x06064b50) fail("{}: damaged zip64 directory", path.string());
+      entries = le64(zp + 32), dir_size = le64(zp + 40), dir_off = le64(zp + 48);
+    }
+  }
+  const std::string dir = read_at(dir_off, dir_size);
+  std::unordered_map<std::string, uint32_t> crcs;
+  size_t pos = 0;
+  for (uint64_t i = 0; i < entries; ++i) {
+    if (pos + 46 > dir.size()) fail("{}: damaged zip directory", path.string());
+    auto* c = reinterpret_cast<const unsigned char*>(dir.data() + pos);
+    if (le32(c) != 0x02014b50) fail("{}: damaged zip directory", path.string());
+    const size_t name_len = le16(c + 28), extra_len = le16(c + 30), comment_len = le16(c + 32);
+    if (pos + 46 + name_len > dir.size()) fail("{}: damaged zip directory", path.string());
+    std::string name = dir.substr(pos + 46, name_len);
+    const size_t slash = name.find('/');
+    crcs[slash == std::string::npos ? name : name.substr(slash + 1)] = le32(c + 16);
+    pos += 46 + name_len + extra_len + comment_len;
+  }
+  return crcs;
+}
+
 class PtReader {
  public:
   explicit PtReader(const fs::path& path) : path_(path) {
@@ -51,16 +108,17 @@ class PtReader {
       fail("{} is not a torch.save zip file ({}); files from torch older than 1.6 need re-saving with a newer torch",
            path.string(), first_line(e.what_without_backtrace()));
     }
+    crcs_ = zip_crcs(path);
   }
 
   c10::IValue load() {
     if (reader_->hasRecord("byteorder")) {
-      auto [ptr, n] = reader_->getRecord("byteorder");
+      auto [ptr, n] = record("byteorder");
       std::string order(static_cast<const char*>(ptr.get()), n);
       if (order != "little") fail("{} was saved on a {}-endian machine; only little-endian files are supported", path_.string(), order);
     }
     if (!reader_->hasRecord("data.pkl")) fail("{} has no data.pkl: not a torch.save file", path_.string());
-    auto [ptr, n] = reader_->getRecord("data.pkl");
+    auto [ptr, n] = record("data.pkl");
     std::string_view pkl(static_cast<const char*>(ptr.get()), n);
     UnpickleHooks hooks;
     hooks.persistent_load = [this](const PyValue& pid) { return persistent_load(pid); };
@@ -69,6 +127,7 @@ class PtReader {
       PyValue tree = pickle_loads(pkl, hooks);
       return to_ivalue(tree);
     } catch (const Error& e) {
+      if (std::string_view(e.what()).rfind(path_.string(), 0) == 0) throw;  // already names the file
       fail("{}: {}", path_.string(), e.what());
     } catch (const c10::Error& e) {
       fail("{}: {}", path_.string(), first_line(e.what_without_backtrace()));
@@ -80,7 +139,28 @@ class PtReader {
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> reader_;
   std::unordered_map<std::string, LoadedStorage> storages_;
 
+  std::unordered_map<std::string, uint32_t> crcs_;
+
   static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+  // A record's bytes, checked against the CRC-32 the zip directory stores for it.
+  std::tuple<at::DataPtr, size_t> record(const std::string& name) {
+    auto [ptr, n] = reader_->getRecord(name);
+    auto it = crcs_.find(name);
+    if (it == crcs_.end()) fail("{}: record {} is not in the zip directory; the file is damaged", path_.string(), name);
+    uLong crc = crc32(0L, Z_NULL, 0);
+    const auto* p = static_cast<const Bytef*>(ptr.get());
+    for (size_t done = 0; done < n;) {  // zlib takes 32-bit lengths
+      const uInt chunk = uInt(std::min<size_t>(n - done, size_t(1) << 30));
+      crc = crc32(crc, p + done, chunk);
+      done += chunk;
+    }
+    // 0 is what a writer stores when told not to compute CRCs (torch.serialization.set_crc32_options(False)).
+    if (it->second != 0 && uint32_t(crc) != it->second)
+      fail("{} is corrupted: record {} fails its CRC-32 check (the file was damaged after it was written; restore it "
+           "or use another checkpoint)", path_.string(), name);
+    return {std::move(ptr), n};
+  }
 
   // ('storage', torch.<Type>Storage, key, location, numel) → the storage's bytes from data/<key>.
   PyValue persistent_load(const PyValue& pid) {
@@ -98,7 +178,7 @@ class PtReader {
     if (it == storages_.end()) {
       std::string rec = "data/" + key;
       if (!reader_->hasRecord(rec)) fail("storage record {} is missing", rec);
-      auto [data, nbytes] = reader_->getRecord(rec);
+      auto [data, nbytes] = record(rec);
       int64_t itemsize = (int64_t)c10::elementSize(dtype);
       if (numel < 0 || (int64_t)nbytes != numel * itemsize)
         fail("storage {} holds {} bytes, expected {} elements of {} bytes", key, nbytes, numel, itemsize);

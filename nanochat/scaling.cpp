@@ -30,6 +30,7 @@ ScalingPlan plan_training(const ScalingArgs& a) {
   ScalingPlan p;
   p.model_config = model_config_for_depth(a.depth, a.aspect_ratio, a.head_dim, a.max_seq_len, a.window_pattern,
                                           a.vocab_size);
+  validate_config(p.model_config);  // before the per-layer tables below (a --depth typo would allocate them)
   p.padded_vocab = padded_vocab_size(p.model_config);
   p.window_sizes = compute_window_sizes(p.model_config);
   p.param_counts = count_params(p.model_config);

@@ -65,8 +65,21 @@ Tokenizer Tokenizer::from_directory(const fs::path& dir) { return from_pkl_file(
 Tokenizer Tokenizer::from_pkl_file(const fs::path& path) {
   if (!fs::exists(path)) fail("tokenizer file {} does not exist; train one with `nanochat tok_train`", path.string());
   TiktokenState st = parse_tokenizer_pkl(read_file(path), path.string());
-  return Tokenizer(std::move(st.name), std::move(st.pat_str), std::move(st.mergeable_ranks),
-                   std::move(st.special_tokens), "<|bos|>");
+  Tokenizer tok(std::move(st.name), std::move(st.pat_str), std::move(st.mergeable_ranks),
+                std::move(st.special_tokens), "<|bos|>");
+  // What a byte-level BPE needs to encode any text, checked now rather than at the first request that needs it:
+  // every single byte is a token, and the split pattern covers text (one matching nothing encodes all to nothing).
+  const std::string fix = "the file is damaged or not a nanochat tokenizer; retrain with `nanochat tok_train`";
+  for (int b = 0; b < 256; ++b)
+    if (tok.encoder_->find(std::string(1, char(b))) < 0)
+      fail("tokenizer {} has no token for the byte 0x{:02x}; {}", path.string(), b, fix);
+  const std::string probe = "Hello world, it's 2026! 12345 \u00fcber caf\u00e9 \u4f60\u597d\n\tindent  spaces?!\n";
+  size_t covered = 0;
+  tok.splitter_->for_each(probe, [&](std::string_view piece) { covered += piece.size(); });
+  if (covered != probe.size())
+    fail("tokenizer {}: its split pattern '{}' covers {} of {} bytes of a probe text; {}", path.string(),
+         tok.pattern_, covered, probe.size(), fix);
+  return tok;
 }
 
 Tokenizer Tokenizer::from_tiktoken_file(const fs::path& path, const std::string& pattern, SpecialTokens specials,

@@ -14,7 +14,10 @@
 #include "nanochat/pyjson.h"
 #include "nanochat/report.h"
 
+#include <unistd.h>
+
 #ifdef NANOCHAT_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
 
@@ -82,6 +85,14 @@ inline double peak_memory_bytes(const torch::Device& device) {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return double(ru.ru_maxrss) * 1024.0;
+}
+
+// The memory a run on `device` can use at most: the GPU's total memory, or the machine's physical memory.
+inline double device_memory_bytes(const torch::Device& device) {
+#ifdef NANOCHAT_CUDA
+  if (device.is_cuda()) return double(at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->totalGlobalMem);
+#endif
+  return double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace nanochat

@@ -9,6 +9,7 @@
 // Several processes (nanochat launch -- base_eval ...): CORE examples and bpb row groups are strided over ranks and
 // the counts, nats and bytes summed, so CORE equals one process's exactly; rank 0 samples and writes.
 // Not covered (yet): HuggingFace models (--hf-path).
+#include <limits>
 #include <set>
 #include <sstream>
 
@@ -33,7 +34,7 @@ int base_eval_main(int argc, char** argv) {
   app.add_option("--eval", eval, "comma-separated evaluations: core, bpb, sample");
   app.add_option("--hf-path", hf_path, "evaluate a HuggingFace model instead (not supported in this program)");
   app.add_option("-g,--model-tag", model_tag, "base model tag (default: the largest)");
-  app.add_option("-s,--step", step, "checkpoint step (default: the last)");
+  app.add_option("-s,--step", step, "checkpoint step (default: the last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("--max-per-task", max_per_task, "CORE examples per task (-1 = all)");
   app.add_option("--device-batch-size", device_batch_size, "rows per batch for bits per byte");
   app.add_option("--split-tokens", split_tokens, "tokens per split for bits per byte");
@@ -97,7 +98,7 @@ int base_eval_main(int argc, char** argv) {
   std::optional<double> train_bpb, val_bpb;
   if (modes.count("bpb")) {
     print0("\n" + std::string(80, '=') + "\nBPB Evaluation\n" + std::string(80, '='));
-    torch::Tensor token_bytes = load_token_bytes(ctx.device);
+    torch::Tensor token_bytes = load_token_bytes(ctx.device, tokenizer.get_vocab_size());
     const int64_t tokens_per_step = device_batch_size * sequence_len * ctx.world_size;
     if (split_tokens % tokens_per_step != 0) {
       split_tokens = split_tokens / tokens_per_step * tokens_per_step;

@@ -61,44 +61,8 @@ struct Options {
   int64_t resume_from_step = -1, eval_every = 250, eval_tokens = 80 * 524288, core_metric_every = 2000,
           core_metric_max_per_task = 500, sample_every = 2000, save_every = -1;
   std::string model_tag;
+  bool overwrite = false;
 };
-
-// Python's vars(args): every flag with underscores, in declaration order, as given (model_tag None when unset).
-Json user_config_json(const Options& o) {
-  Json j;
-  j["run"] = o.run;
-  j["device_type"] = o.device_type;
-  j["fp8"] = o.fp8;
-  j["fp8_recipe"] = o.fp8_recipe;
-  j["depth"] = o.depth;
-  j["aspect_ratio"] = o.aspect_ratio;
-  j["head_dim"] = o.head_dim;
-  j["max_seq_len"] = o.max_seq_len;
-  j["window_pattern"] = o.window_pattern;
-  j["num_iterations"] = o.num_iterations;
-  j["target_flops"] = o.target_flops;
-  j["target_param_data_ratio"] = o.target_param_data_ratio;
-  j["device_batch_size"] = o.device_batch_size;
-  j["total_batch_size"] = o.total_batch_size;
-  j["embedding_lr"] = o.embedding_lr;
-  j["unembedding_lr"] = o.unembedding_lr;
-  j["weight_decay"] = o.weight_decay;
-  j["matrix_lr"] = o.matrix_lr;
-  j["scalar_lr"] = o.scalar_lr;
-  j["warmup_steps"] = o.warmup_steps;
-  j["warmdown_ratio"] = o.warmdown_ratio;
-  j["final_lr_frac"] = o.final_lr_frac;
-  j["resume_from_step"] = o.resume_from_step;
-  j["eval_every"] = o.eval_every;
-  j["eval_tokens"] = o.eval_tokens;
-  j["core_metric_every"] = o.core_metric_every;
-  j["core_metric_max_per_task"] = o.core_metric_max_per_task;
-  j["sample_every"] = o.sample_every;
-  j["save_every"] = o.save_every;
-  j["model_tag"] = o.model_tag.empty() ? Json(nullptr) : Json(o.model_tag);
-  j["logger"] = o.logger;
-  return j;
-}
 
 double json_number_or(const Json& j, const char* key, double fallback) {
   if (!j.contains(key) || j[key].is_null()) return fallback;
@@ -112,7 +76,6 @@ int base_train_main(int argc, char** argv) {
   Options o;
   Flags app{"Pretrain a base model", "nanochat base_train"};
   app.add_option("--run", o.run, "run name for the experiment logger ('dummy' disables the tracker)");
-  app.add_option("--logger", o.logger, "metrics backend: auto|tensorboard|jsonl|none (see nanochat/logger.h)");
   app.add_option("--device-type", o.device_type, "cuda|cpu (empty = autodetect)");
   app.add_flag("--fp8", o.fp8, "enable FP8 training (CUDA only; not available in this build)");
   app.add_option("--fp8-recipe", o.fp8_recipe, "FP8 scaling recipe")->check(CLI::IsMember({"rowwise", "tensorwise"}));
@@ -143,9 +106,24 @@ int base_train_main(int argc, char** argv) {
   app.add_option("--sample-every", o.sample_every, "sample from model every N steps (-1 = disable)");
   app.add_option("--save-every", o.save_every, "save checkpoints every N steps (-1 = only at end)");
   app.add_option("--model-tag", o.model_tag, "override model tag for checkpoint directory name (default d<depth>)");
+  app.add_option("--logger", o.logger, "metrics backend: auto|tensorboard|jsonl|none (see nanochat/logger.h)");
+  app.add_flag("--overwrite", o.overwrite, "start fresh over the checkpoints of an earlier run in the same directory");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
-  const Json user_config = user_config_json(o);
+  // Python's vars(args): every flag by its dest name (--logger is ours and comes last); --model-tag unset is None.
+  Json user_config = app.values_json();
+  if (o.model_tag.empty()) user_config["model_tag"] = nullptr;
+
+  // A fresh run into a directory that holds another run's checkpoints would mix the two (sample picks whichever
+  // step is last; a step of the same number is overwritten by a different model): refuse, unless told.
+  const std::string tag = o.model_tag.empty() ? fmt::format("d{}", o.depth) : o.model_tag;
+  const auto checkpoint_dir = get_base_dir() / "base_checkpoints" / tag;
+  const bool resuming = o.resume_from_step != -1;
+  const std::vector<int64_t> earlier_steps = committed_steps(checkpoint_dir);
+  if (!resuming && !earlier_steps.empty() && !o.overwrite)
+    fail("{} already holds the checkpoints of another run (steps {}..{}); continue it with --resume-from-step, "
+         "train under another --model-tag, or pass --overwrite to replace it",
+         checkpoint_dir.string(), earlier_steps.front(), earlier_steps.back());
 
   // --- compute init ---------------------------------------------------------------------------------------------
   print_banner();
@@ -172,7 +150,7 @@ int base_train_main(int argc, char** argv) {
 
   // --- tokenizer and model --------------------------------------------------------------------------------------
   Tokenizer tokenizer = load_tokenizer();
-  torch::Tensor token_bytes = load_token_bytes(ctx.device);
+  torch::Tensor token_bytes = load_token_bytes(ctx.device, tokenizer.get_vocab_size());
   const int64_t vocab_size = tokenizer.get_vocab_size();
   print0f("Vocab size: {}", with_thousands(vocab_size));
 
@@ -193,12 +171,34 @@ int base_train_main(int argc, char** argv) {
   const ScalingPlan plan = plan_training(sa);
   const GPTConfig& config = plan.model_config;
   print0f("Model config:\n{}", json_dumps_python(config_to_json(config), 2));
+  // The batch arithmetic and a lower bound of the memory one training step holds, before anything is allocated
+  // (a typo'd --device-batch-size would otherwise build batches for minutes, then die in the allocator): fp32
+  // parameters, their gradients and one optimizer moment each, plus per token and layer at least 8·n_embd
+  // activations saved for backward.
+  if (o.device_batch_size > std::numeric_limits<int>::max() || o.max_seq_len > std::numeric_limits<int>::max())
+    fail("--device-batch-size={} / --max-seq-len={} are beyond what one batch can hold", o.device_batch_size,
+         o.max_seq_len);
+  grad_accum_steps(plan.total_batch_size, o.device_batch_size, o.max_seq_len, ctx.world_size);
+  {
+    const double step_bytes =
+        12.0 * double(plan.scaling_params) + double(o.device_batch_size) * double(o.max_seq_len) *
+                                                 double(config.n_layer) * 8.0 * double(config.n_embd) *
+                                                 double(c10::elementSize(compute_dtype()));
+    const double memory = device_memory_bytes(ctx.device);
+    if (step_bytes > memory)
+      fail("depth {} with --device-batch-size={} x --max-seq-len={} needs at least {:.1f} GiB per training step; "
+           "{} has {:.1f} GiB (lower --device-batch-size; gradient accumulation keeps --total-batch-size)",
+           o.depth, o.device_batch_size, o.max_seq_len, step_bytes / (1 << 30), ctx.device.str(),
+           memory / (1 << 30));
+  }
   GPT model(config, ctx.device);
   model->init_weights();
 
-  const std::string tag = o.model_tag.empty() ? fmt::format("d{}", o.depth) : o.model_tag;
-  const auto checkpoint_dir = get_base_dir() / "base_checkpoints" / tag;
-  const bool resuming = o.resume_from_step != -1;
+  if (!resuming && !earlier_steps.empty() && master) {
+    print0f("Removing the {} checkpoints of the earlier run in {} (--overwrite)", earlier_steps.size(),
+            checkpoint_dir.string());
+    remove_checkpoints(checkpoint_dir);
+  }
   Json resume_meta;
   std::optional<c10::IValue> optimizer_data;
   if (resuming) {
@@ -390,6 +390,9 @@ int base_train_main(int argc, char** argv) {
     with_collectives("the optimizer step", [&] { optimizer.step(); });
     optimizer.zero_grad();
     const double train_loss_f = train_loss.item<double>();
+    if (!std::isfinite(train_loss_f))  // before the parameters it produced can be saved
+      fail("step {}: the training loss is {}; stopping without saving (lower the learning rates, or resume from an "
+           "earlier checkpoint with --resume-from-step)", step, train_loss_f);
     synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 

@@ -27,7 +27,7 @@ int chat_cli_main(int argc, char** argv) {
   Flags app{"Chat with the model in the terminal", "nanochat chat_cli"};
   app.add_option("-i,--source", source, "source of the model: sft|rl|base")->check(CLI::IsMember({"sft", "rl", "base"}));
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: the largest)");
-  app.add_option("-s,--step", step, "step to load (default: the last)");
+  app.add_option("-s,--step", step, "step to load (default: the last)")->check(CLI::NonNegativeNumber);
   app.add_option("-p,--prompt", prompt, "prompt the model once, print the reply and exit");
   app.add_option("-t,--temperature", temperature, "sampling temperature")->check(CLI::Range(0.0, 1e9));
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)")->check(CLI::NonNegativeNumber);

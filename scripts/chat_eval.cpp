@@ -155,7 +155,7 @@ int chat_eval_main(int argc, char** argv) {
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)");
   app.add_option("-b,--batch-size", batch_size, "batch size for categorical evaluation");
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: largest)");
-  app.add_option("-s,--step", step, "step to load (default: last)");
+  app.add_option("-s,--step", step, "step to load (default: last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("-x,--max-problems", max_problems, "max problems per task (default: all)");
   app.add_option("--device-type", device_type, "cuda|cpu|mps (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;

@@ -229,7 +229,7 @@ int chat_sft_main(int argc, char** argv) {
   const int bos = tokenizer.get_bos_token_id();
   SftDataLoader train_loader(train_size, render(train_ds), bos, int(o.device_batch_size), int(o.max_seq_len), true,
                              o.num_iterations, ctx.device, ctx.rank, ctx.world_size);
-  auto token_bytes = load_token_bytes(ctx.device);
+  auto token_bytes = load_token_bytes(ctx.device, tokenizer.get_vocab_size());
   Engine engine(model, tokenizer);
   auto chatcore_names = split_bars(o.chatcore_tasks);
   if (o.chatcore_every > 0)

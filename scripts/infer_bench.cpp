@@ -69,7 +69,7 @@ int infer_bench_main(int argc, char** argv) {
   Flags app{"Measure inference speed: TTFT, time per output token, tokens/s", "nanochat infer_bench"};
   app.add_option("-i,--source", source, "checkpoint source: base|sft|rl")->check(CLI::IsMember({"base", "sft", "rl"}));
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: the largest)");
-  app.add_option("-s,--step", step, "step to load (default: the last)");
+  app.add_option("-s,--step", step, "step to load (default: the last)")->check(CLI::NonNegativeNumber);
   app.add_option("--depth", depth, "benchmark a randomly initialized model of this depth instead of a checkpoint");
   app.add_option("--head-dim", head_dim, "with --depth: head dimension");
   app.add_option("--aspect-ratio", aspect_ratio, "with --depth: model dim = depth x aspect ratio");

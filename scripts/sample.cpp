@@ -8,6 +8,7 @@
 // The prompt is encoded with <|bos|> prepended and continued as is (no chat template; use chat_cli for chat).
 // Printed text is the decode of the whole sequence, prompt included, as nanochat's base_eval prints samples.
 // --logits N prints the first N logits of the model's forward pass at the prompt's last position.
+#include <limits>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -31,7 +32,7 @@ int sample_main(int argc, char** argv) {
   Flags app{"Sample from a trained model", "nanochat sample"};
   app.add_option("-i,--source", source, "checkpoint source: base|sft|rl")->check(CLI::IsMember({"base", "sft", "rl"}));
   app.add_option("-g,--model-tag", model_tag, "model tag (default: the largest)");
-  app.add_option("-s,--step", step, "checkpoint step (default: the last)");
+  app.add_option("-s,--step", step, "checkpoint step (default: the last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("-p,--prompt", prompt, "prompt text (encoded with <|bos|> prepended)");
   app.add_option("-t,--temperature", temperature, "sampling temperature (0 = greedy)");
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = all tokens)");
