@@ -21,7 +21,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/dataloader.h"
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 #include "nanochat/tokenizer.h"
 
 using namespace nanochat;

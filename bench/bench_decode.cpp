@@ -12,7 +12,7 @@
 
 #include <torch/torch.h>
 
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/small_linear.h"
 
 using namespace nanochat;
 

@@ -12,9 +12,9 @@
 #include <cstdlib>
 #include <thread>
 
-#include "nanochat/bpe_train.h"
+#include "nanochat/bpe/bpe_train.h"
 #include "nanochat/common.h"
-#include "nanochat/split.h"
+#include "nanochat/bpe/split.h"
 #include "nanochat/tokenizer.h"
 
 using namespace nanochat;

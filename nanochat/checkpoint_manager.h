@@ -24,8 +24,8 @@
 
 #include <torch/torch.h>
 
-#include "nanochat/pt_file.h"
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pt_file.h"
+#include "nanochat/formats/pyjson.h"
 
 namespace nanochat {
 

@@ -18,7 +18,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/download.h"
-#include "nanochat/pyrandom.h"
+#include "nanochat/formats/pyrandom.h"
 
 extern char** environ;
 

@@ -14,9 +14,9 @@
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/cuda/relu_square.h"
-#include "nanochat/decode.h"
+#include "nanochat/cpu/decode.h"
 #include "nanochat/flash_attention.h"
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/small_linear.h"
 
 namespace nanochat {
 

@@ -3,7 +3,7 @@
 
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/common.h"
-#include "nanochat/pt_file.h"
+#include "nanochat/formats/pt_file.h"
 
 namespace nanochat {
 

@@ -19,7 +19,7 @@
 #include <torch/torch.h>
 
 #include "nanochat/gpt.h"
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pyjson.h"
 #include "nanochat/tokenizer.h"
 
 namespace nanochat {

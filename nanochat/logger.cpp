@@ -12,7 +12,7 @@
 #include <regex>
 
 #include "nanochat/common.h"
-#include "nanochat/tensorboard.h"
+#include "nanochat/formats/tensorboard.h"
 
 namespace nanochat {
 

@@ -17,7 +17,7 @@
 #include <fmt/core.h>
 
 #include "nanochat/common.h"
-#include "nanochat/svg_chart.h"
+#include "nanochat/formats/svg_chart.h"
 
 namespace nanochat {
 

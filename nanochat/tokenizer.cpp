@@ -7,13 +7,13 @@
 #include <thread>
 #include <unordered_map>
 
-#include "nanochat/bpe.h"
-#include "nanochat/bpe_train.h"
+#include "nanochat/bpe/bpe.h"
+#include "nanochat/bpe/bpe_train.h"
 #include "nanochat/common.h"
-#include "nanochat/split.h"
-#include "nanochat/tiktoken_file.h"
+#include "nanochat/bpe/split.h"
+#include "nanochat/bpe/tiktoken_file.h"
 #include "nanochat/tokenizer_pkl.h"
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 namespace nanochat {
 

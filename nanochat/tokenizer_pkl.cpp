@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 
 #include "nanochat/common.h"
-#include "nanochat/pickle.h"
+#include "nanochat/formats/pickle.h"
 
 namespace nanochat {
 

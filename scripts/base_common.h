@@ -11,7 +11,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/gpt.h"
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pyjson.h"
 #include "nanochat/report.h"
 
 #include <unistd.h>

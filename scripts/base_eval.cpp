@@ -18,11 +18,11 @@
 #include "nanochat/core_eval.h"
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/load_model.h"
 #include "nanochat/loss_eval.h"
 #include "nanochat/report.h"
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 #include "scripts/base_common.h"
 
 using namespace nanochat;

@@ -31,7 +31,7 @@
 #include "nanochat/core_eval.h"
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/load_model.h"
 #include "nanochat/logger.h"
 #include "nanochat/loss_eval.h"
@@ -39,7 +39,7 @@
 #include "nanochat/report.h"
 #include "nanochat/scaling.h"
 #include "nanochat/schedules.h"
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 #include "scripts/base_common.h"
 
 using namespace nanochat;

@@ -20,7 +20,7 @@
 #include "nanochat/gpt.h"
 #include "nanochat/load_model.h"
 #include "nanochat/loss_eval.h"
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pyjson.h"
 #include "nanochat/tokenizer.h"
 
 namespace nanochat {

@@ -8,7 +8,7 @@
 // batch (right-padded with BOS) and pick the answer letter with the largest logit among the question's letters.
 // Generative tasks (GSM8K, HumanEval, SpellingBee) sample completions with the engine (calculator tool on) and
 // grade them with the task (HumanEval runs the code in the python3 sandbox). Datasets come from
-// <base_dir>/datasets (nanochat/task_data.h). Results are printed, and logged to the report section
+// <base_dir>/datasets (tasks/task_data.h). Results are printed, and logged to the report section
 // "Chat evaluation <source>" with ChatCORE when all six tasks ran.
 // Several processes (nanochat launch -- chat_eval ...): ranks take every world_size-th batch or problem and the
 // pass counts are summed, so the scores equal one process's.
@@ -20,12 +20,12 @@
 #include <limits>
 #include <map>
 
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/report.h"
-#include "nanochat/task_data.h"
+#include "tasks/task_data.h"
 #include "scripts/chat_common.h"
 #include "tasks/common.h"
 

@@ -10,7 +10,7 @@
 // outputs and padding excluded). LR decays linearly to 0. Every --eval-every steps: pass@1..k on GSM8K test (k =
 // --device-batch-size). Checkpoints (model and meta only) go to chatrl_checkpoints/<tag>/ every --save-every steps
 // and at the last step; report section "Chat RL".
-// Datasets: openai/gsm8k main train/test under <base_dir>/datasets (nanochat/task_data.h).
+// Datasets: openai/gsm8k main train/test under <base_dir>/datasets (tasks/task_data.h).
 // Several processes (nanochat launch -- chat_rl ...): ranks take alternate questions, pass@k counts are summed,
 // the mean reward averaged, the optimizer averages the gradients; rank 0 logs and saves.
 #include <chrono>
@@ -18,18 +18,18 @@
 #include <map>
 #include <numeric>
 
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/logger.h"
 #include "nanochat/optim.h"
-#include "nanochat/pyrandom.h"
+#include "nanochat/formats/pyrandom.h"
 #include "nanochat/report.h"
 #include "nanochat/schedules.h"
-#include "nanochat/task_data.h"
+#include "tasks/task_data.h"
 #include "scripts/chat_common.h"
 
 using namespace nanochat;

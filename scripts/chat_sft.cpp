@@ -10,7 +10,7 @@
 // --eval-every steps: validation bits per byte; every --chatcore-every steps: ChatCORE (chat_eval's tasks).
 // At the end: chatsft_checkpoints/<tag>/ (model, optimizer, meta) and the report section "SFT".
 //
-// Offline / custom data: --mixture and --val-mixture take a task list (syntax in nanochat/task_data.h); "default" is
+// Offline / custom data: --mixture and --val-mixture take a task list (syntax in tasks/task_data.h); "default" is
 // nanochat's mixture (SmolTalk, identity conversations ×2, MMLU auxiliary_train × --mmlu-epochs, GSM8K ×
 // --gsm8k-epochs, SimpleSpelling 200K, SpellingBee 80K; val: SmolTalk test, MMLU test[:5200], GSM8K test[:420]).
 // --chatcore-tasks picks ChatCORE's tasks (default all six). Missing datasets fail with one line naming the file.
@@ -24,19 +24,19 @@
 #include <map>
 #include <optional>
 
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 #include "nanochat/checkpoint_manager.h"
 #include "nanochat/load_model.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/logger.h"
 #include "nanochat/optim.h"
 #include "nanochat/report.h"
 #include "nanochat/schedules.h"
-#include "nanochat/task_data.h"
+#include "tasks/task_data.h"
 #include "scripts/base_common.h"
 #include "scripts/chat_common.h"
 #include "scripts/chat_eval.h"

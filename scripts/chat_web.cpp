@@ -10,12 +10,12 @@
 #include <mutex>
 
 #include "nanochat/batch_engine.h"
-#include "nanochat/chat_server.h"
+#include "nanochat/serve/chat_server.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
 #include "nanochat/load_model.h"
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 
 using namespace nanochat;
 

@@ -15,8 +15,8 @@
 
 #include "nanochat/common.h"
 #include "nanochat/dataset.h"
-#include "nanochat/flags.h"
-#include "nanochat/parquet.h"
+#include "nanochat/cli/flags.h"
+#include "nanochat/formats/parquet.h"
 
 using namespace nanochat;
 

@@ -14,9 +14,9 @@
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/load_model.h"
-#include "nanochat/threads.h"
+#include "nanochat/cpu/threads.h"
 
 using namespace nanochat;
 

@@ -31,7 +31,7 @@
 #include <vector>
 
 #include "nanochat/common.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 
 using namespace nanochat;
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "nanochat/common.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/report.h"
 
 int report_main(int argc, char** argv) {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanochat/common.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/tokenizer.h"
 
 using namespace nanochat;

@@ -11,7 +11,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/dataset.h"
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 #include "nanochat/report.h"
 #include "nanochat/tokenizer.h"
 

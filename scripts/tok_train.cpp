@@ -12,15 +12,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nanochat/bpe_train.h"
+#include "nanochat/bpe/bpe_train.h"
 #include "nanochat/common.h"
 #include "nanochat/dataset.h"
-#include "nanochat/flags.h"
-#include "nanochat/parquet.h"
+#include "nanochat/cli/flags.h"
+#include "nanochat/formats/parquet.h"
 #include "nanochat/report.h"
-#include "nanochat/split.h"
+#include "nanochat/bpe/split.h"
 #include "nanochat/tokenizer.h"
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

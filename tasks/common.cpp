@@ -2,7 +2,7 @@
 #include "tasks/common.h"
 
 #include "nanochat/common.h"
-#include "nanochat/pyrandom.h"
+#include "nanochat/formats/pyrandom.h"
 
 namespace nanochat {
 

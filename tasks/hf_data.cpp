@@ -9,7 +9,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/download.h"
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 
 namespace nanochat {
 

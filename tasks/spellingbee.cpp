@@ -14,7 +14,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/download.h"
-#include "nanochat/pyrandom.h"
+#include "nanochat/formats/pyrandom.h"
 #include "tasks/gsm8k.h"
 
 namespace nanochat {

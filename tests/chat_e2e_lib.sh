@@ -1,7 +1,7 @@
 # chat_e2e_lib: shared setup of the chat end-to-end tests (e2e_chat_*.sh source it; not a test itself).
 # Builds a scratch NANOCHAT_BASE_DIR from the fixtures: the Python-written d2 base checkpoint and its tokenizer,
 # the HF parquet splits where tasks/hf_data.h looks for them (SmolTalk train, MMLU test, ARC-Easy test) and a
-# GSM8K-style train/test split as JSONL (nanochat/task_data.h), a small word list for the spelling tasks and identity conversations.
+# GSM8K-style train/test split as JSONL (tasks/task_data.h), a small word list for the spelling tasks and identity conversations.
 set -euo pipefail
 : "${NANOCHAT:?set NANOCHAT to the nanochat binary}"
 : "${FIXTURES:?set FIXTURES to tests/fixtures}"

@@ -15,7 +15,7 @@
 #include <memory>
 #include <vector>
 
-#include "nanochat/chat_model.h"
+#include "nanochat/serve/chat_model.h"
 
 namespace nanochat {
 

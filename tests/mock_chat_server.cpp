@@ -1,4 +1,4 @@
-// mock_chat_server: the real web chat server (nanochat/chat_server.h) in front of MockChatModel, so the HTTP and
+// mock_chat_server: the real web chat server (nanochat/serve/chat_server.h) in front of MockChatModel, so the HTTP and
 // browser tests can drive it over 127.0.0.1 without a trained model. A test program only: it is not part of the
 // nanochat program and says so when it starts.
 //   build/tests/mock_chat_server --port 0 --num-gpus 2 --mock-delay-ms 5
@@ -9,7 +9,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "nanochat/chat_server.h"
+#include "nanochat/serve/chat_server.h"
 #include "nanochat/common.h"
 #include "tests/mock_chat_model.h"
 

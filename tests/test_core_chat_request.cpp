@@ -4,7 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "nanochat/chat_request.h"
+#include "nanochat/serve/chat_request.h"
 #include "tests/mock_chat_model.h"
 
 using namespace nanochat;

@@ -16,9 +16,9 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "nanochat/chat_server.h"
-#include "nanochat/sse.h"
-#include "nanochat/worker_pool.h"
+#include "nanochat/serve/chat_server.h"
+#include "nanochat/serve/sse.h"
+#include "nanochat/serve/worker_pool.h"
 #include "tests/mock_chat_model.h"
 
 using namespace nanochat;

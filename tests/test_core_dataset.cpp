@@ -7,7 +7,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/dataset.h"
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 
 namespace {
 

@@ -15,7 +15,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/logger.h"
-#include "nanochat/tensorboard.h"
+#include "nanochat/formats/tensorboard.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

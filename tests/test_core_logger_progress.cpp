@@ -8,7 +8,7 @@
 #include <sstream>
 #include <string>
 
-#include "nanochat/progress.h"
+#include "nanochat/cli/progress.h"
 
 using namespace nanochat;
 

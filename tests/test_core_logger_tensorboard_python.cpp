@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanochat/common.h"
-#include "nanochat/tensorboard.h"
+#include "nanochat/formats/tensorboard.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanochat/common.h"
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

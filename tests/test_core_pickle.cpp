@@ -7,7 +7,7 @@
 #include <random>
 
 #include "nanochat/common.h"
-#include "nanochat/pickle.h"
+#include "nanochat/formats/pickle.h"
 
 using namespace nanochat;
 using K = PyValue::Kind;

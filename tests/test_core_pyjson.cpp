@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "nanochat/common.h"
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pyjson.h"
 
 using namespace nanochat;
 

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <regex>
 
-#include "nanochat/svg_chart.h"
+#include "nanochat/formats/svg_chart.h"
 
 using namespace nanochat;
 

@@ -6,7 +6,7 @@
 #include <fstream>
 
 #include "nanochat/common.h"
-#include "nanochat/task_data.h"
+#include "tasks/task_data.h"
 #include "tasks/common.h"
 
 using namespace nanochat;

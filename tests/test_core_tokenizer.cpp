@@ -3,9 +3,9 @@
 // read/write byte identity, decoding with U+FFFD exactly like Python.
 #include <gtest/gtest.h>
 
-#include "nanochat/tiktoken_file.h"
+#include "nanochat/bpe/tiktoken_file.h"
 #include "nanochat/tokenizer_pkl.h"
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 #include "tests/tokenizer_test_util.h"
 
 using namespace nanochat;

@@ -8,8 +8,8 @@
 #include <thread>
 #include <atomic>
 
-#include "nanochat/bpe.h"
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/bpe.h"
+#include "nanochat/bpe/utf8.h"
 #include "tests/tokenizer_test_util.h"
 
 using namespace nanochat;

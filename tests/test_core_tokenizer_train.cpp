@@ -6,8 +6,8 @@
 #include <map>
 #include <random>
 
-#include "nanochat/bpe_train.h"
-#include "nanochat/split.h"
+#include "nanochat/bpe/bpe_train.h"
+#include "nanochat/bpe/split.h"
 #include "tests/tokenizer_test_util.h"
 
 using namespace nanochat;

@@ -10,7 +10,7 @@
 #include "nanochat/batch_engine.h"
 #include "nanochat/common.h"
 #include "tokenizer_test_util.h"
-#include "nanochat/decode.h"
+#include "nanochat/cpu/decode.h"
 
 using namespace nanochat;
 

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "nanochat/common.h"
-#include "nanochat/pt_file.h"
+#include "nanochat/formats/pt_file.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

@@ -10,7 +10,7 @@
 
 #include "nanochat/common.h"
 #include "nanochat/dataloader.h"
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

@@ -3,9 +3,9 @@
 // windows that cut off early keys, and non-zero smear/backout. Also when the fused path must step aside.
 #include <gtest/gtest.h>
 
-#include "nanochat/decode.h"
+#include "nanochat/cpu/decode.h"
 #include "nanochat/gpt.h"
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/small_linear.h"
 
 using namespace nanochat;
 

@@ -15,7 +15,7 @@
 #include "nanochat/common.h"
 #include "nanochat/gpt.h"
 #include "nanochat/optim.h"
-#include "nanochat/pt_file.h"
+#include "nanochat/formats/pt_file.h"
 
 using namespace nanochat;
 using Named = std::vector<std::pair<std::string, torch::Tensor>>;

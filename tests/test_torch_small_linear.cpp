@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/small_linear.h"
 
 using namespace nanochat;
 

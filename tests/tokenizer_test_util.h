@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nanochat/common.h"
-#include "nanochat/split.h"
+#include "nanochat/bpe/split.h"
 #include "nanochat/tokenizer.h"
 
 namespace tok_test {

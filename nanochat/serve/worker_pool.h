@@ -30,7 +30,7 @@
 #include <thread>
 #include <vector>
 
-#include "nanochat/chat_model.h"
+#include "nanochat/serve/chat_model.h"
 
 namespace nanochat {
 

@@ -1,12 +1,12 @@
 // chat_request: see chat_request.h.
-#include "nanochat/chat_request.h"
+#include "nanochat/serve/chat_request.h"
 
 #include <cmath>
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 namespace nanochat {
 

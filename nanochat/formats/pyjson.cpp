@@ -1,6 +1,6 @@
 // pyjson: see pyjson.h. Python's json encoder (json/encoder.py with c_make_encoder) and float.__repr__
 // (format_float_short in 'r' mode) reproduced for the value kinds nlohmann::json holds.
-#include "nanochat/pyjson.h"
+#include "nanochat/formats/pyjson.h"
 
 #include <charconv>
 #include <cmath>

@@ -1,5 +1,5 @@
 // tensorboard: see tensorboard.h.
-#include "nanochat/tensorboard.h"
+#include "nanochat/formats/tensorboard.h"
 
 #include <unistd.h>
 

@@ -1,5 +1,5 @@
 // decode: see decode.h.
-#include "nanochat/decode.h"
+#include "nanochat/cpu/decode.h"
 
 #include <ATen/Parallel.h>
 
@@ -8,8 +8,8 @@
 #include <limits>
 #include <vector>
 
-#include "nanochat/simd.h"
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/simd.h"
+#include "nanochat/cpu/small_linear.h"
 
 namespace nanochat {
 

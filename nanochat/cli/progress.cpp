@@ -1,5 +1,5 @@
 // progress: see progress.h.
-#include "nanochat/progress.h"
+#include "nanochat/cli/progress.h"
 
 #include <unistd.h>
 

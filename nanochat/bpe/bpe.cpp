@@ -1,5 +1,5 @@
 // bpe: see bpe.h.
-#include "nanochat/bpe.h"
+#include "nanochat/bpe/bpe.h"
 
 #include <algorithm>
 #include <functional>

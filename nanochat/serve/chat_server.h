@@ -36,9 +36,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "nanochat/chat_model.h"
-#include "nanochat/flags.h"
-#include "nanochat/worker_pool.h"
+#include "nanochat/serve/chat_model.h"
+#include "nanochat/cli/flags.h"
+#include "nanochat/serve/worker_pool.h"
 
 namespace httplib {
 class DataSink;

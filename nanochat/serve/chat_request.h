@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "nanochat/chat_model.h"
+#include "nanochat/serve/chat_model.h"
 
 namespace nanochat {
 

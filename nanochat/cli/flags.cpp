@@ -1,5 +1,5 @@
 // flags: see flags.h.
-#include "nanochat/flags.h"
+#include "nanochat/cli/flags.h"
 
 #include <charconv>
 #include <cmath>

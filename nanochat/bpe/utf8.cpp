@@ -1,5 +1,5 @@
 // utf8: see utf8.h.
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 namespace nanochat {
 

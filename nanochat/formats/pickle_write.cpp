@@ -6,7 +6,7 @@
 #include <unordered_map>
 
 #include "nanochat/common.h"
-#include "nanochat/pickle.h"
+#include "nanochat/formats/pickle.h"
 
 namespace nanochat {
 namespace {

@@ -1,5 +1,5 @@
 // worker_pool: see worker_pool.h.
-#include "nanochat/worker_pool.h"
+#include "nanochat/serve/worker_pool.h"
 
 #include <algorithm>
 #include <chrono>

@@ -5,7 +5,7 @@
 // path with the (repetition, definition, value) triples; the skeletons of sibling leaves are then deep-merged
 // (objects by key, arrays element by element). This handles list<string>, list<struct<...>>, struct<list, list>
 // and deeper nestings with one small routine.
-#include "nanochat/parquet.h"
+#include "nanochat/formats/parquet.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,7 +15,7 @@
 #include <new>
 
 #include "nanochat/common.h"
-#include "nanochat/parquet_internal.h"
+#include "nanochat/formats/parquet_internal.h"
 
 namespace nanochat {
 

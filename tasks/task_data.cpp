@@ -1,5 +1,5 @@
 // task_data: see task_data.h.
-#include "nanochat/task_data.h"
+#include "tasks/task_data.h"
 
 #include <algorithm>
 #include <cctype>

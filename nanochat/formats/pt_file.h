@@ -2,7 +2,7 @@
 // Python nanochat and this program in both directions.
 //
 // Reading: libtorch's zip reader (caffe2::serialize::PyTorchStreamReader, any top folder name) plus our own
-// unpickler (nanochat/pickle.h) for data.pkl — torch::pickle_load cannot read Python's OrderedDict state dicts.
+// unpickler (nanochat/formats/pickle.h) for data.pkl — torch::pickle_load cannot read Python's OrderedDict state dicts.
 // Tensors of any dtype (bf16 included), storage offsets, strides and storages shared between tensors come back
 // as they were saved, on the CPU. Python values map to IValues: dict / OrderedDict → GenericDict (str or int
 // keys), list → GenericList, tuple → Tuple, float → double, int, str, bool, None.

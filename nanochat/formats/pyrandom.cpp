@@ -1,6 +1,6 @@
 // pyrandom: see pyrandom.h. The algorithms follow CPython's _randommodule.c / random.py and numpy's
 // SeedSequence, PCG64 and random_interval, written from their documented behaviour (SPEC Appendix A).
-#include "nanochat/pyrandom.h"
+#include "nanochat/formats/pyrandom.h"
 
 #include <bit>
 #include <numeric>

@@ -1,6 +1,6 @@
 // parquet_internal: what parquet.cpp, parquet_thrift.cpp and parquet_writer.cpp share — the parts of the
 // parquet.thrift metadata we use, the Thrift compact-protocol reader/writer, and the page codecs.
-// Not a public header: use nanochat/parquet.h.
+// Not a public header: use nanochat/formats/parquet.h.
 // Not covered: the column/offset indexes, bloom filters, encryption, statistics (skipped when read).
 #pragma once
 

@@ -1,13 +1,13 @@
 // split: see split.h.
 #define PCRE2_CODE_UNIT_WIDTH 8
-#include "nanochat/split.h"
+#include "nanochat/bpe/split.h"
 
 #include <pcre2.h>
 
 #include <atomic>
 
 #include "nanochat/common.h"
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 namespace nanochat {
 

@@ -8,7 +8,7 @@
 
 #include <fmt/core.h>
 
-#include "nanochat/parquet_internal.h"
+#include "nanochat/formats/parquet_internal.h"
 
 namespace nanochat::pq {
 

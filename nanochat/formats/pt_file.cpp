@@ -1,6 +1,6 @@
 // pt_file: see pt_file.h. Layout of what torch.save writes (SPEC §10.5): a zip with one top folder holding
 // data.pkl (protocol 2), data/<key> (raw little-endian storage bytes), version and optionally byteorder.
-#include "nanochat/pt_file.h"
+#include "nanochat/formats/pt_file.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #include "nanochat/common.h"
-#include "nanochat/pickle.h"
+#include "nanochat/formats/pickle.h"
 
 namespace nanochat {
 

@@ -1,6 +1,6 @@
 // pickle: see pickle.h. PyValue, PyDict, and the reader: a stack machine over the binary opcodes (the writer is
 // in pickle_write.cpp).
-#include "nanochat/pickle.h"
+#include "nanochat/formats/pickle.h"
 
 #include <cmath>
 #include <cstring>

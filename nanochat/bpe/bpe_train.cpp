@@ -1,5 +1,5 @@
 // bpe_train: see bpe_train.h.
-#include "nanochat/bpe_train.h"
+#include "nanochat/bpe/bpe_train.h"
 
 #include <algorithm>
 #include <queue>
@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "nanochat/common.h"
-#include "nanochat/split.h"
+#include "nanochat/bpe/split.h"
 
 namespace nanochat {
 

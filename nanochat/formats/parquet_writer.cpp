@@ -9,8 +9,8 @@
 #include <cstring>
 
 #include "nanochat/common.h"
-#include "nanochat/parquet.h"
-#include "nanochat/parquet_internal.h"
+#include "nanochat/formats/parquet.h"
+#include "nanochat/formats/parquet_internal.h"
 
 namespace nanochat {
 

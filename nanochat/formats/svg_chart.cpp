@@ -1,5 +1,5 @@
 // svg_chart: see svg_chart.h.
-#include "nanochat/svg_chart.h"
+#include "nanochat/formats/svg_chart.h"
 
 #include <algorithm>
 #include <cmath>

@@ -3,7 +3,7 @@
 // while the connection thread waits (one slot), or on the connection thread itself (several slots: the model
 // batches the calls) — so the provider's sink tells us at every token whether the client is still there
 // (sink.is_writable() peeks the socket for a hang-up). A non-streaming reply peeks its socket the same way.
-#include "nanochat/chat_server.h"
+#include "nanochat/serve/chat_server.h"
 
 #include <dirent.h>
 #include <netdb.h>
@@ -20,10 +20,10 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "nanochat/chat_request.h"
+#include "nanochat/serve/chat_request.h"
 #include "nanochat/common.h"
-#include "nanochat/sse.h"
-#include "nanochat/web_assets.h"
+#include "nanochat/serve/sse.h"
+#include "nanochat/serve/web_assets.h"
 
 namespace nanochat {
 

@@ -1,5 +1,5 @@
 // tiktoken_file: see tiktoken_file.h.
-#include "nanochat/tiktoken_file.h"
+#include "nanochat/bpe/tiktoken_file.h"
 
 #include <charconv>
 

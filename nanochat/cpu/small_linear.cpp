@@ -1,9 +1,9 @@
 // small_linear: see small_linear.h.
-#include "nanochat/small_linear.h"
+#include "nanochat/cpu/small_linear.h"
 
 #include <ATen/Parallel.h>
 
-#include "nanochat/simd.h"
+#include "nanochat/cpu/simd.h"
 
 namespace nanochat {
 

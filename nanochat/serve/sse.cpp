@@ -1,9 +1,9 @@
 // sse: see sse.h.
-#include "nanochat/sse.h"
+#include "nanochat/serve/sse.h"
 
 #include <nlohmann/json.hpp>
 
-#include "nanochat/utf8.h"
+#include "nanochat/bpe/utf8.h"
 
 namespace nanochat {
 
