@@ -14,7 +14,7 @@ CLIENTS=${2:-8} REQUESTS=${3:-8}
 tmp=$(mktemp -d)
 server=
 trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$tmp"' EXIT
-source "$here/../tests/dist_e2e_lib.sh"
+source "$here/../tests/e2e/dist_e2e_lib.sh"
 make_pretrain_base "$tmp"
 "$NANOCHAT" base_train --depth 6 --head-dim 64 --max-seq-len 512 --device-batch-size 1 --total-batch-size 512 \
   --num-iterations 1 --eval-every -1 --core-metric-every -1 --sample-every -1 --device-type cpu > "$tmp/train.log" 2>&1

@@ -17,7 +17,7 @@
 // Each conversation gets what Engine::generate(prompt, /*num_samples=*/1, ...) would give it alone: the same
 // prefill, a generator of its own seeded with its seed, the same tool-use state machine and stops. Only the fp32
 // summation order differs: of the batched matmuls past 4 rows, and of a prompt prefilled in several chunks
-// (tests/test_torch_batch_engine.cpp). Not covered: several samples per request, prompt caching across requests.
+// (tests/unit/test_torch_batch_engine.cpp). Not covered: several samples per request, prompt caching across requests.
 #pragma once
 
 #include <condition_variable>

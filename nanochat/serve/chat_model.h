@@ -1,6 +1,6 @@
 // chat_model: the one interface the web chat server (chat_server.h) needs from a model — a tokenizer plus a
 // streaming sampler. The real implementation wraps the tokenizer and the inference engine (engine.h); the tests
-// use a small byte-level mock (tests/mock_chat_model.h). The server owns one ChatModel per worker (a model
+// use a small byte-level mock (tests/http/mock_chat_model.h). The server owns one ChatModel per worker (a model
 // replica, e.g. one per GPU) and calls generate() on a replica from at most max_batch() threads at once.
 //
 // Contract, in short:

@@ -1,7 +1,7 @@
 """check_core_csv: a base_eval CORE CSV against the Python reference's expected_core.json (used by
 e2e_base_eval_core.sh and e2e_dist_base_eval.sh; not a test itself).
 
-    python3 tests/check_core_csv.py base_eval/base_model_000003.csv expected_core.json [_max_per_task_10]
+    python3 tests/e2e/check_core_csv.py base_eval/base_model_000003.csv expected_core.json [_max_per_task_10]
 
 Every task's accuracy must equal the reference's to the CSV's 6 decimals; with no suffix (all examples) the
 CORE row must also be within 1e-6 of the reference's core_metric."""

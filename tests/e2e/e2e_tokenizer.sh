@@ -27,7 +27,7 @@ tokdir="$NANOCHAT_BASE_DIR/tokenizer"
 docs=$(sed -n 's/^Training on \([0-9]*\) documents.*/\1/p' "$work/small.log")
 [ "$docs" -ge 1 ] && [ "$docs" -le 60 ] || fail "--max-chars 5000 --doc-cap 100 should stop within 51 docs, got $docs"
 
-/usr/bin/python3 "$FIXTURES/../tokenizer_pkl_check.py" "$tokdir/tokenizer.pkl" "$work/small/tokenizer.pkl"
+/usr/bin/python3 "$(dirname "$0")/tokenizer_pkl_check.py" "$tokdir/tokenizer.pkl" "$work/small/tokenizer.pkl"
 "$PY" - "$tokdir/token_bytes.pt" <<'PY'
 import sys, torch
 t = torch.load(sys.argv[1], weights_only=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # e2e_chat_sft: `nanochat chat_sft` on the fixture mixture (SmolTalk, MMLU, ARC-Easy, SpellingBee, SimpleSpelling,
 # identity conversations), warm-started from the Python-written d2 base checkpoint with its optimizer state.
-#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e_chat_sft.sh
+#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e/e2e_chat_sft.sh
 # Checks: settings inherited from the base meta, val bpb and ChatCORE during training, the training loss falls,
 # the checkpoint (model, optimizer, meta keys of SPEC §10.2 with user_config before inheritance), the "SFT"
 # report section, the logger's metrics, and one-line errors for a missing dataset and bad flags.

@@ -1,5 +1,5 @@
 // mock_chat_model: see mock_chat_model.h.
-#include "tests/mock_chat_model.h"
+#include "tests/http/mock_chat_model.h"
 
 #include <algorithm>
 #include <chrono>

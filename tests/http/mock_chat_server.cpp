@@ -11,7 +11,7 @@
 
 #include "nanochat/serve/chat_server.h"
 #include "nanochat/common.h"
-#include "tests/mock_chat_model.h"
+#include "tests/http/mock_chat_model.h"
 
 int main(int argc, char** argv) {
   using namespace nanochat;

@@ -3,7 +3,7 @@
 # from the d2 fixture checkpoint loaded as the SFT model: rollouts with the calculator tool, rewards, the policy
 # gradient update, pass@k evaluation, checkpoints in chatrl_checkpoints and the "Chat RL" report section; the RL
 # checkpoint then loads in chat_eval.
-#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e_chat_rl.sh
+#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e/e2e_chat_rl.sh
 source "$(dirname "$0")/chat_e2e_lib.sh"
 use_base_as_sft
 

@@ -3,7 +3,7 @@
 # categorical evaluation (ARC-Easy and MMLU fixtures, letter logits, batched), generative evaluation (a GSM8K-style
 # fixture with the calculator tool, SpellingBee, HumanEval in the sandbox), pass@n sampling, ChatCORE over all six, every short flag, the report section, and one-line
 # errors for an unknown task, a missing dataset and a missing checkpoint.
-#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e_chat_eval.sh
+#   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e/e2e_chat_eval.sh
 source "$(dirname "$0")/chat_e2e_lib.sh"
 
 # --- errors before any checkpoint exists

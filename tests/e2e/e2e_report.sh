@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # e2e_report: `nanochat report reset|generate` on a scratch base dir.
-#   NANOCHAT=build/nanochat SOURCE_DIR=. bash tests/e2e_report.sh
+#   NANOCHAT=build/nanochat SOURCE_DIR=. bash tests/e2e/e2e_report.sh
 # reset writes header.md describing this checkout; sections and metrics.jsonl are laid down the way the
 # training scripts write them (nanochat/report.h, nanochat/logger.h); generate must assemble report.md in
 # nanochat's order with the summary table, wall clock and charts, copy it to the working directory, and the

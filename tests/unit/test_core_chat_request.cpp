@@ -1,11 +1,11 @@
 // Tests for chat_request: the web server's request validation (nanochat's abuse limits, TESTPLAN's bad-input
-// table at the unit level) and prompt building. The HTTP-level suite is tests/e2e_chat_web_http.sh.
+// table at the unit level) and prompt building. The HTTP-level suite is tests/http/e2e_chat_web_http.sh.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include "nanochat/serve/chat_request.h"
-#include "tests/mock_chat_model.h"
+#include "tests/http/mock_chat_model.h"
 
 using namespace nanochat;
 using json = nlohmann::json;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""chat_web_http_load: the load tests of tests/chat_web_http_test.py — llama.cpp's matrix of concurrent streams,
+"""chat_web_http_load: the load tests of tests/http/chat_web_http_test.py — llama.cpp's matrix of concurrent streams,
 a burst of 32 streams against the bounded queue, and (mock only) continuous batching: workers of several slots
 serving several requests at once. Not a test program itself; chat_web_http_test.py runs these.
 """

@@ -8,7 +8,7 @@
 
 #include "nanochat/bpe/bpe_train.h"
 #include "nanochat/bpe/split.h"
-#include "tests/tokenizer_test_util.h"
+#include "tests/unit/tokenizer_test_util.h"
 
 using namespace nanochat;
 using Merges = std::vector<std::pair<int32_t, int32_t>>;

@@ -1,6 +1,6 @@
 // Tests for the web server's parts: UTF-8 holdback and SSE events (sse.h), the bounded FIFO worker pool and its
 // slots (worker_pool.h), and a ChatServer in this process on a free port with the mock model (chat_server.h).
-// The full HTTP suite against the server program is tests/e2e_chat_web_http.sh.
+// The full HTTP suite against the server program is tests/http/e2e_chat_web_http.sh.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -19,7 +19,7 @@
 #include "nanochat/serve/chat_server.h"
 #include "nanochat/serve/sse.h"
 #include "nanochat/serve/worker_pool.h"
-#include "tests/mock_chat_model.h"
+#include "tests/http/mock_chat_model.h"
 
 using namespace nanochat;
 using namespace std::chrono_literals;

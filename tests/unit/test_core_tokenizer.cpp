@@ -6,7 +6,7 @@
 #include "nanochat/bpe/tiktoken_file.h"
 #include "nanochat/tokenizer_pkl.h"
 #include "nanochat/bpe/utf8.h"
-#include "tests/tokenizer_test_util.h"
+#include "tests/unit/tokenizer_test_util.h"
 
 using namespace nanochat;
 using tok_test::fixture;

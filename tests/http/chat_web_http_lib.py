@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""chat_web_http_lib: what tests/chat_web_http_test.py drives the web chat server with (standard library only):
+"""chat_web_http_lib: what tests/http/chat_web_http_test.py drives the web chat server with (standard library only):
 the command line (mock or real target), a scratch NANOCHAT_BASE_DIR from the fixtures, a server process on a free
 port, raw streaming requests read event by event, and the soak. Not a test itself; see chat_web_http_test.py.
 """
@@ -17,7 +17,7 @@ import time
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else ""
 if MODE not in ("mock", "real", "soak") or len(sys.argv) < (3 if MODE == "mock" else 4):
-    sys.exit("usage: see tests/chat_web_http_test.py")
+    sys.exit("usage: see tests/http/chat_web_http_test.py")
 MOCK = MODE == "mock"
 BIN = sys.argv[2]
 FIXTURES = None if MOCK else sys.argv[3]

@@ -15,9 +15,9 @@ SIGTERM, a soak (RSS and open fds before/after); mock only: the suite once with 
 chat_web_http_load.py), an injected inference failure, read timeouts and slow clients. Timings are printed; only
 generous bounds are asserted.
 
-    python3 tests/chat_web_http_test.py mock <mock_chat_server>          (tests/e2e_chat_web_http.sh)
-    python3 tests/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/e2e_chat_web_real.sh)
-    python3 tests/chat_web_http_test.py soak <nanochat> <fixtures dir> N (bench/chat_web_soak.sh: the soak alone)
+    python3 tests/http/chat_web_http_test.py mock <mock_chat_server>          (tests/http/e2e_chat_web_http.sh)
+    python3 tests/http/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/http/e2e_chat_web_real.sh)
+    python3 tests/http/chat_web_http_test.py soak <nanochat> <fixtures dir> N (bench/chat_web_soak.sh: the soak alone)
 """
 import json
 import re

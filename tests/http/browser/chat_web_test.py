@@ -1,7 +1,7 @@
 # chat_web_test.py: drives the chat UI in headless Chromium (Debian's /usr/bin/chromium through the Python
 # playwright package, whose own browser download is never needed) against a running server: send a message, watch
 # the reply stream in, regenerate it, edit a message, use the controls and shortcuts, and save screenshots. Run by
-# tests/e2e_chat_web_browser.sh with the project venv's interpreter:
+# tests/http/e2e_chat_web_browser.sh with the project venv's interpreter:
 #   python chat_web_test.py <base-url> <screenshot-dir>
 # $CHROMIUM picks the browser (default /usr/bin/chromium). Prints "ok   <step>" or "FAIL <step>: <why>" per step,
 # then "N passed, M failed"; exits 1 when any step failed.

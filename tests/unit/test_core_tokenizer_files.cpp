@@ -1,4 +1,4 @@
-// tokenizer.pkl files we write, checked by Python's own pickle (tests/tokenizer_pkl_check.py with a stand-in for
+// tokenizer.pkl files we write, checked by Python's own pickle (tests/e2e/tokenizer_pkl_check.py with a stand-in for
 // tiktoken's Encoding): every shape the writer can meet — tiny and huge dicts, dict sizes at multiples of the
 // pickler's 1000-item batches, tokens of 256+ bytes, ids above 65535 — must load, and re-pickle to the same bytes,
 // which pins frames, memo and opcode choice to CPython's. Skipped when /usr/bin/python3 is missing.
@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "nanochat/tokenizer_pkl.h"
-#include "tests/tokenizer_test_util.h"
+#include "tests/unit/tokenizer_test_util.h"
 
 using namespace nanochat;
 namespace fs = std::filesystem;

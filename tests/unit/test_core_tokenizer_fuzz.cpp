@@ -10,7 +10,7 @@
 
 #include "nanochat/bpe/bpe.h"
 #include "nanochat/bpe/utf8.h"
-#include "tests/tokenizer_test_util.h"
+#include "tests/unit/tokenizer_test_util.h"
 
 using namespace nanochat;
 
