@@ -187,7 +187,7 @@ double get_peak_flops(const std::string& device_name) {
     std::vector<const char*> parts;
     double flops;
   };
-  // Order matters: the first row whose substrings all occur wins (SPEC §2.5).
+  // Order matters: the first row whose substrings all occur wins (nanochat/common.py get_peak_flops).
   static const std::vector<Row> table = {
       {{"gb200"}, 2.5e15},        {{"grace blackwell"}, 2.5e15}, {{"b200"}, 2.25e15},
       {{"b100"}, 1.8e15},         {{"h200", "nvl"}, 836e12},     {{"h200", "pcie"}, 836e12},

@@ -69,7 +69,7 @@ inline int64_t floor_div(int64_t a, int64_t b) {
 
 std::string getenv_or(const char* name, const std::string& fallback);
 
-// Peak bf16 FLOP/s for a device name (nanochat's table, SPEC §2.5); +inf when unknown.
+// Peak bf16 FLOP/s for a device name (nanochat's table, nanochat/common.py get_peak_flops); +inf when unknown.
 double get_peak_flops(const std::string& device_name);
 
 }  // namespace nanochat

@@ -32,7 +32,7 @@ namespace nanochat {
 // "cuda" if available, else "cpu" (prints "Autodetected device type: X" on rank 0).
 std::string autodetect_device_type();
 
-// The dtype the model computes in; decided once, on first use (SPEC §2.1).
+// The dtype the model computes in; decided once, on first use (nanochat/common.py _detect_compute_dtype).
 torch::Dtype compute_dtype();
 // Why compute_dtype() is what it is, for the log.
 std::string compute_dtype_reason();

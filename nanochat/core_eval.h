@@ -1,4 +1,4 @@
-// core_eval: the CORE metric (DCLM's in-context-learning suite, SPEC §13) — for each task of core.yaml, few-shot
+// core_eval: the CORE metric (DCLM's in-context-learning suite, nanochat/core_eval.py) — for each task of core.yaml, few-shot
 // prompts rendered from its JSONL examples, the model scores every option (multiple choice, schema) or checks the
 // greedy continuation (language modeling), and CORE is the mean accuracy above the random baseline.
 //
@@ -49,7 +49,7 @@ std::filesystem::path ensure_eval_bundle();
 // core.yaml + eval_meta_data.csv of a bundle directory, in yaml order.
 std::vector<CoreTask> load_core_tasks(const std::filesystem::path& bundle_dir);
 
-// The prompts of one example (SPEC §13.3 step 2): one per option (multiple choice, schema), or
+// The prompts of one example (nanochat/core_eval.py evaluate_example step 2): one per option (multiple choice, schema), or
 // {without continuation, with continuation} for language modeling.
 std::vector<std::string> render_core_prompts(const CoreTask& task, const nlohmann::json& item,
                                              const std::vector<nlohmann::json>& fewshot);

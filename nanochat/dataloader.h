@@ -1,5 +1,5 @@
-// dataloader: batches for training — nanochat's BOS-aligned best-fit packing for pretraining (SPEC §5) and the
-// best-fit-with-padding variant for SFT (SPEC §17.3). Both pick, for each free stretch of a row, the longest
+// dataloader: batches for training — nanochat's BOS-aligned best-fit packing for pretraining (nanochat/dataloader.py tokenizing_distributed_data_loader_with_state_bos_bestfit) and the
+// best-fit-with-padding variant for SFT (scripts/chat_sft.py sft_data_generator_bos_bestfit). Both pick, for each free stretch of a row, the longest
 // buffered sequence that fits (first among equals); they differ only in what happens when nothing fits
 // (pretraining crops the shortest document, SFT pads with BOS).
 //
@@ -44,7 +44,7 @@ int64_t best_fit_index(const Items& items, int64_t remaining, Len len) {
   return best;
 }
 
-// Fills row[0, capacity) from the document buffer (SPEC §5.2): refill() is called while the buffer holds fewer
+// Fills row[0, capacity) from the document buffer (nanochat/dataloader.py refill_buffer and the best-fit loop): refill() is called while the buffer holds fewer
 // than buffer_size documents; best fits are moved in whole; when none fits, the shortest document (first among
 // equals) is cropped to the remaining space and its rest discarded.
 void pack_row_bestfit(std::vector<std::vector<int32_t>>& buffer, int64_t* row, int64_t capacity, size_t buffer_size,
@@ -87,7 +87,7 @@ class DataLoader {
   std::thread worker_;
 };
 
-// SFT (SPEC §17.3): one conversation = render_conversation's (ids, mask); mask 1 = trained on.
+// SFT (scripts/chat_sft.py sft_data_generator_bos_bestfit): one conversation = render_conversation's (ids, mask); mask 1 = trained on.
 struct TokenizedConversation {
   std::vector<int> ids;
   std::vector<int> mask;

@@ -49,7 +49,7 @@ struct DataState {
   int64_t epoch = 1;
 };
 
-// The endless document stream of SPEC §5.1: rank r reads row groups r, r+ws, ... of every file, in slices of
+// The endless document stream of nanochat/dataloader.py _document_batches: rank r reads row groups r, r+ws, ... of every file, in slices of
 // batch_size documents, epoch after epoch; resuming starts at the row group after the saved one.
 class DocumentBatches {
  public:

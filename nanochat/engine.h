@@ -1,4 +1,4 @@
-// engine: fast inference for nanochat models (SPEC §14) — a batch-1 prefill whose KV cache is then cloned into
+// engine: fast inference for nanochat models (nanochat/engine.py) — a batch-1 prefill whose KV cache is then cloned into
 // num_samples rows, top-k/temperature sampling with a seeded generator, and the calculator tool: when the model
 // writes <|python_start|>expr<|python_end|>, the engine evaluates expr and forces
 // <|output_start|>result<|output_end|> into that row before the model goes on.

@@ -1,6 +1,6 @@
 // flash_attention: causal attention with a left sliding window and grouped-query heads, in FA3's layout
 // [B, T, heads, Dh], for training (flash_attn_func) and for inference against a KV cache
-// (flash_attn_with_kvcache). Semantics are nanochat's SDPA fallback (SPEC §7): query row r sits at absolute
+// (flash_attn_with_kvcache). Semantics are nanochat's SDPA fallback (nanochat/flash_attention.py _sdpa_attention): query row r sits at absolute
 // position p = (Tk - Tq) + r and may attend key c iff c <= p and (window < 0 or p - c <= window).
 //
 //   auto y = flash_attn_func(q, k, v, /*window_left=*/128);           // q [B,T,H,D], k/v [B,T,Hkv,D]

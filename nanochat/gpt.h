@@ -1,4 +1,4 @@
-// gpt: nanochat's GPT (SPEC §6) as a libtorch module. Rotary embeddings (base 100000, nanochat's sign),
+// gpt: nanochat's GPT (nanochat/gpt.py) as a libtorch module. Rotary embeddings (base 100000, nanochat's sign),
 // QK-norm then ×1.2, ReLU² MLP, parameter-free RMSNorm (eps = dtype epsilon), untied embeddings, GQA,
 // per-layer sliding windows, value embeddings with input gates on alternating layers, resid/x0 lambdas, smear,
 // backout, logit softcap 15, vocab padded to a multiple of 64.
@@ -60,7 +60,7 @@ bool has_ve(int64_t layer_idx, int64_t n_layer);  // value embedding on this lay
 // (left, right) per layer, FA3 style: (w, 0) attends keys p-w..p. Fails on characters other than S/L.
 std::vector<std::pair<int64_t, int64_t>> compute_window_sizes(const GPTConfig& c);
 ParamCounts count_params(const GPTConfig& c);
-// Forward+backward FLOPs per token (SPEC §6.7): 6 × matmul params + Σ 12·H·Dh·min(window, T).
+// Forward+backward FLOPs per token (nanochat/gpt.py GPT.estimate_flops): 6 × matmul params + Σ 12·H·Dh·min(window, T).
 int64_t estimate_flops(const GPTConfig& c);
 
 // Parameter-free RMSNorm over the last dim with eps = machine epsilon of x's dtype (reduced precision inputs
@@ -125,7 +125,7 @@ class GPTImpl : public torch::nn::Module {
   // Prints a note when the vocabulary gets padded, as Python does.
   explicit GPTImpl(const GPTConfig& config, torch::Device device = torch::kCPU);
 
-  // Python's init_weights (SPEC §6.2), drawing from the global RNG in Python's order.
+  // Python's init_weights (nanochat/gpt.py GPT.init_weights), drawing from the global RNG in Python's order.
   void init_weights();
 
   // idx [B,T] int64. Without targets: logits [B,T,vocab_size] fp32. With targets [B,T] (−1 = ignore): the
@@ -149,7 +149,7 @@ class GPTImpl : public torch::nn::Module {
   // load_state_dict(assign=True). strict: missing or unexpected keys are errors.
   void load_state_dict(const std::vector<std::pair<std::string, torch::Tensor>>& tensors, bool strict = true);
 
-  // Naive batch-1 generation without a KV cache (SPEC §6.8): re-runs the whole sequence per token.
+  // Naive batch-1 generation without a KV cache (nanochat/gpt.py GPT.generate): re-runs the whole sequence per token.
   std::vector<int64_t> generate(const std::vector<int64_t>& tokens, int64_t max_tokens, double temperature = 1.0,
                                 int64_t top_k = 0, uint64_t seed = 42);
 

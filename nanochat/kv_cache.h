@@ -1,4 +1,4 @@
-// kv_cache: the inference KV cache (SPEC §14.1) that GPT::forward reads and writes. Per-layer keys and values
+// kv_cache: the inference KV cache (nanochat/engine.py KVCache) that GPT::forward reads and writes. Per-layer keys and values
 // in FA3's layout [B, Tmax, Hkv, Dh] (stored as one [L, B, Tmax, Hkv, Dh] tensor each), the filled length of each
 // row, and each row's previous normalized token embedding for the smear at decode time.
 //

@@ -1,4 +1,4 @@
-// loss_eval: bits per byte (nanochat's loss_eval.evaluate_bpb, SPEC §12) — the tokenizer-independent validation
+// loss_eval: bits per byte (nanochat/loss_eval.py evaluate_bpb) — the tokenizer-independent validation
 // loss: total cross-entropy in nats over the scored targets divided by ln 2 × the UTF-8 bytes those targets
 // stand for. Special tokens (token_bytes 0) and ignored targets (-1) count neither nats nor bytes.
 //

@@ -1,5 +1,5 @@
-// optim: MuonAdamW, nanochat's combined optimizer (SPEC §8), and setup_optimizer, the factory that splits a
-// GPT's parameters into its AdamW and Muon groups (SPEC §6.9).
+// optim: MuonAdamW, nanochat's combined optimizer (nanochat/optim.py), and setup_optimizer, the factory that splits a
+// GPT's parameters into its AdamW and Muon groups (nanochat/gpt.py GPT.setup_optimizer).
 //
 //   auto opt = setup_optimizer(model->named_parameters_in_order(), config.n_embd, 0.004, 0.2, 0.02, wd, 0.5);
 //   loss.backward(); opt.step(); opt.zero_grad();
@@ -16,7 +16,7 @@
 // and the Muon step casts beta2, lr and wd to the update's dtype, bf16), so a step on CPU in fp32 is
 // bit-identical to Python nanochat on the same libtorch version.
 //
-// Distributed (ZeRO-2, SPEC §8.3; the arithmetic lives in optim_dist.cpp): give the optimizer a process group of
+// Distributed (ZeRO-2, nanochat/optim.py DistMuonAdamW; the arithmetic lives in optim_dist.cpp): give the optimizer a process group of
 // world size > 1 and step() averages the gradients across ranks itself, so call it on every rank with each rank's
 // own, NOT pre-averaged, gradients (no DDP wrapper, no all_reduce of your own). Every parameter needs a gradient
 // on every rank. AdamW parameters under 1024 elements are all-reduced and updated whole on every rank; larger
@@ -78,7 +78,7 @@ class MuonAdamW {
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
 
-  // PyTorch's optimizer state_dict layout (SPEC §8.4): a dict {"state": {index: {...}}, "param_groups": [...]}
+  // PyTorch's optimizer state_dict layout (torch.optim.Optimizer.state_dict): a dict {"state": {index: {...}}, "param_groups": [...]}
   // with parameters numbered in group order. AdamW state: step (int), exp_avg, exp_avg_sq; Muon state, on the
   // group's first parameter only: momentum_buffer [K, rows, cols], second_momentum_buffer (distributed: this
   // rank's shard, row slices and [chunk, rows, cols], as Python's DistMuonAdamW saves it). Tensors are shared,

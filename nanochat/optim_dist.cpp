@@ -1,4 +1,4 @@
-// optim_dist: the distributed ZeRO-2 step of MuonAdamW (SPEC §8.3, Python's DistMuonAdamW) and the shapes of a
+// optim_dist: the distributed ZeRO-2 step of MuonAdamW (nanochat/optim.py DistMuonAdamW) and the shapes of a
 // sharded optimizer state. Used through MuonAdamW / setup_optimizer with a process group (see optim.h); the
 // per-group arithmetic is optim.cpp's, applied to this rank's row slice or chunk.
 //

@@ -59,7 +59,7 @@ struct SoftwareInfo {
   std::filesystem::path source_dir = ".";      // the git checkout to describe (Git Information, Bloat)
 };
 
-// Cost of the accelerators per hour (SPEC §22.2 and the Ascend fork, Appendix B): by substring of the first
+// Cost of the accelerators per hour (nanochat/report.py estimate_cost and the Ascend fork's table): by substring of the first
 // device's name: H100 $3.00, A100 $1.79, V100 $0.55, Ascend/910 CNY 3.00, any other GPU $2.00; x count.
 struct HourlyRate {
   double amount = 0;

@@ -1,4 +1,4 @@
-// scaling: base_train's automatic configuration (SPEC §6.1, §11.2) as a pure function of the flags and the
+// scaling: base_train's automatic configuration (nanochat/gpt.py GPTConfig, scripts/base_train.py's scaling laws) as a pure function of the flags and the
 // model's shape: model dims from --depth, the training horizon in tokens, the auto batch size (Power-Lines
 // law B ∝ D^0.383 anchored at d12 / 2^19 tokens), the LR scale √(B/B_ref), the T_epoch weight-decay scaling and
 // num_iterations with nanochat's precedence (--num-iterations > --target-flops > --target-param-data-ratio).

@@ -6,7 +6,7 @@
 //   std::string text = tok.decode(ids);                                     // invalid UTF-8 -> U+FFFD
 // Training lives in bpe_train.h (train_tokenizer below glues it in); files: tokenizer.pkl (tokenizer_pkl.h),
 // .tiktoken rank files (tiktoken_file.h). token_bytes() is what tok_train saves as token_bytes.pt.
-// Not covered: HuggingFace tokenizer.json files (SPEC §3.9, optional in nanochat and not needed here).
+// Not covered: HuggingFace tokenizer.json files (nanochat/tokenizer.py HuggingFaceTokenizer, optional in nanochat and not needed here).
 #pragma once
 
 #include <cstdint>
@@ -87,10 +87,10 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;        // UTF-8 with U+FFFD replacement
   std::string id_to_token(int32_t id) const { return decode({id}); }
 
-  // Per token id: 0 for special tokens (by their text, as nanochat checks), else the UTF-8 length of decode([id]) (SPEC §3.7: U+FFFD counts 3).
+  // Per token id: 0 for special tokens (by their text, as nanochat checks), else the UTF-8 length of decode([id]) (scripts/tok_train.py's token_bytes: U+FFFD counts 3).
   std::vector<int32_t> token_bytes() const;
 
-  // Chat rendering (SPEC §3.8). conversation = {"messages": [{"role", "content"}, ...]}.
+  // Chat rendering (nanochat/tokenizer.py render_conversation). conversation = {"messages": [{"role", "content"}, ...]}.
   std::pair<std::vector<int32_t>, std::vector<int32_t>> render_conversation(const nlohmann::json& conversation,
                                                                             int max_tokens = 2048) const;
   std::vector<int32_t> render_for_completion(const nlohmann::json& conversation) const;
@@ -112,7 +112,7 @@ class Tokenizer {
 // tokens at ids len(ranks) .. len(ranks)+8. Fails if two tokens have the same bytes (Python would silently build a
 // broken vocabulary from that).
 Tokenizer make_nanochat_tokenizer(Ranks mergeable_ranks);
-// Trains on documents held in memory (SPEC §3.4, rustbpe semantics); vocab_size includes the 9 specials.
+// Trains on documents held in memory (nanochat/tokenizer.py RustBPETokenizer.train_from_iterator, rustbpe semantics); vocab_size includes the 9 specials.
 // tok_train streams instead (bpe_train.h).
 Tokenizer train_tokenizer(const std::vector<std::string>& docs, int vocab_size);
 

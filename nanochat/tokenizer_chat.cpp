@@ -1,4 +1,4 @@
-// tokenizer_chat: chat rendering for the Tokenizer (SPEC §3.8) — a conversation becomes token ids plus a mask
+// tokenizer_chat: chat rendering for the Tokenizer (nanochat/tokenizer.py render_conversation) — a conversation becomes token ids plus a mask
 // of which tokens the assistant is trained on. Declared in tokenizer.h.
 #include <fmt/format.h>
 

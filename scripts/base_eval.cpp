@@ -1,4 +1,4 @@
-// base_eval: evaluate a base model (nanochat's scripts/base_eval.py, SPEC §13.4): bits per byte on the train and
+// base_eval: evaluate a base model (nanochat's scripts/base_eval.py): bits per byte on the train and
 // val splits, the CORE metric, greedy samples of the seven prompts and eight unconditioned samples, and the report section
 // "Base model evaluation".
 //

@@ -1,4 +1,4 @@
-// base_train: pretrain a base model (nanochat's scripts/base_train.py, SPEC §11).
+// base_train: pretrain a base model (nanochat's scripts/base_train.py).
 //
 //   nanochat base_train --depth=12                                   # auto batch size, LRs, weight decay, horizon
 //   nanochat base_train --depth=4 --max-seq-len=512 --device-batch-size=1 --eval-tokens=512 \

@@ -1,4 +1,4 @@
-// chat_cli: talk to a nanochat model in the terminal (SPEC §20), streaming each token as it is sampled.
+// chat_cli: talk to a nanochat model in the terminal (scripts/chat_cli.py), streaming each token as it is sampled.
 //   nanochat chat_cli                       the latest SFT model, interactive
 //   nanochat chat_cli -i base -p "Why is the sky blue?"   one reply, then exit
 // Commands at the prompt: quit / exit (or Ctrl-D) end the session, clear starts a new conversation.

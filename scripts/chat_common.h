@@ -25,7 +25,7 @@
 
 namespace nanochat {
 
-// Bits per byte (SPEC §12, nanochat/loss_eval.h) over `steps` SFT batches (int32 inputs widened for the model).
+// Bits per byte (nanochat/loss_eval.py evaluate_bpb, nanochat/loss_eval.h) over `steps` SFT batches (int32 inputs widened for the model).
 template <typename NextBatch>
 double chat_bpb(GPT& model, NextBatch next_batch, int64_t steps, const torch::Tensor& token_bytes) {
   return evaluate_bpb(model, [&] {

@@ -1,4 +1,4 @@
-// chat_eval: evaluate a chat model on nanochat's chat tasks (scripts/chat_eval.py, SPEC §19).
+// chat_eval: evaluate a chat model on nanochat's chat tasks (scripts/chat_eval.py).
 //
 //   nanochat chat_eval -i sft                          # all six tasks, ChatCORE
 //   nanochat chat_eval -i sft -a "ARC-Easy|GSM8K" -x 100

@@ -1,4 +1,4 @@
-// chat_rl: reinforcement learning on GSM8K (nanochat's scripts/chat_rl.py, SPEC §18) — on-policy REINFORCE with
+// chat_rl: reinforcement learning on GSM8K (nanochat's scripts/chat_rl.py) — on-policy REINFORCE with
 // a per-question mean baseline ("GRPO" without ratios, clipping or KL), token-level normalization.
 //
 //   nanochat chat_rl                                   # from the last SFT checkpoint, one epoch over GSM8K train

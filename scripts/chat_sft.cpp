@@ -1,4 +1,4 @@
-// chat_sft: supervised fine-tuning of a base model into a chat model (nanochat's scripts/chat_sft.py, SPEC §17).
+// chat_sft: supervised fine-tuning of a base model into a chat model (nanochat's scripts/chat_sft.py).
 //
 //   nanochat chat_sft                                   # nanochat's mixture, one epoch, settings inherited from base
 //   nanochat chat_sft --mixture="SmolTalk,CustomJSON*2,SimpleSpelling:2000,SpellingBee:1000" \

@@ -1,4 +1,4 @@
-// tok_eval: how well our tokenizer compresses text compared with GPT-2's and GPT-4's (SPEC §3.11).
+// tok_eval: how well our tokenizer compresses text compared with GPT-2's and GPT-4's (scripts/tok_eval.py).
 //   nanochat tok_eval --gpt2 gpt2.tiktoken --gpt4 cl100k_base.tiktoken
 // Nothing is downloaded: pass tiktoken's rank files (gpt2 / cl100k_base in .tiktoken form), or put them at
 // <base_dir>/tiktoken/gpt2.tiktoken and <base_dir>/tiktoken/cl100k_base.tiktoken and run it without flags; a baseline

@@ -1,4 +1,4 @@
-// tok_train: train nanochat's BPE tokenizer (SPEC §3.10) and save tokenizer.pkl + token_bytes.pt.
+// tok_train: train nanochat's BPE tokenizer (scripts/tok_train.py) and save tokenizer.pkl + token_bytes.pt.
 //   nanochat tok_train                                   # the pretraining shards of the base dir, vocab 32768
 //   nanochat tok_train --input a.txt b.jsonl --vocab-size 4096 --output-dir /tmp/tok
 // Documents come from the train split of the pretraining shards (every row group in order), or from --input

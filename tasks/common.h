@@ -2,7 +2,7 @@
 // multiple-choice prompt format and the HF-style row store every dataset-backed task uses.
 //   auto mix = std::make_shared<TaskMixture>(std::vector<TaskPtr>{smoltalk, gsm8k, gsm8k});  // gsm8k twice
 //   nlohmann::json conversation = (*mix)[i];   // {"messages": [{"role": "user", "content": ...}, ...], ...}
-// Conversations are nlohmann::json values with Python nanochat's structure (SPEC §16.1), so the tokenizer's
+// Conversations are nlohmann::json values with Python nanochat's structure (tasks/common.py), so the tokenizer's
 // render_conversation takes them as they are. Not covered: Python's per-task kwargs beyond start/stop/step.
 #pragma once
 

@@ -1,5 +1,5 @@
 // tasks/spellingbee: synthetic spelling tasks, generated on the fly from a word list with Python's random.Random so
-// every example is identical to Python nanochat's (SPEC §16.4-16.5).
+// every example is identical to Python nanochat's (tasks/spellingbee.py SpellingBee.get_example, SimpleSpelling).
 //   SpellingBee: "How many r are in strawberry?" answered by spelling the word out, counting, checking with the
 //     calculator tool ('strawberry'.count('r')) and a final "#### 3". Generative; evaluate/reward like GSM8K.
 //   SimpleSpelling: "Spell the word: x" -> "x:l,e,t,t,e,r,s" over the word list shuffled with Random(42).

@@ -45,12 +45,12 @@ TaskPtr make_task(const std::string& name, const std::string& arg, const std::st
 // Parses a task list (syntax above) into tasks, repeats expanded.
 std::vector<TaskPtr> parse_task_list(const std::string& spec, const std::string& default_split);
 
-// chat_sft's mixtures (SPEC §17.2) and any list of tasks as a TaskMixture.
+// chat_sft's mixtures (scripts/chat_sft.py's train_dataset) and any list of tasks as a TaskMixture.
 TaskPtr sft_default_train_mixture(int64_t mmlu_epochs, int64_t gsm8k_epochs);
 TaskPtr sft_default_val_mixture();
 TaskPtr make_mixture(std::vector<TaskPtr> tasks);
 
-// chat_eval's task registry (SPEC §19.2): HumanEval, MMLU, ARC-Easy, ARC-Challenge, GSM8K, SpellingBee.
+// chat_eval's task registry (scripts/chat_eval.py run_chat_eval): HumanEval, MMLU, ARC-Easy, ARC-Challenge, GSM8K, SpellingBee.
 TaskPtr make_chat_eval_task(const std::string& name);
 const std::vector<std::string>& chat_eval_task_names();
 // ChatCORE's random-guess baseline of a task: 0.25 for ARC/MMLU, 0 otherwise.

@@ -1,4 +1,4 @@
-// bpe_train: byte-level BPE training with rustbpe's exact semantics (SPEC §3.4), so the same text gives the same
+// bpe_train: byte-level BPE training with rustbpe's exact semantics (nanochat/tokenizer.py RustBPETokenizer.train_from_iterator), so the same text gives the same
 // merges as Python nanochat's tok_train.
 //   BpeTrainer trainer(kSplitPattern);
 //   trainer.add_documents(buffer);           // call per buffer of documents (nanochat pulls 8192 at a time)

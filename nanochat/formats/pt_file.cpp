@@ -1,4 +1,4 @@
-// pt_file: see pt_file.h. Layout of what torch.save writes (SPEC §10.5): a zip with one top folder holding
+// pt_file: see pt_file.h. Layout of what torch.save writes (torch.serialization's zip format): a zip with one top folder holding
 // data.pkl (protocol 2), data/<key> (raw little-endian storage bytes), version and optionally byteorder.
 #include "nanochat/formats/pt_file.h"
 

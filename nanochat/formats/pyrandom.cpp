@@ -1,5 +1,5 @@
 // pyrandom: see pyrandom.h. The algorithms follow CPython's _randommodule.c / random.py and numpy's
-// SeedSequence, PCG64 and random_interval, written from their documented behaviour (SPEC Appendix A).
+// SeedSequence, PCG64 and random_interval, written from their documented behaviour (CPython's Lib/random.py and numpy's documented algorithms).
 #include "nanochat/formats/pyrandom.h"
 
 #include <bit>

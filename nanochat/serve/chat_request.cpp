@@ -159,7 +159,7 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
   if (top_k) req.top_k = int(*top_k);
   if (max_tokens) req.max_tokens = int(*max_tokens);
 
-  // 4. A leading system message is folded into the first user message (render_conversation, SPEC §3.8).
+  // 4. A leading system message is folded into the first user message (nanochat/tokenizer.py render_conversation).
   if (!raw.empty() && raw[0].role == "system") {
     if (raw.size() < 2 || raw[1].role != "user") bad_request("a 'system' message must be followed by a 'user' message");
     raw[1].content = raw[0].content + "\n\n" + raw[1].content;

@@ -1,9 +1,9 @@
 // chat_request: parsing and validating a chat request body for the web server (chat_server.h), and turning its
-// messages into prompt token ids (SPEC §21.3). Two request shapes:
+// messages into prompt token ids (scripts/chat_web.py's endpoints). Two request shapes:
 //   - nanochat's  POST /chat/completions     {"messages": [{"role", "content"}...], "temperature", "top_k", "max_tokens"}
 //   - OpenAI's    POST /v1/chat/completions  the same plus "model", "stream", "stream_options", "seed", "n", "stop",
 //                 "max_completion_tokens"; content may be a list of {"type": "text", "text"} parts; a leading
-//                 "system" message is merged into the first user message (SPEC §3.8).
+//                 "system" message is merged into the first user message (nanochat/tokenizer.py render_conversation).
 // Every bad input becomes an HttpError (status 400, a one-line message saying what is wrong) — never a crash.
 // Limits are nanochat's abuse limits; lengths count Unicode code points, as Python's len() does.
 // Not covered here: authentication, body size (413) and queueing, which the server handles.

@@ -1,4 +1,4 @@
-// chat_server: nanochat's web chat server (SPEC §21) on cpp-httplib, independent of how models are loaded.
+// chat_server: nanochat's web chat server (scripts/chat_web.py) on cpp-httplib, independent of how models are loaded.
 //
 //   GET  /                     the chat UI (web/ui.html, embedded in the binary at build time)
 //   GET  /logo.svg             its icon
@@ -50,7 +50,7 @@ struct Response;
 namespace nanochat {
 
 struct ChatServerOptions {
-  // nanochat's flags (SPEC §21.1); the model flags are for load_replica.
+  // nanochat's flags (scripts/chat_web.py's argparse flags); the model flags are for load_replica.
   int num_gpus = 1;  // workers, one model replica each
   std::string source = "sft";
   double temperature = 0.8;  // defaults when a request leaves them out
@@ -72,7 +72,7 @@ struct ChatServerOptions {
   std::string model_name = "nanochat";  // the id /v1/models reports
 };
 
-// The flags of SPEC §21.1 plus --max-batch, --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
+// The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)

@@ -1,5 +1,5 @@
 // worker_pool: the web server's model replicas (one per worker, e.g. one per GPU) and a bounded FIFO queue of
-// requests waiting for one (SPEC §21.2, plus continuous batching and the bounds nanochat lacks).
+// requests waiting for one (scripts/chat_web.py WorkerPool, plus continuous batching and the bounds nanochat lacks).
 //
 // A worker has model->max_batch() slots, one per conversation it decodes at once (1: one request at a time, as
 // nanochat). A lease is one slot.

@@ -3,7 +3,7 @@
 # identity conversations), warm-started from the Python-written d2 base checkpoint with its optimizer state.
 #   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e/e2e_chat_sft.sh
 # Checks: settings inherited from the base meta, val bpb and ChatCORE during training, the training loss falls,
-# the checkpoint (model, optimizer, meta keys of SPEC §10.2 with user_config before inheritance), the "SFT"
+# the checkpoint (model, optimizer, meta keys of the meta_data of scripts/chat_sft.py's save_checkpoint with user_config before inheritance), the "SFT"
 # report section, the logger's metrics, and one-line errors for a missing dataset and bad flags.
 source "$(dirname "$0")/chat_e2e_lib.sh"
 PY=${NANOCHAT_PYTHON:-python3}  # .venv's python (ctest sets it); torch reads what we write

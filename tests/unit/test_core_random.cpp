@@ -1,5 +1,5 @@
 // Python random.Random / numpy default_rng permutation / tuple hash compatibility (nanochat/formats/pyrandom.h).
-// Expected values: the SPEC Appendix A vectors (CPython 3.10/3.11), plus vectors computed on this machine with
+// Expected values: the CPython's Lib/random.py and numpy's documented algorithms vectors (CPython 3.10/3.11), plus vectors computed on this machine with
 // CPython 3.11.7 (`random` stdlib, `hash()`) and numpy 1.24.2 (`np.random.default_rng(seed).permutation(n)`,
 // `SeedSequence(42).generate_state(4, np.uint64)`, `bit_generator.random_raw`).
 #include <gtest/gtest.h>

@@ -1,4 +1,4 @@
-// Tests for nanochat/schedules against values computed by hand from SPEC §11.3 / §17.4.
+// Tests for nanochat/schedules against values computed by hand from scripts/base_train.py get_lr_multiplier, get_muon_momentum, scripts/chat_sft.py get_lr_multiplier.
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,5 +1,5 @@
 // Tasks (tasks/*.h). Expected values come from tests/fixtures/tasks/gen_expected.py, a Python script written from
-// SPEC §16 and Appendix A (CPython 3.11 `random`, numpy 1.24 `default_rng(42).permutation`, Python `re`):
+// tasks/*.py and the Python libraries they call (CPython 3.11 `random`, numpy 1.24 `default_rng(42).permutation`, Python `re`):
 //   cd tests/fixtures/tasks && /usr/bin/python3 gen_expected.py
 // SpellingBee / SimpleSpelling use the fixed word list tests/fixtures/words/words.txt; ARC / MMLU / SmolTalk use
 // the rows of the parquet fixtures (tests/fixtures/parquet/tasks/*.expected.jsonl) in HF shuffle order.

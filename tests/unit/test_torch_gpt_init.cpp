@@ -1,6 +1,6 @@
 // GPT::init_weights follows Python's init order and distributions, so seed 42 gives Python's model.
 // The expected values below were taken from PyTorch (1.13, CPU generator, manual_seed(42)) running nanochat's
-// init sequence for this config; the structural checks cover the rest of SPEC §6.2.
+// init sequence for this config; the structural checks cover the rest of nanochat/gpt.py GPT.init_weights.
 #include <gtest/gtest.h>
 
 #include <cmath>

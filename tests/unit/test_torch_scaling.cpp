@@ -85,7 +85,7 @@ TEST(Scaling, HorizonPrecedenceAndOverrides) {
   auto base = plan_training(a);
   EXPECT_FALSE(base.auto_batch_size);
   EXPECT_EQ(base.batch_lr_scale, 1.0);
-  EXPECT_EQ(base.num_iterations, 2205);  // SPEC §11.2 table
+  EXPECT_EQ(base.num_iterations, 2205);  // scripts/base_train.py's scaling-law table
   a.target_flops = 1e18;
   auto by_flops = plan_training(a);
   EXPECT_EQ(by_flops.horizon_source, "target_flops");
