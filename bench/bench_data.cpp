@@ -117,7 +117,8 @@ void BM_ParquetDecode(benchmark::State& state) {
   }
   state.SetBytesProcessed(bytes);
   if (state.thread_index() == 0)
-    state.counters["MB/cpu_s"] = double(bytes) * state.threads() / 1e6 / std::max(double(std::clock() - c0) / CLOCKS_PER_SEC, 1e-9);
+    state.counters["MB/cpu_s"] =
+        double(bytes) * state.threads() / 1e6 / std::max(double(std::clock() - c0) / CLOCKS_PER_SEC, 1e-9);
 }
 BENCHMARK(BM_ParquetDecode)->Threads(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ParquetDecode)->Threads(kAllThreads)->Unit(benchmark::kMillisecond)->UseRealTime();
@@ -143,8 +144,14 @@ void BM_Loader(benchmark::State& state) {
   // Throughput per CPU-second: stays meaningful on a machine shared with other jobs.
   state.counters["tokens/cpu_s"] = double(batches) * B * T / std::max(cpu_s, 1e-9);
 }
-BENCHMARK(BM_Loader)->Args({0, 1})->Args({0, kAllThreads})->Args({1, 1})->Args({1, kAllThreads})
-    ->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(3.0);
+BENCHMARK(BM_Loader)
+    ->Args({0, 1})
+    ->Args({0, kAllThreads})
+    ->Args({1, 1})
+    ->Args({1, kAllThreads})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(3.0);
 
 // Bytes of text per BPE token on this text, to turn the loader's tokens/s into MB/s of text.
 void BM_BpeBytesPerToken(benchmark::State& state) {

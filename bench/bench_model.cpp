@@ -49,8 +49,15 @@ void BM_Matmul(benchmark::State& state) {
   state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(c10::toString(dt));
 }
-BENCHMARK(BM_Matmul)->Args({2048, 384, 1536})->Args({2048, 1536, 384})->Args({2048, 384, 32768})
-    ->Args({1024, 1024, 1024})->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()->MinTime(2.0);
+BENCHMARK(BM_Matmul)
+    ->Args({2048, 384, 1536})
+    ->Args({2048, 1536, 384})
+    ->Args({2048, 384, 32768})
+    ->Args({1024, 1024, 1024})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
+    ->MinTime(2.0);
 
 void BM_TrainStep(benchmark::State& state) {
   set_threads();
@@ -79,12 +86,16 @@ void BM_TrainStep(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(step());
   double tokens = static_cast<double>(B * T);
   state.counters["tok/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["GFLOP/s"] =
-      benchmark::Counter(tokens * static_cast<double>(model->estimate_flops()) * 1e-9,
-                         benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GFLOP/s"] = benchmark::Counter(tokens * static_cast<double>(model->estimate_flops()) * 1e-9,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
   state.SetLabel(c10::toString(compute_dtype()));
 }
-BENCHMARK(BM_TrainStep)->Arg(4)->Arg(6)->Unit(benchmark::kMillisecond)->UseRealTime()->MeasureProcessCPUTime()
+BENCHMARK(BM_TrainStep)
+    ->Arg(4)
+    ->Arg(6)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MeasureProcessCPUTime()
     ->Iterations(2);
 
 }  // namespace

@@ -82,7 +82,11 @@ BENCHMARK(BM_MuonAdamWStep)->Unit(benchmark::kMillisecond)->MinTime(5.0);
 BENCHMARK(BM_AdamWGroupsStep)->Unit(benchmark::kMillisecond)->MinTime(5.0);
 BENCHMARK(BM_MuonGroupsStep)->Unit(benchmark::kMillisecond)->MinTime(5.0);
 // the depth-6 Muon stacks: q,k,v,o [24, 384, 384]; c_fc [6, 1536, 384]; mlp.c_proj [6, 384, 1536]
-BENCHMARK(BM_PolarExpress)->Args({24, 384, 384})->Args({6, 1536, 384})->Args({6, 384, 1536})
-    ->Unit(benchmark::kMillisecond)->MinTime(3.0);
+BENCHMARK(BM_PolarExpress)
+    ->Args({24, 384, 384})
+    ->Args({6, 1536, 384})
+    ->Args({6, 384, 1536})
+    ->Unit(benchmark::kMillisecond)
+    ->MinTime(3.0);
 
 BENCHMARK_MAIN();

@@ -12,7 +12,11 @@ namespace nanochat {
 struct BatchEngine::Request {
   Request(std::vector<int32_t> p, int64_t budget, double temperature, int64_t top_k, uint64_t seed,
           const Tokenizer& tok)
-      : prompt(std::move(p)), budget(budget), temperature(temperature), top_k(top_k), gen(make_generator(seed)),
+      : prompt(std::move(p)),
+        budget(budget),
+        temperature(temperature),
+        top_k(top_k),
+        gen(make_generator(seed)),
         state(tok) {}
   // Decode thread only.
   std::vector<int32_t> prompt;
@@ -65,8 +69,10 @@ void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, d
   const int64_t T = int64_t(prompt.size()), context = cache_.max_seq_len();
   const int64_t budget = max_tokens >= 0 ? max_tokens : std::max<int64_t>(0, context - T);
   if (T + budget > context)
-    fail("the prompt ({} tokens) plus max_tokens ({}) exceed the model's context of {} tokens; shorten the prompt "
-         "or ask for fewer tokens", T, budget, context);
+    fail(
+        "the prompt ({} tokens) plus max_tokens ({}) exceed the model's context of {} tokens; shorten the prompt "
+        "or ask for fewer tokens",
+        T, budget, context);
   auto r = std::make_shared<Request>(prompt, budget, temperature, top_k, seed, tokenizer_);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -183,8 +189,7 @@ void BatchEngine::step() {
   std::vector<bool> done(rows_.size());
   for (size_t b = 0; b < rows_.size(); ++b) {
     Request& r = *rows_[b];
-    const int64_t sampled =
-        sample_next_token(r.logits.unsqueeze(0), r.gen, r.temperature, r.top_k).item<int64_t>();
+    const int64_t sampled = sample_next_token(r.logits.unsqueeze(0), r.gen, r.temperature, r.top_k).item<int64_t>();
     const int32_t token = r.state.step(int32_t(sampled)).first;
     {
       std::lock_guard<std::mutex> lock(r.mu);

@@ -8,11 +8,12 @@
 //
 // A decode thread of its own owns the model and a KV cache of max_batch rows, one conversation per row, each at
 // its own position. Between steps it admits waiting conversations (a batch-1 prefill copied into a free row; a
-// prompt longer than prefill_chunk tokens is prefilled one chunk per step, so the others keep streaming), then samples every row's next token, hands each to its caller's thread (so a slow client never holds up the
-// batch), drops the rows that ended (assistant end, bos, max_tokens, or the caller returned false) by moving the
-// last row into the hole, and runs one batched forward for the rest. A decode step at batch 8 costs little more
-// than at batch 1 on a CPU (the weights are read once per step either way), so serving eight conversations
-// together gives several times the tokens per second of serving them in turn.
+// prompt longer than prefill_chunk tokens is prefilled one chunk per step, so the others keep streaming), then samples
+// every row's next token, hands each to its caller's thread (so a slow client never holds up the batch), drops the rows
+// that ended (assistant end, bos, max_tokens, or the caller returned false) by moving the last row into the hole, and
+// runs one batched forward for the rest. A decode step at batch 8 costs little more than at batch 1 on a CPU (the
+// weights are read once per step either way), so serving eight conversations together gives several times the tokens
+// per second of serving them in turn.
 //
 // Each conversation gets what Engine::generate(prompt, /*num_samples=*/1, ...) would give it alone: the same
 // prefill, a generator of its own seeded with its seed, the same tool-use state machine and stops. Only the fp32
@@ -67,7 +68,7 @@ class BatchEngine {
 
   GPT model_;
   const Tokenizer& tokenizer_;
-  KVCache cache_;                                 // rows [0, rows_.size()) are live conversations
+  KVCache cache_;  // rows [0, rows_.size()) are live conversations
   const int64_t prefill_chunk_;
   std::vector<std::shared_ptr<Request>> rows_;    // decode thread only: rows_[b] lives in cache row b
   std::deque<std::shared_ptr<Request>> joining_;  // decode thread only: prompts being prefilled, oldest first

@@ -201,7 +201,7 @@ double big_truediv(const BigInt& a, const BigInt& b) {
     double r = to_d(a.mag) / to_d(b.mag);
     return negate ? -r : r;
   }
-  if (na - nb > 1025) throw CalcError{};  // OverflowError
+  if (na - nb > 1025) throw CalcError{};            // OverflowError
   if (na - nb < -1080) return negate ? -0.0 : 0.0;  // far below the smallest subnormal
   // q = floor(a * 2^s / b) with 56 or 57 significant bits; value = q * 2^-s, remainder kept as a sticky bit.
   long s = 56 - (na - nb);
@@ -212,7 +212,7 @@ double big_truediv(const BigInt& a, const BigInt& b) {
   bool sticky = !r.empty();
   uint64_t qq = uint64_t(q[0]) | (q.size() > 1 ? uint64_t(q[1]) << 32 : 0);
   int qbits = std::bit_width(qq);
-  long e = qbits - 1 - s;  // value in [2^e, 2^(e+1))
+  long e = qbits - 1 - s;                       // value in [2^e, 2^(e+1))
   long p = e >= -1022 ? 53 : 53 - (-1022 - e);  // precision available at this exponent (subnormals lose bits)
   long drop = qbits - p;
   double result;
@@ -243,10 +243,30 @@ struct Value {
   bool b = false;
 };
 
-Value make_int(BigInt x) { Value v; v.kind = Value::Int; v.i = std::move(x); return v; }
-Value make_float(double x) { Value v; v.kind = Value::Float; v.f = x; return v; }
-Value make_str(std::string x) { Value v; v.kind = Value::Str; v.s = std::move(x); return v; }
-Value make_bool(bool x) { Value v; v.kind = Value::Bool; v.b = x; return v; }
+Value make_int(BigInt x) {
+  Value v;
+  v.kind = Value::Int;
+  v.i = std::move(x);
+  return v;
+}
+Value make_float(double x) {
+  Value v;
+  v.kind = Value::Float;
+  v.f = x;
+  return v;
+}
+Value make_str(std::string x) {
+  Value v;
+  v.kind = Value::Str;
+  v.s = std::move(x);
+  return v;
+}
+Value make_bool(bool x) {
+  Value v;
+  v.kind = Value::Bool;
+  v.b = x;
+  return v;
+}
 Value make_small_int(int64_t x) {
   uint64_t m = x < 0 ? uint64_t(0) - uint64_t(x) : uint64_t(x);
   return make_int(normalized({x < 0, {uint32_t(m), uint32_t(m >> 32)}}));
@@ -288,18 +308,26 @@ Value binary(char op, const Value& a, const Value& b) {
   }
   if (a.kind == Value::Int && b.kind == Value::Int) {
     switch (op) {
-      case '+': return make_int(big_add(a.i, b.i));
-      case '-': return make_int(big_sub(a.i, b.i));
-      case '*': return make_int(big_mul(a.i, b.i));
-      case 'f': return make_int(big_floordiv(a.i, b.i));
+      case '+':
+        return make_int(big_add(a.i, b.i));
+      case '-':
+        return make_int(big_sub(a.i, b.i));
+      case '*':
+        return make_int(big_mul(a.i, b.i));
+      case 'f':
+        return make_int(big_floordiv(a.i, b.i));
     }
   }
   double x = as_float(a), y = as_float(b);
   switch (op) {
-    case '+': return make_float(x + y);
-    case '-': return make_float(x - y);
-    case '*': return make_float(x * y);
-    case 'f': return make_float(float_floordiv(x, y));
+    case '+':
+      return make_float(x + y);
+    case '-':
+      return make_float(x - y);
+    case '*':
+      return make_float(x * y);
+    case 'f':
+      return make_float(float_floordiv(x, y));
   }
   throw CalcError{};
 }
@@ -338,8 +366,10 @@ bool cased_check(const std::string& s, bool want_lower) {
 
 std::string strip_chars(const std::string& s, const std::string& chars, bool left, bool right) {
   size_t a = 0, b = s.size();
-  if (left) while (a < b && chars.find(s[a]) != std::string::npos) a++;
-  if (right) while (b > a && chars.find(s[b - 1]) != std::string::npos) b--;
+  if (left)
+    while (a < b && chars.find(s[a]) != std::string::npos) a++;
+  if (right)
+    while (b > a && chars.find(s[b - 1]) != std::string::npos) b--;
   return s.substr(a, b - a);
 }
 
@@ -351,7 +381,10 @@ Value call_str_method(const std::string& s, const std::string& name, const std::
   auto nargs = [&](size_t lo, size_t hi) {
     if (args.size() < lo || args.size() > hi) throw CalcError{};  // TypeError: wrong number of arguments
   };
-  if (name == "count") { nargs(1, 1); return make_small_int(int64_t(py_count(s, arg_str(0)))); }
+  if (name == "count") {
+    nargs(1, 1);
+    return make_small_int(int64_t(py_count(s, arg_str(0))));
+  }
   if (name == "find" || name == "index") {
     nargs(1, 1);
     size_t p = s.find(arg_str(0));
@@ -370,7 +403,10 @@ Value call_str_method(const std::string& s, const std::string& name, const std::
     }
     return make_small_int(int64_t(p));
   }
-  if (name == "startswith") { nargs(1, 1); return make_bool(s.rfind(arg_str(0), 0) == 0); }
+  if (name == "startswith") {
+    nargs(1, 1);
+    return make_bool(s.rfind(arg_str(0), 0) == 0);
+  }
   if (name == "endswith") {
     nargs(1, 1);
     const std::string& t = arg_str(0);
@@ -383,8 +419,14 @@ Value call_str_method(const std::string& s, const std::string& name, const std::
   }
   nargs(0, 0);
   std::string t = s;
-  if (name == "lower") { std::transform(t.begin(), t.end(), t.begin(), to_lower_c); return make_str(t); }
-  if (name == "upper") { std::transform(t.begin(), t.end(), t.begin(), to_upper_c); return make_str(t); }
+  if (name == "lower") {
+    std::transform(t.begin(), t.end(), t.begin(), to_lower_c);
+    return make_str(t);
+  }
+  if (name == "upper") {
+    std::transform(t.begin(), t.end(), t.begin(), to_upper_c);
+    return make_str(t);
+  }
   if (name == "swapcase") {
     for (char& c : t) c = is_upper_c(c) ? to_lower_c(c) : to_upper_c(c);
     return make_str(t);
@@ -420,7 +462,10 @@ std::vector<Token> tokenize(std::string_view e) {
   int depth = 0;
   while (i < n) {
     char c = e[i];
-    if (c == ' ') { i++; continue; }
+    if (c == ' ') {
+      i++;
+      continue;
+    }
     if (is_digit_c(c) || (c == '.' && i + 1 < n && is_digit_c(e[i + 1]))) {
       size_t st = i;
       while (i < n && is_digit_c(e[i])) i++;
@@ -519,8 +564,10 @@ class Evaluator {
       Value v = factor();
       if (!numeric(v)) throw CalcError{};  // TypeError: bad operand type for unary -
       if (minus) {
-        if (v.kind == Value::Int) v.i = big_neg(v.i);
-        else v.f = -v.f;
+        if (v.kind == Value::Int)
+          v.i = big_neg(v.i);
+        else
+          v.f = -v.f;
       }
       return v;
     }
@@ -573,10 +620,14 @@ class Evaluator {
 
 std::string value_str(const Value& v) {
   switch (v.kind) {
-    case Value::Int: return big_to_decimal(v.i);
-    case Value::Float: return python_float_str(v.f);
-    case Value::Str: return v.s;
-    case Value::Bool: return v.b ? "True" : "False";
+    case Value::Int:
+      return big_to_decimal(v.i);
+    case Value::Float:
+      return python_float_str(v.f);
+    case Value::Str:
+      return v.s;
+    case Value::Bool:
+      return v.b ? "True" : "False";
   }
   return {};
 }
@@ -596,15 +647,15 @@ std::optional<std::string> use_calculator(std::string_view expr_in) {
     if (expr.find("**") != std::string::npos) return std::nullopt;  // power is refused: it can be very expensive
   } else {
     auto allowed = [](char c) {
-      return is_alpha_c(c) || is_digit_c(c) || c == '\'' || c == '"' || c == '(' || c == ')' || c == '.' ||
-             c == '_' || c == ' ';
+      return is_alpha_c(c) || is_digit_c(c) || c == '\'' || c == '"' || c == '(' || c == ')' || c == '.' || c == '_' ||
+             c == ' ';
     };
     if (!std::all_of(expr.begin(), expr.end(), allowed)) return std::nullopt;
     std::string lower = expr;
     std::transform(lower.begin(), lower.end(), lower.begin(), to_lower_c);
-    static const char* blocked[] = {"__",      "import", "exec",    "eval",   "compile", "open",
-                                    "file",    "input",  "raw_input", "globals", "locals", "vars",
-                                    "dir",     "getattr", "setattr", "delattr", "hasattr"};
+    static const char* blocked[] = {"__",   "import",  "exec",      "eval",    "compile", "open",
+                                    "file", "input",   "raw_input", "globals", "locals",  "vars",
+                                    "dir",  "getattr", "setattr",   "delattr", "hasattr"};
     for (const char* b : blocked)
       if (lower.find(b) != std::string::npos) return std::nullopt;
     if (expr.find(".count(") == std::string::npos) return std::nullopt;

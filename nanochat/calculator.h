@@ -1,8 +1,8 @@
 // calculator: the engine's calculator tool (nanochat's use_calculator) without Python.
 //   auto r = nanochat::use_calculator("12/60");   // r == "0.2"; std::nullopt plays Python's None
-// What it does (nanochat/engine.py use_calculator): removes every ",", then accepts either pure arithmetic (digits, + - * / // ( ) . and
-// spaces; "**" rejected) evaluated with Python's numeric semantics — arbitrary-precision ints, "/" always a
-// correctly rounded float, "//" floor division, float repr as str() prints it — or a string expression made of
+// What it does (nanochat/engine.py use_calculator): removes every ",", then accepts either pure arithmetic (digits, + -
+// * / // ( ) . and spaces; "**" rejected) evaluated with Python's numeric semantics — arbitrary-precision ints, "/"
+// always a correctly rounded float, "//" floor division, float repr as str() prints it — or a string expression made of
 // [A-Za-z0-9'"()._ ] that contains ".count(" and none of the blocked words, evaluated over str literals and
 // common str methods (count, find, rfind, index, rindex, startswith, endswith, lower, upper, swapcase,
 // capitalize, strip, lstrip, rstrip, isalpha, isdigit, isalnum, islower, isupper, isspace).

@@ -19,7 +19,8 @@ fs::path optim_path(const fs::path& dir, int64_t step, int rank) {
   return dir / fmt::format("optim_{}_rank{}.pt", step_str(step), rank);
 }
 
-fs::path resolve_dir(const std::string& source, const std::optional<std::string>& model_tag, std::optional<int64_t>& step) {
+fs::path resolve_dir(const std::string& source, const std::optional<std::string>& model_tag,
+                     std::optional<int64_t>& step) {
   fs::path root = checkpoints_dir_for(source);
   std::string tag;
   if (model_tag) {
@@ -36,8 +37,10 @@ fs::path resolve_dir(const std::string& source, const std::optional<std::string>
 }  // namespace
 
 fs::path checkpoints_dir_for(const std::string& source) {
-  const char* sub = source == "base" ? "base_checkpoints" : source == "sft" ? "chatsft_checkpoints"
-                    : source == "rl" ? "chatrl_checkpoints" : nullptr;
+  const char* sub = source == "base"  ? "base_checkpoints"
+                    : source == "sft" ? "chatsft_checkpoints"
+                    : source == "rl"  ? "chatrl_checkpoints"
+                                      : nullptr;
   if (!sub) fail("unknown checkpoint source '{}' (use base, sft or rl)", source);
   return get_base_dir() / sub;
 }
@@ -50,9 +53,10 @@ void save_checkpoint(const fs::path& dir, int64_t step, const NamedTensors& mode
   if (const std::vector<int64_t> steps = committed_steps(dir); !steps.empty() && meta.contains("model_config")) {
     const Json last = load_meta(dir, steps.back());
     if (last.is_object() && last.contains("model_config") && last["model_config"] != meta["model_config"])
-      fail("refusing to save step {} into {}: it holds checkpoints of another model (step {} has model_config {}, "
-           "this one {}); save under another --model-tag", step, dir.string(), steps.back(),
-           last["model_config"].dump(), meta["model_config"].dump());
+      fail(
+          "refusing to save step {} into {}: it holds checkpoints of another model (step {} has model_config {}, "
+          "this one {}); save under another --model-tag",
+          step, dir.string(), steps.back(), last["model_config"].dump(), meta["model_config"].dump());
   }
   fs::create_directories(dir);
   if (rank == 0) {
@@ -234,9 +238,10 @@ int checkpoint_world_size(const fs::path& dir, int64_t step) {
 void check_checkpoint_world_size(const fs::path& dir, int64_t step, int world_size) {
   const int saved = checkpoint_world_size(dir, step);
   if (saved != 0 && saved != world_size)
-    fail("cannot resume from step {}: its optimizer state was saved by {} rank{} and this run has {}; resume with "
-         "the same number of processes (nanochat launch --nproc-per-node {})",
-         step, saved, saved == 1 ? "" : "s", world_size, saved);
+    fail(
+        "cannot resume from step {}: its optimizer state was saved by {} rank{} and this run has {}; resume with "
+        "the same number of processes (nanochat launch --nproc-per-node {})",
+        step, saved, saved == 1 ? "" : "s", world_size, saved);
 }
 
 std::optional<c10::IValue> load_optimizer_state_from_dir(const fs::path& dir, int64_t step, int rank,

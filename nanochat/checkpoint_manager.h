@@ -1,4 +1,5 @@
-// checkpoint_manager: save and find and load nanochat checkpoints (nanochat/checkpoint_manager.py), in the same files as Python nanochat:
+// checkpoint_manager: save and find and load nanochat checkpoints (nanochat/checkpoint_manager.py), in the same files
+// as Python nanochat:
 //   <base_dir>/{base_checkpoints,chatsft_checkpoints,chatrl_checkpoints}/<model_tag>/
 //     model_<step:06d>.pt          model state dict (rank 0)
 //     optim_<step:06d>_rank<r>.pt  optimizer state of rank r (every rank, when given)

@@ -35,7 +35,8 @@ fs::path get_base_dir() {
   }
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec) fail("cannot create base dir {}: {} (set NANOCHAT_BASE_DIR to a writable directory)", dir.string(), ec.message());
+  if (ec)
+    fail("cannot create base dir {}: {} (set NANOCHAT_BASE_DIR to a writable directory)", dir.string(), ec.message());
   return dir;
 }
 
@@ -189,16 +190,21 @@ double get_peak_flops(const std::string& device_name) {
   };
   // Order matters: the first row whose substrings all occur wins (nanochat/common.py get_peak_flops).
   static const std::vector<Row> table = {
-      {{"gb200"}, 2.5e15},        {{"grace blackwell"}, 2.5e15}, {{"b200"}, 2.25e15},
-      {{"b100"}, 1.8e15},         {{"h200", "nvl"}, 836e12},     {{"h200", "pcie"}, 836e12},
-      {{"h200"}, 989e12},         {{"h100", "nvl"}, 835e12},     {{"h100", "pcie"}, 756e12},
-      {{"h100"}, 989e12},         {{"h800", "nvl"}, 989e12},     {{"h800"}, 756e12},
-      {{"a100"}, 312e12},         {{"a800"}, 312e12},            {{"a40"}, 149.7e12},
-      {{"a30"}, 165e12},          {{"l40s"}, 362e12},            {{"l40-s"}, 362e12},
-      {{"l40 s"}, 362e12},        {{"l4"}, 121e12},              {{"mi355"}, 2.5e15},
-      {{"mi325"}, 1.3074e15},     {{"mi300x"}, 1.3074e15},       {{"mi300a"}, 980.6e12},
-      {{"mi250x"}, 383e12},       {{"mi250"}, 362.1e12},         {{"5090"}, 209.5e12},
-      {{"4090"}, 165.2e12},       {{"3090"}, 71e12},
+      {{"gb200"}, 2.5e15},        {{"grace blackwell"}, 2.5e15},
+      {{"b200"}, 2.25e15},        {{"b100"}, 1.8e15},
+      {{"h200", "nvl"}, 836e12},  {{"h200", "pcie"}, 836e12},
+      {{"h200"}, 989e12},         {{"h100", "nvl"}, 835e12},
+      {{"h100", "pcie"}, 756e12}, {{"h100"}, 989e12},
+      {{"h800", "nvl"}, 989e12},  {{"h800"}, 756e12},
+      {{"a100"}, 312e12},         {{"a800"}, 312e12},
+      {{"a40"}, 149.7e12},        {{"a30"}, 165e12},
+      {{"l40s"}, 362e12},         {{"l40-s"}, 362e12},
+      {{"l40 s"}, 362e12},        {{"l4"}, 121e12},
+      {{"mi355"}, 2.5e15},        {{"mi325"}, 1.3074e15},
+      {{"mi300x"}, 1.3074e15},    {{"mi300a"}, 980.6e12},
+      {{"mi250x"}, 383e12},       {{"mi250"}, 362.1e12},
+      {{"5090"}, 209.5e12},       {{"4090"}, 165.2e12},
+      {{"3090"}, 71e12},
   };
   for (const auto& row : table) {
     bool all = std::all_of(row.parts.begin(), row.parts.end(),

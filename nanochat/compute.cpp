@@ -98,9 +98,10 @@ std::string first_line(const std::exception& e) {
 }  // namespace
 
 void collective_failed(const char* what, const std::exception& e) {
-  fail("rank {} lost its process group during {} (another rank died, or none answered within "
-       "NANOCHAT_DIST_TIMEOUT={}s): {}",
-       g_rank, what, dist_timeout().count() / 1000, first_line(e));
+  fail(
+      "rank {} lost its process group during {} (another rank died, or none answered within "
+      "NANOCHAT_DIST_TIMEOUT={}s): {}",
+      g_rank, what, dist_timeout().count() / 1000, first_line(e));
 }
 
 namespace {
@@ -152,9 +153,12 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
 
 c10d::ReduceOp to_c10d(Reduce op) {
   switch (op) {
-    case Reduce::max: return c10d::ReduceOp::MAX;
-    case Reduce::min: return c10d::ReduceOp::MIN;
-    default: return c10d::ReduceOp::SUM;  // avg = sum / world size (Gloo has no AVG)
+    case Reduce::max:
+      return c10d::ReduceOp::MAX;
+    case Reduce::min:
+      return c10d::ReduceOp::MIN;
+    default:
+      return c10d::ReduceOp::SUM;  // avg = sum / world size (Gloo has no AVG)
   }
 }
 
@@ -187,9 +191,10 @@ ComputeContext compute_init(const std::string& device_type_in) {
   auto rank = env_int("RANK"), local_rank = env_int("LOCAL_RANK"), world = env_int("WORLD_SIZE");
   if (!rank && !local_rank && !world) return ctx;
   if (!rank || !local_rank || !world)
-    fail("RANK, LOCAL_RANK and WORLD_SIZE must be set together (RANK {}, LOCAL_RANK {}, WORLD_SIZE {}); "
-         "start ranks with nanochat launch or torchrun",
-         rank ? "set" : "unset", local_rank ? "set" : "unset", world ? "set" : "unset");
+    fail(
+        "RANK, LOCAL_RANK and WORLD_SIZE must be set together (RANK {}, LOCAL_RANK {}, WORLD_SIZE {}); "
+        "start ranks with nanochat launch or torchrun",
+        rank ? "set" : "unset", local_rank ? "set" : "unset", world ? "set" : "unset");
   if (*world < 1 || *rank < 0 || *rank >= *world || *local_rank < 0 || *local_rank > *rank)
     fail("inconsistent ranks: RANK={} LOCAL_RANK={} WORLD_SIZE={} (need 0 <= LOCAL_RANK <= RANK < WORLD_SIZE)", *rank,
          *local_rank, *world);
@@ -211,8 +216,10 @@ ComputeContext compute_init(const std::string& device_type_in) {
   const std::string addr = env_str("MASTER_ADDR");
   auto port = env_int("MASTER_PORT");
   if (addr.empty() || !port)
-    fail("WORLD_SIZE={} needs MASTER_ADDR and MASTER_PORT (the rendezvous address of rank 0); "
-         "nanochat launch and torchrun set them", ctx.world_size);
+    fail(
+        "WORLD_SIZE={} needs MASTER_ADDR and MASTER_PORT (the rendezvous address of rank 0); "
+        "nanochat launch and torchrun set them",
+        ctx.world_size);
   if (*port < 1 || *port > 65535) fail("MASTER_PORT={} is not a TCP port (1-65535)", *port);
   dist_timeout();  // a bad NANOCHAT_DIST_TIMEOUT fails here, with its own message
   g_rank = ctx.rank;

@@ -41,8 +41,7 @@ int run_program(const std::vector<std::string>& argv) {
   pid_t pid;
   if (posix_spawnp(&pid, args[0], nullptr, nullptr, args.data(), environ) != 0) return -1;
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -104,9 +103,12 @@ std::vector<std::string> parse_csv_line(const std::string& line) {
   for (size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') out.back() += '"', ++i;
-      else if (c == '"') quoted = false;
-      else out.back() += c;
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"')
+        out.back() += '"', ++i;
+      else if (c == '"')
+        quoted = false;
+      else
+        out.back() += c;
     } else if (c == '"') {
       quoted = true;
     } else if (c == ',') {
@@ -210,8 +212,10 @@ std::vector<std::string> render_core_prompts(const CoreTask& task, const json& i
   std::vector<std::string> prompts;
   if (task.task_type == "multiple_choice") {
     for (const auto& ex : fewshot)
-      prefix += ex.at("query").get<std::string>() + d + ex.at("choices").at(ex.at("gold").get<size_t>()).get<std::string>() + "\n\n";
-    for (const auto& c : item.at("choices")) prompts.push_back(prefix + item.at("query").get<std::string>() + d + c.get<std::string>());
+      prefix += ex.at("query").get<std::string>() + d +
+                ex.at("choices").at(ex.at("gold").get<size_t>()).get<std::string>() + "\n\n";
+    for (const auto& c : item.at("choices"))
+      prompts.push_back(prefix + item.at("query").get<std::string>() + d + c.get<std::string>());
   } else if (task.task_type == "schema") {
     for (const auto& ex : fewshot)
       prefix += ex.at("context_options").at(ex.at("gold").get<size_t>()).get<std::string>() + d +
@@ -220,7 +224,8 @@ std::vector<std::string> render_core_prompts(const CoreTask& task, const json& i
       prompts.push_back(prefix + o.get<std::string>() + d + item.at("continuation").get<std::string>());
   } else {
     for (const auto& ex : fewshot)
-      prefix += python_strip(ex.at("context").get<std::string>()) + d + ex.at("continuation").get<std::string>() + "\n\n";
+      prefix +=
+          python_strip(ex.at("context").get<std::string>()) + d + ex.at("continuation").get<std::string>() + "\n\n";
     std::string ctx = prefix + python_strip(item.at("context").get<std::string>()) + d;
     prompts.push_back(python_strip(ctx));  // without: a trailing space delimiter disappears
     prompts.push_back(ctx + item.at("continuation").get<std::string>());
@@ -266,8 +271,10 @@ bool evaluate_core_example(GPT& model, const Tokenizer& tokenizer, const CoreTas
     const auto& without = seqs[0];
     const auto& with = seqs[1];
     if (without.size() >= with.size() || !std::equal(without.begin(), without.end(), with.begin()))
-      fail("CORE task {} example {}: the prompt without its continuation does not tokenize to a prefix of the prompt with it",
-           task.label, idx);
+      fail(
+          "CORE task {} example {}: the prompt without its continuation does not tokenize to a prefix of the prompt "
+          "with it",
+          task.label, idx);
     starts = {without.size()};
     ends = {with.size()};
     seqs = {with};

@@ -1,6 +1,6 @@
-// core_eval: the CORE metric (DCLM's in-context-learning suite, nanochat/core_eval.py) — for each task of core.yaml, few-shot
-// prompts rendered from its JSONL examples, the model scores every option (multiple choice, schema) or checks the
-// greedy continuation (language modeling), and CORE is the mean accuracy above the random baseline.
+// core_eval: the CORE metric (DCLM's in-context-learning suite, nanochat/core_eval.py) — for each task of core.yaml,
+// few-shot prompts rendered from its JSONL examples, the model scores every option (multiple choice, schema) or checks
+// the greedy continuation (language modeling), and CORE is the mean accuracy above the random baseline.
 //
 //   auto bundle = ensure_eval_bundle();                        // <base_dir>/eval_bundle, downloaded once
 //   CoreResult r = evaluate_core(model, tokenizer, bundle, /*max_per_task=*/500);
@@ -49,8 +49,8 @@ std::filesystem::path ensure_eval_bundle();
 // core.yaml + eval_meta_data.csv of a bundle directory, in yaml order.
 std::vector<CoreTask> load_core_tasks(const std::filesystem::path& bundle_dir);
 
-// The prompts of one example (nanochat/core_eval.py evaluate_example step 2): one per option (multiple choice, schema), or
-// {without continuation, with continuation} for language modeling.
+// The prompts of one example (nanochat/core_eval.py evaluate_example step 2): one per option (multiple choice, schema),
+// or {without continuation, with continuation} for language modeling.
 std::vector<std::string> render_core_prompts(const CoreTask& task, const nlohmann::json& item,
                                              const std::vector<nlohmann::json>& fewshot);
 

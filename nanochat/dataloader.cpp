@@ -92,11 +92,18 @@ void pack_row_bestfit(std::vector<std::vector<int32_t>>& buffer, int64_t* row, i
 // ---------------------------------------------------------------------------------------------------------------------
 // Pretraining loader
 
-DataLoader::DataLoader(BatchEncoder encode, int bos, int B, int T, const std::string& split, torch::Device device, int rank,
-                       int world_size, std::optional<DataState> resume, std::vector<std::filesystem::path> files,
-                       int tokenizer_threads, int tokenizer_batch_size, int buffer_size, int prefetch_batches)
-    : encode_(std::move(encode)), bos_(bos), B_(B), T_(T), device_(device), threads_(tokenizer_threads),
-      buffer_size_(buffer_size), prefetch_(std::max(1, prefetch_batches)) {
+DataLoader::DataLoader(BatchEncoder encode, int bos, int B, int T, const std::string& split, torch::Device device,
+                       int rank, int world_size, std::optional<DataState> resume,
+                       std::vector<std::filesystem::path> files, int tokenizer_threads, int tokenizer_batch_size,
+                       int buffer_size, int prefetch_batches)
+    : encode_(std::move(encode)),
+      bos_(bos),
+      B_(B),
+      T_(T),
+      device_(device),
+      threads_(tokenizer_threads),
+      buffer_size_(buffer_size),
+      prefetch_(std::max(1, prefetch_batches)) {
   if (split != "train" && split != "val") fail("split must be 'train' or 'val', got '{}'", split);
   if (B < 1 || T < 1) fail("batch size and sequence length must be positive (got B={}, T={})", B, T);
   if (buffer_size < 1) fail("document buffer size must be positive");
@@ -128,7 +135,8 @@ void DataLoader::produce() {
         auto slice = std::make_shared<DocumentBatches::Slice>(docs_->next());
         inflight.push_back(pool.submit([this, slice] {
           auto ids = encode_(slice->docs);
-          if (ids.size() != slice->docs.size()) fail("encoder returned {} token lists for {} texts", ids.size(), slice->docs.size());
+          if (ids.size() != slice->docs.size())
+            fail("encoder returned {} token lists for {} texts", ids.size(), slice->docs.size());
           EncodedSlice out{{}, slice->state};
           out.docs.reserve(ids.size());
           for (const auto& t : ids) {
@@ -191,12 +199,21 @@ PretrainBatch DataLoader::next() {
 // ---------------------------------------------------------------------------------------------------------------------
 // SFT loader
 
-SftDataLoader::SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B, int max_seq_len,
-                             bool train, int64_t num_iterations, torch::Device device, int rank, int world_size,
-                             size_t buffer_size)
-    : size_(size), get_(std::move(get)), bos_(bos), B_(B), T_(max_seq_len), train_(train),
-      num_iterations_(num_iterations), device_(device), ws_(world_size), buffer_size_(buffer_size),
-      cursor_(rank), consumed_(rank) {
+SftDataLoader::SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B,
+                             int max_seq_len, bool train, int64_t num_iterations, torch::Device device, int rank,
+                             int world_size, size_t buffer_size)
+    : size_(size),
+      get_(std::move(get)),
+      bos_(bos),
+      B_(B),
+      T_(max_seq_len),
+      train_(train),
+      num_iterations_(num_iterations),
+      device_(device),
+      ws_(world_size),
+      buffer_size_(buffer_size),
+      cursor_(rank),
+      consumed_(rank) {
   if (size_ <= 0) fail("the SFT dataset is empty");
   if (B < 1 || max_seq_len < 1 || buffer_size < 1) fail("SFT loader needs positive batch size, length and buffer");
   if (world_size < 1 || rank < 0 || rank >= world_size) fail("bad rank {} for world size {}", rank, world_size);
@@ -205,7 +222,8 @@ SftDataLoader::SftDataLoader(int64_t size, std::function<TokenizedConversation(i
 void SftDataLoader::refill() {
   while (buffer_.size() < buffer_size_) {
     TokenizedConversation c = get_(cursor_ % size_);
-    if (c.ids.size() != c.mask.size()) fail("conversation {} has {} ids but {} mask entries", cursor_, c.ids.size(), c.mask.size());
+    if (c.ids.size() != c.mask.size())
+      fail("conversation {} has {} ids but {} mask entries", cursor_, c.ids.size(), c.mask.size());
     buffer_.push_back(std::move(c));
     cursor_ += ws_;
     if (cursor_ >= size_) {
@@ -232,7 +250,8 @@ SftBatch SftDataLoader::next() {
       int64_t i = best_fit_index(buffer_, remaining, [](const TokenizedConversation& c) { return c.ids.size(); });
       if (i >= 0) {
         const TokenizedConversation& c = buffer_[size_t(i)];
-        for (size_t k = 0; k < c.ids.size(); k++) row[len + int64_t(k)] = c.ids[k], mrow[len + int64_t(k)] = int8_t(c.mask[k] != 0);
+        for (size_t k = 0; k < c.ids.size(); k++)
+          row[len + int64_t(k)] = c.ids[k], mrow[len + int64_t(k)] = int8_t(c.mask[k] != 0);
         len += int64_t(c.ids.size());
         buffer_.erase(buffer_.begin() + i);
         consumed_ += ws_;

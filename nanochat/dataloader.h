@@ -1,7 +1,8 @@
-// dataloader: batches for training — nanochat's BOS-aligned best-fit packing for pretraining (nanochat/dataloader.py tokenizing_distributed_data_loader_with_state_bos_bestfit) and the
-// best-fit-with-padding variant for SFT (scripts/chat_sft.py sft_data_generator_bos_bestfit). Both pick, for each free stretch of a row, the longest
-// buffered sequence that fits (first among equals); they differ only in what happens when nothing fits
-// (pretraining crops the shortest document, SFT pads with BOS).
+// dataloader: batches for training — nanochat's BOS-aligned best-fit packing for pretraining (nanochat/dataloader.py
+// tokenizing_distributed_data_loader_with_state_bos_bestfit) and the best-fit-with-padding variant for SFT
+// (scripts/chat_sft.py sft_data_generator_bos_bestfit). Both pick, for each free stretch of a row, the longest buffered
+// sequence that fits (first among equals); they differ only in what happens when nothing fits (pretraining crops the
+// shortest document, SFT pads with BOS).
 //
 //   nanochat::DataLoader train(encode, bos, B, T, "train", device, ctx.rank, ctx.world_size, resume_state);
 //   auto [x, y, state] = train.next();   // int64 (B, T) on device; state = {pq_idx, rg_idx, epoch} for checkpoints
@@ -44,9 +45,9 @@ int64_t best_fit_index(const Items& items, int64_t remaining, Len len) {
   return best;
 }
 
-// Fills row[0, capacity) from the document buffer (nanochat/dataloader.py refill_buffer and the best-fit loop): refill() is called while the buffer holds fewer
-// than buffer_size documents; best fits are moved in whole; when none fits, the shortest document (first among
-// equals) is cropped to the remaining space and its rest discarded.
+// Fills row[0, capacity) from the document buffer (nanochat/dataloader.py refill_buffer and the best-fit loop):
+// refill() is called while the buffer holds fewer than buffer_size documents; best fits are moved in whole; when none
+// fits, the shortest document (first among equals) is cropped to the remaining space and its rest discarded.
 void pack_row_bestfit(std::vector<std::vector<int32_t>>& buffer, int64_t* row, int64_t capacity, size_t buffer_size,
                       const std::function<void()>& refill);
 
@@ -59,8 +60,9 @@ class DataLoader {
  public:
   // split: "train" | "val"; files: the split's shards (empty = split_files(split) of the data directory).
   DataLoader(BatchEncoder encode, int bos, int B, int T, const std::string& split, torch::Device device, int rank = 0,
-             int world_size = 1, std::optional<DataState> resume = std::nullopt, std::vector<std::filesystem::path> files = {},
-             int tokenizer_threads = 4, int tokenizer_batch_size = 128, int buffer_size = 1000, int prefetch_batches = 3);
+             int world_size = 1, std::optional<DataState> resume = std::nullopt,
+             std::vector<std::filesystem::path> files = {}, int tokenizer_threads = 4, int tokenizer_batch_size = 128,
+             int buffer_size = 1000, int prefetch_batches = 3);
   ~DataLoader();
   DataLoader(const DataLoader&) = delete;
   DataLoader& operator=(const DataLoader&) = delete;
@@ -87,7 +89,8 @@ class DataLoader {
   std::thread worker_;
 };
 
-// SFT (scripts/chat_sft.py sft_data_generator_bos_bestfit): one conversation = render_conversation's (ids, mask); mask 1 = trained on.
+// SFT (scripts/chat_sft.py sft_data_generator_bos_bestfit): one conversation = render_conversation's (ids, mask); mask
+// 1 = trained on.
 struct TokenizedConversation {
   std::vector<int> ids;
   std::vector<int> mask;
@@ -105,8 +108,9 @@ class SftDataLoader {
  public:
   // size: number of conversations; get(i): the rendered conversation i. num_iterations > 0 stops (train split)
   // after that many batches; else one epoch of consumption ends it.
-  SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B, int max_seq_len, bool train,
-                int64_t num_iterations, torch::Device device, int rank = 0, int world_size = 1, size_t buffer_size = 100);
+  SftDataLoader(int64_t size, std::function<TokenizedConversation(int64_t)> get, int bos, int B, int max_seq_len,
+                bool train, int64_t num_iterations, torch::Device device, int rank = 0, int world_size = 1,
+                size_t buffer_size = 100);
   SftBatch next();
 
  private:

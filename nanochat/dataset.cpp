@@ -60,13 +60,19 @@ std::vector<fs::path> split_files(const std::string& split, const fs::path& dir,
   auto files = list_parquet_files(dir, warn_on_legacy);
   fs::path where = dir.empty() ? data_dir() : dir;
   if (files.empty())
-    fail("no dataset parquet files in {}; download some with `nanochat dataset -n 8` or build them from your own text "
-         "with `nanochat dataset --from-text PATH`", where.string());
+    fail(
+        "no dataset parquet files in {}; download some with `nanochat dataset -n 8` or build them from your own text "
+        "with `nanochat dataset --from-text PATH`",
+        where.string());
   if (files.size() < 2)
-    fail("only one parquet file in {}: need at least 2 (the last one is the validation split); "
-         "download more with `nanochat dataset -n 8`", where.string());
-  if (split == "train") files.pop_back();
-  else files.erase(files.begin(), files.end() - 1);
+    fail(
+        "only one parquet file in {}: need at least 2 (the last one is the validation split); "
+        "download more with `nanochat dataset -n 8`",
+        where.string());
+  if (split == "train")
+    files.pop_back();
+  else
+    files.erase(files.begin(), files.end() - 1);
   return files;
 }
 
@@ -162,7 +168,8 @@ void download_shards(int num_files, int num_workers, const std::string& base_url
   std::string url_base = base_url;
   while (!url_base.empty() && url_base.back() == '/') url_base.pop_back();
   fs::create_directories(dir);
-  fmt::print("Downloading {} shards using {} workers...\nTarget directory: {}\n\n", ids.size(), num_workers, dir.string());
+  fmt::print("Downloading {} shards using {} workers...\nTarget directory: {}\n\n", ids.size(), num_workers,
+             dir.string());
   std::fflush(stdout);
 
   const bool tty = ::isatty(fileno(stdout));
@@ -221,8 +228,10 @@ void download_shards(int num_files, int num_workers, const std::string& base_url
         download_file(url, path, 5, 30, log, progress);
         std::lock_guard lk(mu);
         done++, ok++;
-        if (!tty) say(fmt::format("Successfully downloaded {}", name));
-        else draw(true);
+        if (!tty)
+          say(fmt::format("Successfully downloaded {}", name));
+        else
+          draw(true);
       } catch (const Error& e) {
         std::lock_guard lk(mu);
         bytes -= mine;
@@ -301,7 +310,8 @@ std::vector<std::string> split_paragraphs(const std::string& text, int64_t doc_c
     size_t end = gap == std::string::npos ? text.size() : text.find_first_not_of('\n', gap);
     if (end == std::string::npos) end = text.size();
     std::string_view para(text.data() + pos, end - pos);
-    if (!piece.empty() && int64_t(piece.size() + para.size()) > doc_chars) pieces.push_back(std::move(piece)), piece.clear();
+    if (!piece.empty() && int64_t(piece.size() + para.size()) > doc_chars)
+      pieces.push_back(std::move(piece)), piece.clear();
     piece.append(para);
     pos = end;
   }
@@ -314,10 +324,12 @@ int build_shards_from_text(const std::vector<std::string>& paths, const fs::path
   if (shard_chars < 1 || row_group_size < 1) fail("--shard-chars and --row-group-size must be positive");
   auto existing = list_parquet_files(dir);
   if (!existing.empty())
-    fail("{} already holds {} parquet files; move them away first (mixing shards would change the validation split) "
-         "or pass --output-dir", dir.string(), existing.size());
+    fail(
+        "{} already holds {} parquet files; move them away first (mixing shards would change the validation split) "
+        "or pass --output-dir",
+        dir.string(), existing.size());
   auto files = expand_paths(paths);
-  auto for_each_piece = [&](const std::function<void(std::string&&)>& f) {
+  auto for_each_piece = [&](const std::function<void(std::string &&)>& f) {
     for_each_doc(files, [&](std::string&& d) {
       if (doc_chars <= 0 || int64_t(d.size()) <= doc_chars) return f(std::move(d));
       for (auto& p : split_paragraphs(d, doc_chars)) f(std::move(p));
@@ -326,7 +338,8 @@ int build_shards_from_text(const std::vector<std::string>& paths, const fs::path
   // Pass 1: document sizes, to cut the text into >= 2 shards of about equal size.
   std::vector<int64_t> sizes;
   for_each_piece([&](std::string&& d) { sizes.push_back(int64_t(d.size())); });
-  if (sizes.size() < 2) fail("--from-text found {} documents; need at least 2 (one shard for training, one for validation)", sizes.size());
+  if (sizes.size() < 2)
+    fail("--from-text found {} documents; need at least 2 (one shard for training, one for validation)", sizes.size());
   int64_t total = 0;
   for (auto s : sizes) total += s;
   int64_t num_shards = std::clamp<int64_t>((total + shard_chars - 1) / shard_chars, 2, int64_t(sizes.size()));

@@ -32,7 +32,8 @@ std::string index_to_filename(int index);  // shard_00042.parquet
 std::filesystem::path data_dir();
 // *.parquet files of a directory (not *.tmp), sorted by name. dir empty = data_dir(); with warn_on_legacy, printing
 // the upgrade notice when the legacy directory is in use.
-std::vector<std::filesystem::path> list_parquet_files(const std::filesystem::path& dir = {}, bool warn_on_legacy = false);
+std::vector<std::filesystem::path> list_parquet_files(const std::filesystem::path& dir = {},
+                                                      bool warn_on_legacy = false);
 // "train" = all files but the last, "val" = the last. Fails with a hint when there are fewer than 2 shards.
 std::vector<std::filesystem::path> split_files(const std::string& split, const std::filesystem::path& dir = {},
                                                bool warn_on_legacy = false);
@@ -40,7 +41,8 @@ std::vector<std::filesystem::path> split_files(const std::string& split, const s
 // For each file of the split and each row group start, start+step, ...: f(texts of that row group).
 // Stops early when f returns false.
 void parquets_iter_batched(const std::string& split, int start, int step,
-                           const std::function<bool(std::vector<std::string>&&)>& f, const std::filesystem::path& dir = {});
+                           const std::function<bool(std::vector<std::string>&&)>& f,
+                           const std::filesystem::path& dir = {});
 
 // Position in the document stream, saved in checkpoints (Python's {"pq_idx", "rg_idx", "epoch"}).
 struct DataState {
@@ -49,8 +51,9 @@ struct DataState {
   int64_t epoch = 1;
 };
 
-// The endless document stream of nanochat/dataloader.py _document_batches: rank r reads row groups r, r+ws, ... of every file, in slices of
-// batch_size documents, epoch after epoch; resuming starts at the row group after the saved one.
+// The endless document stream of nanochat/dataloader.py _document_batches: rank r reads row groups r, r+ws, ... of
+// every file, in slices of batch_size documents, epoch after epoch; resuming starts at the row group after the saved
+// one.
 class DocumentBatches {
  public:
   struct Slice {

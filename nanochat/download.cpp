@@ -25,7 +25,6 @@ std::string url_host(const std::string& url) {
 
 std::string hf_hub_host() { return url_host(getenv_or("HF_ENDPOINT", "https://huggingface.co")); }
 
-
 namespace fs = std::filesystem;
 
 namespace {
@@ -131,8 +130,8 @@ double download_backoff_scale() {
   return v;
 }
 
-void download_file(const std::string& url, const fs::path& dest, int max_attempts, long timeout_s, const DownloadLog& log,
-                   const DownloadProgress& progress) {
+void download_file(const std::string& url, const fs::path& dest, int max_attempts, long timeout_s,
+                   const DownloadLog& log, const DownloadProgress& progress) {
   curl_init_once();
   if (max_attempts < 1) max_attempts = 1;
   const double scale = download_backoff_scale();

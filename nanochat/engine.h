@@ -1,5 +1,5 @@
-// engine: fast inference for nanochat models (nanochat/engine.py) — a batch-1 prefill whose KV cache is then cloned into
-// num_samples rows, top-k/temperature sampling with a seeded generator, and the calculator tool: when the model
+// engine: fast inference for nanochat models (nanochat/engine.py) — a batch-1 prefill whose KV cache is then cloned
+// into num_samples rows, top-k/temperature sampling with a seeded generator, and the calculator tool: when the model
 // writes <|python_start|>expr<|python_end|>, the engine evaluates expr and forces
 // <|output_start|>result<|output_end|> into that row before the model goes on.
 //
@@ -70,8 +70,8 @@ class Engine {
   using StepCallback = std::function<bool(const std::vector<int32_t>& tokens, const std::vector<int32_t>& masks)>;
 
   // max_tokens < 0 means "until the model's sequence length". Forced tokens count toward max_tokens.
-  void generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature,
-                int64_t top_k, uint64_t seed, const StepCallback& on_step);
+  void generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature, int64_t top_k,
+                uint64_t seed, const StepCallback& on_step);
 
   // Returns (sequences, masks): each row is the prompt followed by its completion, without the terminating token;
   // masks are 0 for the prompt and forced tokens, 1 for sampled tokens.

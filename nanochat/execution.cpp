@@ -181,12 +181,18 @@ MountList read_mounts() {
     unsigned long fl = 0;
     std::istringstream o(opts);
     for (std::string opt; std::getline(o, opt, ',');) {
-      if (opt == "nosuid") fl |= MS_NOSUID;
-      else if (opt == "nodev") fl |= MS_NODEV;
-      else if (opt == "noexec") fl |= MS_NOEXEC;
-      else if (opt == "noatime") fl |= MS_NOATIME;
-      else if (opt == "nodiratime") fl |= MS_NODIRATIME;
-      else if (opt == "relatime") fl |= MS_RELATIME;
+      if (opt == "nosuid")
+        fl |= MS_NOSUID;
+      else if (opt == "nodev")
+        fl |= MS_NODEV;
+      else if (opt == "noexec")
+        fl |= MS_NOEXEC;
+      else if (opt == "noatime")
+        fl |= MS_NOATIME;
+      else if (opt == "nodiratime")
+        fl |= MS_NODIRATIME;
+      else if (opt == "relatime")
+        fl |= MS_RELATIME;
     }
     m.points.push_back(std::move(unescaped));
     m.flags.push_back(fl);
@@ -196,8 +202,7 @@ MountList read_mounts() {
 
 // In a fresh mount namespace: nothing propagates back out, the working dir becomes a mount of its own, and
 // every other mount is remounted read-only. Returns the protection bit it achieved (0 when it could not start).
-unsigned lock_down_filesystem(const char* workdir, const char* const* points, const unsigned long* flags,
-                              size_t n) {
+unsigned lock_down_filesystem(const char* workdir, const char* const* points, const unsigned long* flags, size_t n) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return 0;
   if (mount(workdir, workdir, nullptr, MS_BIND, nullptr) != 0) return 0;
   size_t failed = 0;
@@ -215,7 +220,8 @@ void write_number(int fd, const char* key, long long v) {  // "key=<v>\n" withou
   size_t d = 0;
   bool neg = v < 0;
   unsigned long long u = neg ? 0ull - (unsigned long long)v : (unsigned long long)v;
-  do digits[d++] = char('0' + u % 10); while ((u /= 10) && d < sizeof(digits));
+  do digits[d++] = char('0' + u % 10);
+  while ((u /= 10) && d < sizeof(digits));
   if (neg) buf[n++] = '-';
   while (d) buf[n++] = digits[--d];
   buf[n++] = '\n';
@@ -228,9 +234,8 @@ void write_number(int fd, const char* key, long long v) {  // "key=<v>\n" withou
 // allows it: when it exits, the kernel kills everything it started, setsid() or not), waits for it and reports
 // its wait status on fd 4 — a pipe python3 never holds, so the code cannot write its own verdict.
 [[noreturn]] void child_main(const char* python, char* const argv[], char* const envp[], const char* workdir,
-                             int devnull, int out_w, int err_w, int code_fd, int res_w, size_t mem,
-                             rlim_t cpu_seconds, const char* const* mount_points, const unsigned long* mount_flags,
-                             size_t n_mounts) {
+                             int devnull, int out_w, int err_w, int code_fd, int res_w, size_t mem, rlim_t cpu_seconds,
+                             const char* const* mount_points, const unsigned long* mount_flags, size_t n_mounts) {
   setpgid(0, 0);
   sigset_t none;
   sigemptyset(&none);
@@ -310,10 +315,14 @@ void log_protections_once(long long prot) {
   std::call_once(once, [prot] {
     if (prot < 0) return;
     auto on = [prot](unsigned bit) { return (prot & bit) ? "on" : "off"; };
-    print0f("Code sandbox: pid namespace {}, read-only filesystem outside its temp dir {}, network namespace {}, "
-            "uid nobody {}, rlimits on (memory, cpu, {} processes, file size); not a security sandbox (no seccomp)",
-            on(kPidNs), (prot & kReadOnlyFs) ? "on" : (prot & kReadOnlyFsPartial) ? "partial" : "off", on(kNetNs),
-            on(kNobodyUid), kExecMaxProcesses);
+    print0f(
+        "Code sandbox: pid namespace {}, read-only filesystem outside its temp dir {}, network namespace {}, "
+        "uid nobody {}, rlimits on (memory, cpu, {} processes, file size); not a security sandbox (no seccomp)",
+        on(kPidNs),
+        (prot & kReadOnlyFs)          ? "on"
+        : (prot & kReadOnlyFsPartial) ? "partial"
+                                      : "off",
+        on(kNetNs), on(kNobodyUid), kExecMaxProcesses);
   });
 }
 
@@ -360,8 +369,9 @@ std::string python_interpreter() {
     if (end > start && executable(cand)) return cand;
     start = end + 1;
   }
-  fail("python3 not found: code execution (HumanEval) needs a Python 3 interpreter; install python3 or set "
-       "NANOCHAT_PYTHON");
+  fail(
+      "python3 not found: code execution (HumanEval) needs a Python 3 interpreter; install python3 or set "
+      "NANOCHAT_PYTHON");
 }
 
 ExecutionResult execute_code(const std::string& code, double timeout_s, size_t max_memory_bytes) {
@@ -371,10 +381,12 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   // A fresh working directory, owned by the uid the code will run as.
   std::error_code tec;
   const fs::path tmp_root = fs::temp_directory_path(tec);
-  if (tec) fail("no usable temp directory for the code sandbox ({}): set TMPDIR to a writable directory", tec.message());
+  if (tec)
+    fail("no usable temp directory for the code sandbox ({}): set TMPDIR to a writable directory", tec.message());
   std::string tmpl = (tmp_root / "nanochat-exec-XXXXXX").string();
   if (!mkdtemp(tmpl.data()))
-    fail("cannot create a temp dir under {}: {} (set TMPDIR to a writable directory)", tmp_root.string(), strerror(errno));
+    fail("cannot create a temp dir under {}: {} (set TMPDIR to a writable directory)", tmp_root.string(),
+         strerror(errno));
   const fs::path workdir = tmpl;
   if (geteuid() == 0 && chown(tmpl.c_str(), kNobody, kNobody) != 0) {
     remove_tree(workdir);
@@ -412,9 +424,14 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
 
   // argv and a scrubbed environment, built before fork.
   std::string timeout_arg = fmt::format("{}", timeout_s);
-  std::vector<std::string> env_s = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + tmpl, "TMPDIR=" + tmpl,
-                                    "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "OMP_NUM_THREADS=1",
-                                    "OPENBLAS_NUM_THREADS=1", "MKL_NUM_THREADS=1"};
+  std::vector<std::string> env_s = {"PATH=/usr/local/bin:/usr/bin:/bin",
+                                    "HOME=" + tmpl,
+                                    "TMPDIR=" + tmpl,
+                                    "LANG=C.UTF-8",
+                                    "LC_ALL=C.UTF-8",
+                                    "OMP_NUM_THREADS=1",
+                                    "OPENBLAS_NUM_THREADS=1",
+                                    "MKL_NUM_THREADS=1"};
   std::vector<char*> envp;
   for (auto& e : env_s) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -428,8 +445,8 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   pid_t pid = fork();
   if (pid < 0) close_all_and_fail("fork");
   if (pid == 0)
-    child_main(python.c_str(), argv.data(), envp.data(), tmpl.c_str(), devnull, out_p[1], err_p[1], code_fd,
-               res_p[1], max_memory_bytes, cpu, mount_points.data(), mounts.flags.data(), mount_points.size());
+    child_main(python.c_str(), argv.data(), envp.data(), tmpl.c_str(), devnull, out_p[1], err_p[1], code_fd, res_p[1],
+               max_memory_bytes, cpu, mount_points.data(), mounts.flags.data(), mount_points.size());
   setpgid(pid, pid);  // also from the parent, so the group exists before we might kill it
   for (int f : {out_p[1], err_p[1], res_p[1], code_fd, devnull}) close(f);
 
@@ -441,7 +458,8 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
   for (auto& s : streams) fcntl(s.fd, F_SETFL, O_NONBLOCK);
 
   using clock = std::chrono::steady_clock;
-  const auto deadline = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout_s + 1.0));
+  const auto deadline =
+      clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(timeout_s + 1.0));
   bool exited = false, killed = false;
   int status = 0;
   // Exit is observed without reaping (WNOWAIT), so the pid - and with it the process group id - cannot be reused
@@ -466,8 +484,10 @@ ExecutionResult execute_code(const std::string& code, double timeout_s, size_t m
     int n = 0;
     for (auto& s : streams)
       if (s.open) pfds[n++] = {s.fd, POLLIN, 0};
-    if (n > 0) poll(pfds, nfds_t(n), int(std::min<long long>(left, 20)));
-    else usleep(2000);
+    if (n > 0)
+      poll(pfds, nfds_t(n), int(std::min<long long>(left, 20)));
+    else
+      usleep(2000);
     for (auto& s : streams)
       if (s.open) s.open = pump(s);
     exited = exited_now();

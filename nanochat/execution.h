@@ -30,19 +30,19 @@
 namespace nanochat {
 
 struct ExecutionResult {
-  bool success = false;                // the code ran to completion
+  bool success = false;  // the code ran to completion
   std::string stdout_text, stderr_text;
-  std::optional<std::string> error;    // None in Python when nothing went wrong
+  std::optional<std::string> error;  // None in Python when nothing went wrong
   bool timeout = false;
   bool memory_exceeded = false;
   bool stdout_truncated = false, stderr_truncated = false;  // more than kExecOutputCap bytes were written
-  bool network_isolated = false;       // the child ran in its own (empty) network namespace
+  bool network_isolated = false;                            // the child ran in its own (empty) network namespace
 };
 
-inline constexpr size_t kExecOutputCap = 1 << 20;             // per stream
-inline constexpr size_t kExecDefaultMemory = 256ull << 20;     // RLIMIT_AS / DATA / STACK
-inline constexpr size_t kExecFileSizeLimit = 16ull << 20;      // RLIMIT_FSIZE
-inline constexpr int kExecMaxProcesses = 64;                   // RLIMIT_NPROC (per user; not enforced for root)
+inline constexpr size_t kExecOutputCap = 1 << 20;           // per stream
+inline constexpr size_t kExecDefaultMemory = 256ull << 20;  // RLIMIT_AS / DATA / STACK
+inline constexpr size_t kExecFileSizeLimit = 16ull << 20;   // RLIMIT_FSIZE
+inline constexpr int kExecMaxProcesses = 64;                // RLIMIT_NPROC (per user; not enforced for root)
 
 // Runs `code` as a Python program (exec'd with an empty globals dict, as nanochat does). Thread-safe: callers may
 // run several at once. max_memory_bytes = 0 sets no memory limit. Fails with nanochat::Error only if no python3

@@ -22,7 +22,8 @@ torch::Tensor expand_kv(const torch::Tensor& x, int64_t n_head) {
 
 // Additive mask (0 where allowed, -inf where not) for query rows at absolute positions p0..p0+nq-1 against
 // keys c0..c0+nk-1; undefined when every pair is allowed (no masking work needed).
-torch::Tensor block_mask(int64_t p0, int64_t nq, int64_t c0, int64_t nk, int64_t window, const torch::TensorOptions& opts) {
+torch::Tensor block_mask(int64_t p0, int64_t nq, int64_t c0, int64_t nk, int64_t window,
+                         const torch::TensorOptions& opts) {
   int64_t p_first = p0, p_last = p0 + nq - 1, c_first = c0, c_last = c0 + nk - 1;
   bool causal_ok = c_last <= p_first;                         // every key is at or before every query
   bool window_ok = window < 0 || p_last - c_first <= window;  // every key is inside every query's window
@@ -89,8 +90,8 @@ struct BlockedAttention : torch::autograd::Function<BlockedAttention> {
       auto& p = probs[i];
       auto dob = dout.narrow(1, r0, nq);
       dv.narrow(1, c0, c1 - c0).add_(torch::bmm(p.transpose(1, 2), dob));
-      auto ds = torch::bmm(dob, vb.transpose(1, 2));            // dP
-      ds.sub_((ds * p).sum(-1, true)).mul_(p);                  // softmax backward; zero where masked
+      auto ds = torch::bmm(dob, vb.transpose(1, 2));  // dP
+      ds.sub_((ds * p).sum(-1, true)).mul_(p);        // softmax backward; zero where masked
       dq.narrow(1, r0, nq).copy_(torch::bmm(ds, kb).mul_(scale));
       dk.narrow(1, c0, c1 - c0).add_(torch::bmm(ds.transpose(1, 2), qb).mul_(scale));
     }
@@ -143,7 +144,8 @@ torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k,
   int64_t B = q.size(0), Tq = q.size(1), H = q.size(2), D = q.size(3), Tk = k.size(1);
   TORCH_CHECK(Tk >= Tq, "attention needs at least as many keys as queries");
   if (q.is_cuda()) {
-    auto y = sdpa_attention(q.transpose(1, 2), expand_kv(k, H).transpose(1, 2), expand_kv(v, H).transpose(1, 2), window);
+    auto y =
+        sdpa_attention(q.transpose(1, 2), expand_kv(k, H).transpose(1, 2), expand_kv(v, H).transpose(1, 2), window);
     return y.transpose(1, 2);
   }
   // [B*H, T, D] contiguous, so every block below is a plain strided bmm.
@@ -175,9 +177,8 @@ torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tenso
 }
 
 torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
-                                           const torch::Tensor& v_cache, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& positions,
-                                           int64_t max_pos, int64_t window_left) {
+                                           const torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& positions, int64_t max_pos, int64_t window_left) {
   const int64_t B = q.size(0), H = q.size(2), D = q.size(3);
   TORCH_CHECK(q.size(1) == 1, "flash_attn_with_kvcache_rows takes one query per row, got ", q.size(1));
   TORCH_CHECK(positions.numel() == B, "flash_attn_with_kvcache_rows: one position per row");
@@ -195,7 +196,7 @@ torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::
   auto vf = expand_kv(v_cache.narrow(1, 0, Tk), H).to(q.scalar_type()).transpose(1, 2);
   auto scores = torch::matmul(q.transpose(1, 2), kf.transpose(2, 3)).to(torch::kFloat) / std::sqrt(double(D));
   auto cols = torch::arange(Tk, positions.options()).unsqueeze(0);  // [1, Tk]
-  auto p = positions.unsqueeze(1);                                   // [B, 1]
+  auto p = positions.unsqueeze(1);                                  // [B, 1]
   auto allowed = cols <= p;
   if (window_left >= 0) allowed = allowed & ((p - cols) <= window_left);
   scores = scores.masked_fill(allowed.logical_not().view({B, 1, 1, Tk}), -std::numeric_limits<double>::infinity());

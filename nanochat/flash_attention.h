@@ -1,7 +1,8 @@
 // flash_attention: causal attention with a left sliding window and grouped-query heads, in FA3's layout
 // [B, T, heads, Dh], for training (flash_attn_func) and for inference against a KV cache
-// (flash_attn_with_kvcache). Semantics are nanochat's SDPA fallback (nanochat/flash_attention.py _sdpa_attention): query row r sits at absolute
-// position p = (Tk - Tq) + r and may attend key c iff c <= p and (window < 0 or p - c <= window).
+// (flash_attn_with_kvcache). Semantics are nanochat's SDPA fallback (nanochat/flash_attention.py _sdpa_attention):
+// query row r sits at absolute position p = (Tk - Tq) + r and may attend key c iff c <= p and (window < 0 or p - c <=
+// window).
 //
 //   auto y = flash_attn_func(q, k, v, /*window_left=*/128);           // q [B,T,H,D], k/v [B,T,Hkv,D]
 //   auto y = flash_attn_with_kvcache(q, k_cache, v_cache, k, v, pos, window);  // writes k/v into the cache
@@ -36,9 +37,8 @@ torch::Tensor flash_attn_with_kvcache(const torch::Tensor& q, const torch::Tenso
 // within the window. max_pos is the largest position, passed from the host so that no device sync is needed.
 // The caller advances the positions.
 torch::Tensor flash_attn_with_kvcache_rows(const torch::Tensor& q, const torch::Tensor& k_cache,
-                                           const torch::Tensor& v_cache, const torch::Tensor& k,
-                                           const torch::Tensor& v, const torch::Tensor& positions, int64_t max_pos,
-                                           int64_t window_left);
+                                           const torch::Tensor& v_cache, const torch::Tensor& k, const torch::Tensor& v,
+                                           const torch::Tensor& positions, int64_t max_pos, int64_t window_left);
 
 // General form used by both: q [B,Tq,H,D] against k/v [B,Tk,Hkv,D] with Tk >= Tq (queries are the last Tq
 // positions). Blocked; never materializes key blocks the window masks out.

@@ -24,9 +24,12 @@ namespace nanochat {
 // Config and shape-only accounting
 
 nlohmann::ordered_json config_to_json(const GPTConfig& c) {
-  return nlohmann::ordered_json{{"sequence_len", c.sequence_len}, {"vocab_size", c.vocab_size},
-                                {"n_layer", c.n_layer},           {"n_head", c.n_head},
-                                {"n_kv_head", c.n_kv_head},       {"n_embd", c.n_embd},
+  return nlohmann::ordered_json{{"sequence_len", c.sequence_len},
+                                {"vocab_size", c.vocab_size},
+                                {"n_layer", c.n_layer},
+                                {"n_head", c.n_head},
+                                {"n_kv_head", c.n_kv_head},
+                                {"n_embd", c.n_embd},
                                 {"window_pattern", c.window_pattern}};
 }
 
@@ -49,16 +52,20 @@ GPTConfig config_from_json(const nlohmann::json& j) {
     c.n_embd = whole("n_embd");
     c.window_pattern = j.contains("window_pattern") ? j.at("window_pattern").get<std::string>() : "L";
   } catch (const nlohmann::json::exception& e) {
-    fail("model config is incomplete or malformed ({}); it needs sequence_len, vocab_size, n_layer, n_head, "
-         "n_kv_head, n_embd", e.what());
+    fail(
+        "model config is incomplete or malformed ({}); it needs sequence_len, vocab_size, n_layer, n_head, "
+        "n_kv_head, n_embd",
+        e.what());
   }
   return c;
 }
 
 void validate_config(const GPTConfig& c) {
   if (c.n_layer < 1 || c.n_head < 1 || c.n_kv_head < 1 || c.n_embd < 1 || c.vocab_size < 1 || c.sequence_len < 1)
-    fail("model config needs positive sizes (n_layer={}, n_head={}, n_kv_head={}, n_embd={}, vocab_size={}, "
-         "sequence_len={})", c.n_layer, c.n_head, c.n_kv_head, c.n_embd, c.vocab_size, c.sequence_len);
+    fail(
+        "model config needs positive sizes (n_layer={}, n_head={}, n_kv_head={}, n_embd={}, vocab_size={}, "
+        "sequence_len={})",
+        c.n_layer, c.n_head, c.n_kv_head, c.n_embd, c.vocab_size, c.sequence_len);
   if (c.n_embd % c.n_head != 0) fail("n_embd={} must be divisible by n_head={}", c.n_embd, c.n_head);
   if (c.n_kv_head > c.n_head || c.n_head % c.n_kv_head != 0)
     fail("n_kv_head={} must divide n_head={}", c.n_kv_head, c.n_head);
@@ -72,9 +79,10 @@ void validate_config(const GPTConfig& c) {
   const double bytes = 4 * params + 4 * 10.0 * double(c.sequence_len) * (d / double(c.n_head));
   const double memory = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
   if (bytes > memory)
-    fail("a model with n_layer={} n_embd={} vocab_size={} sequence_len={} needs at least {:.1f} GiB to build "
-         "(fp32 parameters and rotary tables); this machine has {:.1f} GiB of memory",
-         c.n_layer, c.n_embd, c.vocab_size, c.sequence_len, bytes / (1 << 30), memory / (1 << 30));
+    fail(
+        "a model with n_layer={} n_embd={} vocab_size={} sequence_len={} needs at least {:.1f} GiB to build "
+        "(fp32 parameters and rotary tables); this machine has {:.1f} GiB of memory",
+        c.n_layer, c.n_embd, c.vocab_size, c.sequence_len, bytes / (1 << 30), memory / (1 << 30));
 }
 
 int64_t padded_vocab_size(const GPTConfig& c, int64_t pad_to) { return (c.vocab_size + pad_to - 1) / pad_to * pad_to; }
@@ -134,10 +142,14 @@ namespace {
 
 double dtype_eps(torch::ScalarType t) {
   switch (t) {
-    case torch::kBFloat16: return 0.0078125;      // 2^-7
-    case torch::kHalf: return 0.0009765625;       // 2^-10
-    case torch::kDouble: return std::numeric_limits<double>::epsilon();
-    default: return std::numeric_limits<float>::epsilon();
+    case torch::kBFloat16:
+      return 0.0078125;  // 2^-7
+    case torch::kHalf:
+      return 0.0009765625;  // 2^-10
+    case torch::kDouble:
+      return std::numeric_limits<double>::epsilon();
+    default:
+      return std::numeric_limits<float>::epsilon();
   }
 }
 
@@ -289,8 +301,9 @@ GPTImpl::GPTImpl(const GPTConfig& cfg, torch::Device device) : config(cfg) {
     blocks.push_back(Block(config, i));
     h->push_back(blocks.back());
   }
-  transformer = register_module("transformer", torch::nn::ModuleDict(std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>>{
-                                                   {"wte", wte.ptr()}, {"h", h.ptr()}}));
+  transformer = register_module(
+      "transformer", torch::nn::ModuleDict(std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>>{
+                         {"wte", wte.ptr()}, {"h", h.ptr()}}));
   lm_head = register_module("lm_head", CastLinear(d, padded_vocab));
   smear_gate = register_module("smear_gate", CastLinear(24, 1));
   std::vector<std::pair<std::string, std::shared_ptr<torch::nn::Module>>> ves;
@@ -374,7 +387,8 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
                 kv_cache->batch_size());
   if (!kv_cache) {
     TORCH_CHECK(T > 1, "a forward pass without a KV cache needs at least 2 tokens");
-    TORCH_CHECK(T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T, " > ", rotary_cos.size(1));
+    TORCH_CHECK(T <= rotary_cos.size(1), "sequence length grew beyond the rotary table: ", T, " > ",
+                rotary_cos.size(1));
   }
   auto [cos, sin] = kv_cache ? kv_cache->rotary(rotary_cos, rotary_sin, B, T)
                              : std::pair{rotary_cos.narrow(1, 0, T), rotary_sin.narrow(1, 0, T)};
@@ -407,16 +421,20 @@ torch::Tensor GPTImpl::forward(const torch::Tensor& idx, const torch::Tensor& ta
                                const std::string& loss_reduction) {
   auto x = hidden_states(idx, kv_cache);
   if (targets.defined() && loss_reduction == "mean" && fused_loss)
-    return fused_linear_softcap_ce(x.reshape({-1, x.size(-1)}), lm_head->weight.to(x.scalar_type()),
-                                   config.vocab_size, targets.reshape({-1}), kLogitSoftcap);
+    return fused_linear_softcap_ce(x.reshape({-1, x.size(-1)}), lm_head->weight.to(x.scalar_type()), config.vocab_size,
+                                   targets.reshape({-1}), kLogitSoftcap);
   auto logits = logits_from_hidden(x);
   if (!targets.defined()) return logits;
   namespace F = torch::nn::functional;
   auto opts = F::CrossEntropyFuncOptions().ignore_index(-1);
-  if (loss_reduction == "mean") opts = opts.reduction(torch::kMean);
-  else if (loss_reduction == "none") opts = opts.reduction(torch::kNone);
-  else if (loss_reduction == "sum") opts = opts.reduction(torch::kSum);
-  else fail("loss_reduction={} is not supported; use mean, none or sum", loss_reduction);
+  if (loss_reduction == "mean")
+    opts = opts.reduction(torch::kMean);
+  else if (loss_reduction == "none")
+    opts = opts.reduction(torch::kNone);
+  else if (loss_reduction == "sum")
+    opts = opts.reduction(torch::kSum);
+  else
+    fail("loss_reduction={} is not supported; use mean, none or sum", loss_reduction);
   return F::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), opts);
 }
 
@@ -466,8 +484,8 @@ void GPTImpl::load_state_dict(const std::vector<std::pair<std::string, torch::Te
       continue;
     }
     if (p->sizes() != t.sizes())
-      fail("checkpoint tensor '{}' has shape {} but the model expects {}; the checkpoint's config does not match",
-           name, c10::str(t.sizes()), c10::str(p->sizes()));
+      fail("checkpoint tensor '{}' has shape {} but the model expects {}; the checkpoint's config does not match", name,
+           c10::str(t.sizes()), c10::str(p->sizes()));
     p->set_data(t.to(p->device()));
     seen.insert(name);
   }
@@ -485,7 +503,8 @@ std::vector<int64_t> GPTImpl::generate(const std::vector<int64_t>& tokens, int64
   for (int64_t step = 0; step < max_tokens; ++step) {
     auto logits = forward(ids).select(1, ids.size(1) - 1);  // [1, V]
     if (top_k > 0) {
-      auto kth = std::get<0>(torch::topk(logits, std::min<int64_t>(top_k, logits.size(-1)))).narrow(-1, -1 + std::min<int64_t>(top_k, logits.size(-1)), 1);
+      auto kth = std::get<0>(torch::topk(logits, std::min<int64_t>(top_k, logits.size(-1))))
+                     .narrow(-1, -1 + std::min<int64_t>(top_k, logits.size(-1)), 1);
       logits = logits.masked_fill(logits < kth, -std::numeric_limits<double>::infinity());
     }
     torch::Tensor next;

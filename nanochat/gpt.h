@@ -170,7 +170,8 @@ class GPTImpl : public torch::nn::Module {
   CastLinear lm_head{nullptr}, smear_gate{nullptr};
   torch::nn::ModuleDict value_embeds{nullptr};  // "1", "3", ... (layers with has_ve)
   std::map<int64_t, TokenEmbedding> ve_by_layer;
-  torch::Tensor rotary_cos, rotary_sin;  // buffers "cos"/"sin" [1, rotary_seq_len, 1, Dh/2] in the compute dtype (non-persistent buffers)
+  torch::Tensor rotary_cos,
+      rotary_sin;  // buffers "cos"/"sin" [1, rotary_seq_len, 1, Dh/2] in the compute dtype (non-persistent buffers)
 
  private:
   void precompute_rotary();

@@ -1,9 +1,9 @@
-// kv_cache: the inference KV cache (nanochat/engine.py KVCache) that GPT::forward reads and writes. Per-layer keys and values
-// in FA3's layout [B, Tmax, Hkv, Dh] (stored as one [L, B, Tmax, Hkv, Dh] tensor each), the filled length of each
-// row, and each row's previous normalized token embedding for the smear at decode time.
+// kv_cache: the inference KV cache (nanochat/engine.py KVCache) that GPT::forward reads and writes. Per-layer keys and
+// values in FA3's layout [B, Tmax, Hkv, Dh] (stored as one [L, B, Tmax, Hkv, Dh] tensor each), the filled length of
+// each row, and each row's previous normalized token embedding for the smear at decode time.
 //
-//   KVCache cache(/*batch=*/1, cfg.n_kv_head, /*seq_len=*/T, cfg.n_embd / cfg.n_head, cfg.n_layer, device, torch::kFloat);
-//   auto logits = model->forward(prompt, {}, &cache);   // prefill; cache.get_pos() == prompt length
+//   KVCache cache(/*batch=*/1, cfg.n_kv_head, /*seq_len=*/T, cfg.n_embd / cfg.n_head, cfg.n_layer, device,
+//   torch::kFloat); auto logits = model->forward(prompt, {}, &cache);   // prefill; cache.get_pos() == prompt length
 //   KVCache rows(num_samples, ...); rows.prefill(cache);  // clone the batch-1 cache into num_samples rows
 //
 // nanochat keeps every row at one position, and so does the Engine. Continuous batching (batch_engine.h) needs
@@ -97,8 +97,8 @@ struct KVCache {
       return {cos.narrow(1, T0, T), sin.narrow(1, T0, T)};
     }
     TORCH_CHECK(T == 1, "rows of a KV cache at different positions decode one token at a time, got ", T);
-    TORCH_CHECK(max_pos(rows) < cos.size(1), "sequence length grew beyond the rotary table: ", max_pos(rows) + 1,
-                " > ", cos.size(1));
+    TORCH_CHECK(max_pos(rows) < cos.size(1), "sequence length grew beyond the rotary table: ", max_pos(rows) + 1, " > ",
+                cos.size(1));
     const torch::Tensor pos = positions_tensor(rows, cos.device());
     const int64_t half = cos.size(-1);
     return {cos.index_select(1, pos).view({rows, 1, 1, half}), sin.index_select(1, pos).view({rows, 1, 1, half})};
@@ -115,9 +115,12 @@ struct KVCache {
     auto last = x.narrow(1, T - 1, 1);
     auto prev = prev_rows(rows);
     torch::Tensor out = x;
-    if (T > 1 && prev.defined()) out = smear_fn(x, torch::cat({prev, x.narrow(1, 0, T - 1)}, 1));
-    else if (T > 1) out = torch::cat({x.narrow(1, 0, 1), smear_fn(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
-    else if (prev.defined()) out = smear_fn(x, prev);
+    if (T > 1 && prev.defined())
+      out = smear_fn(x, torch::cat({prev, x.narrow(1, 0, T - 1)}, 1));
+    else if (T > 1)
+      out = torch::cat({x.narrow(1, 0, 1), smear_fn(x.narrow(1, 1, T - 1), x.narrow(1, 0, T - 1))}, 1);
+    else if (prev.defined())
+      out = smear_fn(x, prev);
     set_prev_rows(last);  // after the smear has read the previous ones (it may overwrite them in place)
     return out;
   }

@@ -19,7 +19,8 @@ std::string command_for_source(const std::string& source) {
 Tokenizer load_tokenizer() {
   fs::path dir = get_base_dir() / "tokenizer";
   if (!fs::exists(dir / "tokenizer.pkl"))
-    fail("tokenizer not found: {} does not exist (train one with `nanochat tok_train`)", (dir / "tokenizer.pkl").string());
+    fail("tokenizer not found: {} does not exist (train one with `nanochat tok_train`)",
+         (dir / "tokenizer.pkl").string());
   return Tokenizer::from_directory(dir);
 }
 
@@ -53,9 +54,10 @@ static void check_config_matches_state(const GPTConfig& c, const NamedTensors& s
   }
   if (!wte || wte->dim() != 2) fail("{} has no 2-D transformer.wte.weight; it is not a nanochat model", file.string());
   if (n_blocks != c.n_layer || wte->size(1) != c.n_embd || wte->size(0) != padded_vocab_size(c))
-    fail("meta's model_config (n_layer={}, n_embd={}, vocab_size={}) does not match {} ({} blocks, wte {}x{}); "
-         "the meta file belongs to another model",
-         c.n_layer, c.n_embd, c.vocab_size, file.string(), n_blocks, wte->size(0), wte->size(1));
+    fail(
+        "meta's model_config (n_layer={}, n_embd={}, vocab_size={}) does not match {} ({} blocks, wte {}x{}); "
+        "the meta file belongs to another model",
+        c.n_layer, c.n_embd, c.vocab_size, file.string(), n_blocks, wte->size(0), wte->size(1));
 }
 
 LoadedModel build_model(const fs::path& dir, int64_t step, const torch::Device& device, const std::string& phase) {
@@ -76,9 +78,10 @@ LoadedModel build_model(const fs::path& dir, int64_t step, const torch::Device& 
   model->train(phase == "train");
   Tokenizer tokenizer = load_tokenizer();
   if (tokenizer.get_vocab_size() != config.vocab_size)
-    fail("the tokenizer in {} has {} tokens but the model in {} was trained with vocab_size {}; use the tokenizer it "
-         "was trained with",
-         (get_base_dir() / "tokenizer").string(), tokenizer.get_vocab_size(), dir.string(), config.vocab_size);
+    fail(
+        "the tokenizer in {} has {} tokens but the model in {} was trained with vocab_size {}; use the tokenizer it "
+        "was trained with",
+        (get_base_dir() / "tokenizer").string(), tokenizer.get_vocab_size(), dir.string(), config.vocab_size);
   return LoadedModel{model, std::move(tokenizer), std::move(ck.meta), dir, step};
 }
 
@@ -86,13 +89,14 @@ LoadedModel load_model(const std::string& source, const torch::Device& device, c
                        const std::optional<std::string>& model_tag, const std::optional<int64_t>& step) {
   std::string cmd = command_for_source(source);
   fs::path root = checkpoints_dir_for(source);
-  if (!fs::is_directory(root)) fail("no {} checkpoints: {} does not exist (train one with `{}`)", source, root.string(), cmd);
+  if (!fs::is_directory(root))
+    fail("no {} checkpoints: {} does not exist (train one with `{}`)", source, root.string(), cmd);
   std::string tag;
   if (model_tag) {
     tag = *model_tag;
     if (!fs::is_directory(root / tag))
-      fail("no {} checkpoints tagged '{}': {} does not exist (train one with `{}`)", source, tag,
-           (root / tag).string(), cmd);
+      fail("no {} checkpoints tagged '{}': {} does not exist (train one with `{}`)", source, tag, (root / tag).string(),
+           cmd);
   } else {
     tag = find_largest_model(root);
     print0f("No model tag provided, guessing model tag: {}", tag);

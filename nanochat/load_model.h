@@ -1,8 +1,8 @@
 // load_model: a ready-to-use model from a checkpoint directory (nanochat's checkpoint_manager.build_model and
-// load_model, nanochat/checkpoint_manager.py build_model): the tensors and meta come from checkpoint_manager (which strips "_orig_mod.", turns
-// bf16 into fp32 on the CPU and patches old checkpoints), the GPT is built from meta's model_config, the weights
-// are adopted with the checkpoint's dtypes, and the tokenizer from <base_dir>/tokenizer is checked against the
-// model's vocabulary.
+// load_model, nanochat/checkpoint_manager.py build_model): the tensors and meta come from checkpoint_manager (which
+// strips "_orig_mod.", turns bf16 into fp32 on the CPU and patches old checkpoints), the GPT is built from meta's
+// model_config, the weights are adopted with the checkpoint's dtypes, and the tokenizer from <base_dir>/tokenizer is
+// checked against the model's vocabulary.
 //
 //   auto [model, tokenizer, meta] = load_model("base", device, "eval");              // largest tag, last step
 //   auto lm = load_model("sft", device, "eval", "d12", 700);

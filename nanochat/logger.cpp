@@ -28,23 +28,29 @@ LoggerBackend resolve_logger_backend(const std::string& flag_value, const std::s
   if (name == "auto") return dummy ? LoggerBackend::Jsonl : LoggerBackend::TensorBoard;
   if (name == "tensorboard") {
     if (dummy) {
-      print0("logger: --run dummy turns the TensorBoard tracker off (as it turns wandb off in nanochat); "
-             "writing metrics.jsonl only. Pass --run NAME to get event files.");
+      print0(
+          "logger: --run dummy turns the TensorBoard tracker off (as it turns wandb off in nanochat); "
+          "writing metrics.jsonl only. Pass --run NAME to get event files.");
       return LoggerBackend::Jsonl;
     }
     return LoggerBackend::TensorBoard;
   }
   if (name == "wandb" || name == "swanlab")
-    fail("--logger {}: there is no {} client here; use --logger tensorboard and import the event files "
-         "(wandb sync --sync-tensorboard, or swanlab convert -t tensorboard)", name, name);
+    fail(
+        "--logger {}: there is no {} client here; use --logger tensorboard and import the event files "
+        "(wandb sync --sync-tensorboard, or swanlab convert -t tensorboard)",
+        name, name);
   fail("unknown logger '{}' (from --logger or NANOCHAT_LOGGER): use auto, tensorboard, jsonl or none", name);
 }
 
 const char* logger_backend_name(LoggerBackend backend) {
   switch (backend) {
-    case LoggerBackend::None: return "none";
-    case LoggerBackend::Jsonl: return "jsonl";
-    case LoggerBackend::TensorBoard: return "tensorboard";
+    case LoggerBackend::None:
+      return "none";
+    case LoggerBackend::Jsonl:
+      return "jsonl";
+    case LoggerBackend::TensorBoard:
+      return "tensorboard";
   }
   return "?";
 }
@@ -133,22 +139,32 @@ namespace {
 
 const char* level_name(LogLevel level) {
   switch (level) {
-    case LogLevel::Debug: return "DEBUG";
-    case LogLevel::Info: return "INFO";
-    case LogLevel::Warning: return "WARNING";
-    case LogLevel::Error: return "ERROR";
-    case LogLevel::Critical: return "CRITICAL";
+    case LogLevel::Debug:
+      return "DEBUG";
+    case LogLevel::Info:
+      return "INFO";
+    case LogLevel::Warning:
+      return "WARNING";
+    case LogLevel::Error:
+      return "ERROR";
+    case LogLevel::Critical:
+      return "CRITICAL";
   }
   return "?";
 }
 
 const char* level_color(LogLevel level) {
   switch (level) {
-    case LogLevel::Debug: return "\033[36m";     // cyan
-    case LogLevel::Info: return "\033[32m";      // green
-    case LogLevel::Warning: return "\033[33m";   // yellow
-    case LogLevel::Error: return "\033[31m";     // red
-    case LogLevel::Critical: return "\033[35m";  // magenta
+    case LogLevel::Debug:
+      return "\033[36m";  // cyan
+    case LogLevel::Info:
+      return "\033[32m";  // green
+    case LogLevel::Warning:
+      return "\033[33m";  // yellow
+    case LogLevel::Error:
+      return "\033[31m";  // red
+    case LogLevel::Critical:
+      return "\033[35m";  // magenta
   }
   return "";
 }

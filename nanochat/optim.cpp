@@ -34,8 +34,8 @@ torch::Tensor frobenius_norm_last2(const torch::Tensor& X) {
 // Whether libtorch's CPU bf16 matmul has a fast kernel here: oneDNN's, which needs AVX-512 (BW/VL/DQ) or newer.
 bool cpu_has_bf16_gemm() {
 #if defined(__x86_64__)
-  static const bool yes = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512dq");
+  static const bool yes =
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   return yes;
 #else
   return true;
@@ -76,9 +76,8 @@ void adamw_step_fused(torch::Tensor& p, const torch::Tensor& grad, torch::Tensor
 }
 
 void muon_step_fused(torch::Tensor& stacked_grads, torch::Tensor& stacked_params, torch::Tensor& momentum_buffer,
-                     torch::Tensor& second_momentum_buffer, const torch::Tensor& momentum_t,
-                     const torch::Tensor& lr_t, const torch::Tensor& wd_t, const torch::Tensor& beta2_t,
-                     int64_t ns_steps, int64_t red_dim) {
+                     torch::Tensor& second_momentum_buffer, const torch::Tensor& momentum_t, const torch::Tensor& lr_t,
+                     const torch::Tensor& wd_t, const torch::Tensor& beta2_t, int64_t ns_steps, int64_t red_dim) {
   // Nesterov momentum
   torch::Tensor momentum = momentum_t.to(stacked_grads.scalar_type());
   momentum_buffer.lerp_(stacked_grads, value_of(one_minus(momentum)));
@@ -132,8 +131,7 @@ MuonAdamW::MuonAdamW(std::vector<ParamGroup> groups, c10::intrusive_ptr<c10d::Pr
     : groups_(std::move(groups)), pg_(std::move(pg)) {
   size_t n = 0;
   for (const auto& g : groups_) {
-    TORCH_CHECK(g.names.empty() || g.names.size() == g.params.size(),
-                "ParamGroup: names and params differ in length");
+    TORCH_CHECK(g.names.empty() || g.names.size() == g.params.size(), "ParamGroup: names and params differ in length");
     n += g.params.size();
   }
   state_.resize(n);
@@ -144,8 +142,10 @@ void MuonAdamW::step() {
   if (distributed()) return step_distributed();
   size_t index = 0;
   for (auto& group : groups_) {
-    if (group.kind == GroupKind::adamw) step_adamw(group, index);
-    else step_muon(group, index);
+    if (group.kind == GroupKind::adamw)
+      step_adamw(group, index);
+    else
+      step_muon(group, index);
     index += group.params.size();
   }
 }
@@ -164,9 +164,9 @@ void MuonAdamW::adamw_update(const ParamGroup& group, State& st, torch::Tensor p
     st.exp_avg_sq = torch::zeros_like(p);
   }
   st.step += 1;
-  adamw_step_fused(p, grad, st.exp_avg, st.exp_avg_sq, scalar_f32(static_cast<double>(st.step)),
-                   scalar_f32(group.lr), scalar_f32(group.betas.first), scalar_f32(group.betas.second),
-                   scalar_f32(group.eps), scalar_f32(group.weight_decay));
+  adamw_step_fused(p, grad, st.exp_avg, st.exp_avg_sq, scalar_f32(static_cast<double>(st.step)), scalar_f32(group.lr),
+                   scalar_f32(group.betas.first), scalar_f32(group.betas.second), scalar_f32(group.eps),
+                   scalar_f32(group.weight_decay));
 }
 
 void MuonAdamW::step_muon(ParamGroup& group, size_t first_index) {
@@ -202,8 +202,10 @@ void MuonAdamW::muon_update(const ParamGroup& group, State& st, torch::Tensor gr
   if (!st.second_momentum_buffer.defined()) {
     std::vector<int64_t> shape{state_rows};
     for (int64_t s : p0.sizes()) shape.push_back(s);
-    if (rows >= cols) shape.back() = 1;
-    else shape[shape.size() - 2] = 1;
+    if (rows >= cols)
+      shape.back() = 1;
+    else
+      shape[shape.size() - 2] = 1;
     st.second_momentum_buffer = torch::zeros(shape, p0.options());
   }
   const int64_t n = grads.size(0);
@@ -213,8 +215,8 @@ void MuonAdamW::muon_update(const ParamGroup& group, State& st, torch::Tensor gr
   torch::Tensor momentum_buffer = st.momentum_buffer.narrow(0, 0, n);
   torch::Tensor second_momentum_buffer = st.second_momentum_buffer.narrow(0, 0, n);
   const double lr = group.lr * std::pow(std::max(1.0, static_cast<double>(rows) / static_cast<double>(cols)), 0.5);
-  muon_step_fused(grads, params, momentum_buffer, second_momentum_buffer, scalar_f32(group.momentum),
-                  scalar_f32(lr), scalar_f32(group.weight_decay), scalar_f32(group.beta2), group.ns_steps, red_dim);
+  muon_step_fused(grads, params, momentum_buffer, second_momentum_buffer, scalar_f32(group.momentum), scalar_f32(lr),
+                  scalar_f32(group.weight_decay), scalar_f32(group.beta2), group.ns_steps, red_dim);
 }
 
 void MuonAdamW::zero_grad() {
@@ -289,7 +291,8 @@ c10::IValue get_key(const c10::impl::GenericDict& d, const std::string& key, con
 }  // namespace
 
 void MuonAdamW::load_state_dict(const c10::IValue& sd) {
-  if (!sd.isGenericDict()) fail("optimizer state: expected a dict with \"state\" and \"param_groups\", got a {}", sd.tagKind());
+  if (!sd.isGenericDict())
+    fail("optimizer state: expected a dict with \"state\" and \"param_groups\", got a {}", sd.tagKind());
   const auto top = sd.toGenericDict();
   const c10::IValue groups_iv = get_key(top, "param_groups", "the state dict");
   const c10::IValue state_iv = get_key(top, "state", "the state dict");
@@ -333,8 +336,10 @@ void MuonAdamW::load_state_dict(const c10::IValue& sd) {
     if (ours.kind == GroupKind::adamw) {
       const c10::IValue betas = get_key(g, "betas", where);
       std::vector<c10::IValue> b;
-      if (betas.isTuple()) b = betas.toTupleRef().elements().vec();
-      else if (betas.isList()) b = betas.toList().vec();
+      if (betas.isTuple())
+        b = betas.toTupleRef().elements().vec();
+      else if (betas.isList())
+        b = betas.toList().vec();
       if (b.size() != 2) fail("optimizer state: {} betas should be a pair", where);
       ours.betas = {number_of(b[0], where + " betas"), number_of(b[1], where + " betas")};
       ours.eps = number_of(get_key(g, "eps", where), where + " eps");
@@ -373,12 +378,18 @@ void MuonAdamW::load_state_dict(const c10::IValue& sd) {
     for (const auto& kv : s) {
       if (!kv.key().isString()) fail("optimizer state: parameter {} has a non-string state key", it->first);
       const std::string& k = kv.key().toStringRef();
-      if (k == "step") st.step = static_cast<int64_t>(number_of(kv.value(), "step"));
-      else if (k == "exp_avg") st.exp_avg = cast(kv.value(), it->second, k);
-      else if (k == "exp_avg_sq") st.exp_avg_sq = cast(kv.value(), it->second, k);
-      else if (k == "momentum_buffer") st.momentum_buffer = cast(kv.value(), it->second, k);
-      else if (k == "second_momentum_buffer") st.second_momentum_buffer = cast(kv.value(), it->second, k);
-      else fail("optimizer state: parameter {} has unknown state \"{}\"", it->first, k);
+      if (k == "step")
+        st.step = static_cast<int64_t>(number_of(kv.value(), "step"));
+      else if (k == "exp_avg")
+        st.exp_avg = cast(kv.value(), it->second, k);
+      else if (k == "exp_avg_sq")
+        st.exp_avg_sq = cast(kv.value(), it->second, k);
+      else if (k == "momentum_buffer")
+        st.momentum_buffer = cast(kv.value(), it->second, k);
+      else if (k == "second_momentum_buffer")
+        st.second_momentum_buffer = cast(kv.value(), it->second, k);
+      else
+        fail("optimizer state: parameter {} has unknown state \"{}\"", it->first, k);
     }
   }
   check_state_shapes(groups, state);  // shapes must fit the parameters (or this rank's shards of them)
@@ -398,16 +409,26 @@ MuonAdamW setup_optimizer(const std::vector<std::pair<std::string, torch::Tensor
   auto starts_with = [](const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; };
   for (const auto& np : named_params) {
     const std::string& name = np.first;
-    if (name == "lm_head.weight") lm_head.push_back(np);
-    else if (name == "transformer.wte.weight") wte.push_back(np);
-    else if (starts_with(name, "value_embeds.")) value_embeds.push_back(np);
-    else if (name == "resid_lambdas") resid.push_back(np);
-    else if (name == "x0_lambdas") x0.push_back(np);
-    else if (name == "smear_gate.weight") smear_gate = np;
-    else if (name == "smear_lambda") smear_lambda = np;
-    else if (name == "backout_lambda") backout_lambda = np;
-    else if (starts_with(name, "transformer.h.")) matrix.push_back(np);
-    else fail("setup_optimizer: parameter {} belongs to no optimizer group (is this a nanochat GPT?)", name);
+    if (name == "lm_head.weight")
+      lm_head.push_back(np);
+    else if (name == "transformer.wte.weight")
+      wte.push_back(np);
+    else if (starts_with(name, "value_embeds."))
+      value_embeds.push_back(np);
+    else if (name == "resid_lambdas")
+      resid.push_back(np);
+    else if (name == "x0_lambdas")
+      x0.push_back(np);
+    else if (name == "smear_gate.weight")
+      smear_gate = np;
+    else if (name == "smear_lambda")
+      smear_lambda = np;
+    else if (name == "backout_lambda")
+      backout_lambda = np;
+    else if (starts_with(name, "transformer.h."))
+      matrix.push_back(np);
+    else
+      fail("setup_optimizer: parameter {} belongs to no optimizer group (is this a nanochat GPT?)", name);
   }
   // the smear group lists the gate first, then the two lambdas (the reference's order, which fixes the ids in
   // its saved optimizer state)

@@ -16,10 +16,10 @@
 // and the Muon step casts beta2, lr and wd to the update's dtype, bf16), so a step on CPU in fp32 is
 // bit-identical to Python nanochat on the same libtorch version.
 //
-// Distributed (ZeRO-2, nanochat/optim.py DistMuonAdamW; the arithmetic lives in optim_dist.cpp): give the optimizer a process group of
-// world size > 1 and step() averages the gradients across ranks itself, so call it on every rank with each rank's
-// own, NOT pre-averaged, gradients (no DDP wrapper, no all_reduce of your own). Every parameter needs a gradient
-// on every rank. AdamW parameters under 1024 elements are all-reduced and updated whole on every rank; larger
+// Distributed (ZeRO-2, nanochat/optim.py DistMuonAdamW; the arithmetic lives in optim_dist.cpp): give the optimizer a
+// process group of world size > 1 and step() averages the gradients across ranks itself, so call it on every rank with
+// each rank's own, NOT pre-averaged, gradients (no DDP wrapper, no all_reduce of your own). Every parameter needs a
+// gradient on every rank. AdamW parameters under 1024 elements are all-reduced and updated whole on every rank; larger
 // ones are reduce-scattered along dim 0 (whose size the world size must divide), each rank updates its row slice
 // and the slices are all-gathered. A Muon group of K matrices is split into chunks of ceil(K/world size), each
 // rank updates its own chunk and the results are all-gathered. Afterwards every rank holds the same parameters,
@@ -78,11 +78,11 @@ class MuonAdamW {
   std::vector<ParamGroup>& param_groups() { return groups_; }
   const std::vector<ParamGroup>& param_groups() const { return groups_; }
 
-  // PyTorch's optimizer state_dict layout (torch.optim.Optimizer.state_dict): a dict {"state": {index: {...}}, "param_groups": [...]}
-  // with parameters numbered in group order. AdamW state: step (int), exp_avg, exp_avg_sq; Muon state, on the
-  // group's first parameter only: momentum_buffer [K, rows, cols], second_momentum_buffer (distributed: this
-  // rank's shard, row slices and [chunk, rows, cols], as Python's DistMuonAdamW saves it). Tensors are shared,
-  // not copied. torch::pickle_save of it is readable by Python's torch.load.
+  // PyTorch's optimizer state_dict layout (torch.optim.Optimizer.state_dict): a dict {"state": {index: {...}},
+  // "param_groups": [...]} with parameters numbered in group order. AdamW state: step (int), exp_avg, exp_avg_sq; Muon
+  // state, on the group's first parameter only: momentum_buffer [K, rows, cols], second_momentum_buffer (distributed:
+  // this rank's shard, row slices and [chunk, rows, cols], as Python's DistMuonAdamW saves it). Tensors are shared, not
+  // copied. torch::pickle_save of it is readable by Python's torch.load.
   c10::IValue state_dict() const;
   // Accepts what state_dict() returns or what Python nanochat saved. The groups must match in number and size;
   // their hyper-parameters are replaced by the saved ones, and state tensors are moved to each parameter's
@@ -91,9 +91,9 @@ class MuonAdamW {
 
   // Per-parameter state, indexed like state_dict()'s "state" (flat over groups, in group order).
   struct State {
-    int64_t step = 0;            // adamw
-    torch::Tensor exp_avg;       // adamw
-    torch::Tensor exp_avg_sq;    // adamw
+    int64_t step = 0;                      // adamw
+    torch::Tensor exp_avg;                 // adamw
+    torch::Tensor exp_avg_sq;              // adamw
     torch::Tensor momentum_buffer;         // muon, first parameter of the group only
     torch::Tensor second_momentum_buffer;  // muon, first parameter of the group only
     bool empty() const { return step == 0 && !exp_avg.defined() && !momentum_buffer.defined(); }
@@ -112,8 +112,7 @@ class MuonAdamW {
   // state's buffers, which have state_rows matrices (K, or the chunk size when sharded), are updated in place
   // in params ([n, rows, cols]); creates the buffers even when n is 0.
   void adamw_update(const ParamGroup& group, State& st, torch::Tensor p, const torch::Tensor& grad);
-  void muon_update(const ParamGroup& group, State& st, torch::Tensor grads, torch::Tensor params,
-                   int64_t state_rows);
+  void muon_update(const ParamGroup& group, State& st, torch::Tensor grads, torch::Tensor params, int64_t state_rows);
   // optim_dist.cpp: the three-phase ZeRO-2 step, and the state shapes a rank of this world size must hold (fails
   // naming the world size a state was saved with).
   void step_distributed();

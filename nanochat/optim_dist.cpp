@@ -61,8 +61,8 @@ struct Reduction {
   torch::Tensor target;  // the reduced tensor (all-reduce: also where the average goes)
   torch::Tensor buffer;  // what the collective writes
   torch::Tensor result;
-  int64_t rows = -1;     // scatter: rows per rank; -1: the whole tensor (all-reduce)
-  bool summed = false;   // buffer holds the sum, still to be divided
+  int64_t rows = -1;    // scatter: rows per rank; -1: the whole tensor (all-reduce)
+  bool summed = false;  // buffer holds the sum, still to be divided
 
   void wait(const Comm& comm) {
     work->wait();
@@ -71,8 +71,10 @@ struct Reduction {
       return;
     }
     torch::Tensor avg = (rows >= 0 ? buffer.narrow(0, comm.rank * rows, rows) : buffer).div_(comm.ws);
-    if (rows >= 0) result = avg.scalar_type() == target.scalar_type() ? avg : avg.to(target.scalar_type());
-    else result = avg.is_same(target) ? target : target.copy_(avg);
+    if (rows >= 0)
+      result = avg.scalar_type() == target.scalar_type() ? avg : avg.to(target.scalar_type());
+    else
+      result = avg.is_same(target) ? target : target.copy_(avg);
   }
 };
 
@@ -137,13 +139,16 @@ void MuonAdamW::step_distributed() {
       const torch::Tensor& p = group.params[i];
       const std::string name = i < group.names.size() ? group.names[i] : fmt::format("#{}", index + i);
       if (!p.grad().defined())
-        fail("parameter {} has no gradient; the distributed optimizer averages every parameter's gradient "
-             "across ranks, so every rank must backpropagate into all of them", name);
+        fail(
+            "parameter {} has no gradient; the distributed optimizer averages every parameter's gradient "
+            "across ranks, so every rank must backpropagate into all of them",
+            name);
       if (!p.grad().is_contiguous()) p.mutable_grad() = p.grad().contiguous();  // collectives want dense tensors
       if (group.kind == GroupKind::adamw && sharded_adamw(p, ws) && (p.dim() == 0 || p.size(0) % ws != 0))
-        fail("parameter {} has shape {}: the distributed optimizer splits its first dimension across {} "
-             "processes, which needs it divisible by {}; use a number of processes that divides it",
-             name, c10::str(p.sizes()), ws, ws);
+        fail(
+            "parameter {} has shape {}: the distributed optimizer splits its first dimension across {} "
+            "processes, which needs it divisible by {}; use a number of processes that divides it",
+            name, c10::str(p.sizes()), ws, ws);
       if (group.kind == GroupKind::muon && (p.dim() < 2 || p.sizes() != group.params[0].sizes()))
         fail("Muon group of {} holds parameter {} of shape {}; a Muon group needs matrices of one shape",
              c10::str(group.params[0].sizes()), name, c10::str(p.sizes()));
@@ -162,8 +167,10 @@ void MuonAdamW::step_distributed() {
     ParamGroup& group = groups_[gi];
     if (group.kind == GroupKind::adamw) {
       for (const torch::Tensor& p : group.params) {
-        if (sharded_adamw(p, ws)) work[gi].reductions.push_back(reduce_scatter_avg(comm, p.grad(), false));
-        else work[gi].reductions.push_back(all_reduce_avg(comm, p.grad()));
+        if (sharded_adamw(p, ws))
+          work[gi].reductions.push_back(reduce_scatter_avg(comm, p.grad(), false));
+        else
+          work[gi].reductions.push_back(all_reduce_avg(comm, p.grad()));
       }
     } else if (!group.params.empty()) {
       const int64_t K = static_cast<int64_t>(group.params.size());
@@ -210,8 +217,9 @@ void MuonAdamW::step_distributed() {
       const torch::Tensor& p0 = group.params[0];
       torch::Tensor updated = torch::empty(stacked_shape(gw.chunk, p0.sizes()), p0.options());
       torch::Tensor params = updated.narrow(0, 0, 0);
-      if (owned > 0) params = torch::stack(std::vector<torch::Tensor>(group.params.begin() + start,
-                                                                       group.params.begin() + start + owned));
+      if (owned > 0)
+        params = torch::stack(
+            std::vector<torch::Tensor>(group.params.begin() + start, group.params.begin() + start + owned));
       // the state is created (sized [chunk, ...]) even on a rank that owns nothing, as Python does
       muon_update(group, state_[index], red.result.narrow(0, 0, owned), params, gw.chunk);
       if (owned > 0) updated.narrow(0, 0, owned).copy_(params);
@@ -235,8 +243,10 @@ void MuonAdamW::step_distributed() {
 void MuonAdamW::check_state_shapes(const std::vector<ParamGroup>& groups, const std::vector<State>& state) const {
   const int ws = world_size();
   auto different_world = [&](const std::string& saved, const std::string& why) {
-    fail("optimizer state was saved with {} but this run has {} process{} ({}); resume with the same number of "
-         "processes", saved, ws, ws == 1 ? "" : "es", why);
+    fail(
+        "optimizer state was saved with {} but this run has {} process{} ({}); resume with the same number of "
+        "processes",
+        saved, ws, ws == 1 ? "" : "es", why);
   };
   size_t index = 0;
   for (size_t gi = 0; gi < groups.size(); gi++) {
@@ -255,8 +265,10 @@ void MuonAdamW::check_state_shapes(const std::vector<ParamGroup>& groups, const 
             t->sizes().slice(1) == p.sizes().slice(1) && p.size(0) % t->size(0) == 0)
           different_world(fmt::format("world size {}", p.size(0) / t->size(0)),
                           fmt::format("the AdamW state of {} holds {} of its {} rows", name, t->size(0), p.size(0)));
-        fail("optimizer state: the AdamW state of {} has shape {} but this optimizer expects {}; it was saved for a "
-             "different model", name, c10::str(t->sizes()), c10::str(c10::IntArrayRef(expected)));
+        fail(
+            "optimizer state: the AdamW state of {} has shape {} but this optimizer expects {}; it was saved for a "
+            "different model",
+            name, c10::str(t->sizes()), c10::str(c10::IntArrayRef(expected)));
       }
     }
     if (group.kind == GroupKind::muon && !group.params.empty()) {
@@ -268,8 +280,10 @@ void MuonAdamW::check_state_shapes(const std::vector<ParamGroup>& groups, const 
         if (!t->defined()) continue;
         std::vector<int64_t> expected = stacked_shape(rows, p0.sizes());
         if (t == &st.second_momentum_buffer) {
-          if (p0.size(-2) >= p0.size(-1)) expected.back() = 1;
-          else expected[expected.size() - 2] = 1;
+          if (p0.size(-2) >= p0.size(-1))
+            expected.back() = 1;
+          else
+            expected[expected.size() - 2] = 1;
         }
         if (t->sizes() == c10::IntArrayRef(expected)) continue;
         const c10::IntArrayRef want(expected);
@@ -278,15 +292,20 @@ void MuonAdamW::check_state_shapes(const std::vector<ParamGroup>& groups, const 
           const int64_t saved = t->size(0);
           int64_t lo = 0, hi = 0;
           for (int64_t w = 1; w <= K; w++)
-            if ((w == 1 ? K : muon_chunk(K, static_cast<int>(w))) == saved) { if (!lo) lo = w; hi = w; }
-          const std::string why = fmt::format("Muon group {} holds {} of its {} matrices per rank, this run {}",
-                                              gi, saved, K, rows);
+            if ((w == 1 ? K : muon_chunk(K, static_cast<int>(w))) == saved) {
+              if (!lo) lo = w;
+              hi = w;
+            }
+          const std::string why =
+              fmt::format("Muon group {} holds {} of its {} matrices per rank, this run {}", gi, saved, K, rows);
           if (lo && lo == hi) different_world(fmt::format("world size {}", lo), why);
           if (lo) different_world(fmt::format("a world size from {} to {}", lo, hi), why);
           different_world("a different world size", why);
         }
-        fail("optimizer state: the Muon state of group {} has shape {} but this optimizer expects {}; it was saved "
-             "for a different model", gi, c10::str(t->sizes()), c10::str(c10::IntArrayRef(expected)));
+        fail(
+            "optimizer state: the Muon state of group {} has shape {} but this optimizer expects {}; it was saved "
+            "for a different model",
+            gi, c10::str(t->sizes()), c10::str(c10::IntArrayRef(expected)));
       }
     }
     index += group.params.size();

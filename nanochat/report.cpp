@@ -27,8 +27,11 @@ namespace {
 
 // Section files in report order. chat-sft's slot also takes sft.md, the slug SFT actually logs under.
 const std::vector<std::string> kSectionFiles = {
-    "tokenizer-training.md", "tokenizer-evaluation.md", "base-model-training.md", "base-model-loss.md",
-    "base-model-evaluation.md", "chat-sft.md", "chat-evaluation-sft.md", "chat-rl.md", "chat-evaluation-rl.md",
+    "tokenizer-training.md",    "tokenizer-evaluation.md",
+    "base-model-training.md",   "base-model-loss.md",
+    "base-model-evaluation.md", "chat-sft.md",
+    "chat-evaluation-sft.md",   "chat-rl.md",
+    "chat-evaluation-rl.md",
 };
 const std::vector<std::string> kChatMetrics = {"ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "ChatCORE"};
 const char* kChartsDir = "report-charts";
@@ -69,7 +72,10 @@ std::string py_repr(const ReportItem& v) {
     std::string out = "'";
     for (char c : v.get<std::string>()) {
       if (c == '\\' || c == '\'') out += '\\';
-      if (c == '\n') { out += "\\n"; continue; }
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
       out += c;
     }
     return out + "'";
@@ -90,9 +96,9 @@ std::string py_repr(const ReportItem& v) {
   return format_report_value(v);
 }
 
-
 // Reads the lines of /proc/<file> into key -> value ("model name : X" -> {"model name", "X"}), first wins.
-std::map<std::string, std::string> read_proc_kv(const char* path, std::vector<std::pair<std::string, std::string>>* all = nullptr) {
+std::map<std::string, std::string> read_proc_kv(const char* path,
+                                                std::vector<std::pair<std::string, std::string>>* all = nullptr) {
   std::map<std::string, std::string> kv;
   std::ifstream f(path);
   std::string line;
@@ -145,7 +151,8 @@ std::string format_report_value(const ReportItem& v) {
 
 std::string timestamp_now() { return format_local_time(std::time(nullptr)); }
 
-std::string render_section(const std::string& section, const std::vector<ReportItem>& data, const std::string& timestamp) {
+std::string render_section(const std::string& section, const std::vector<ReportItem>& data,
+                           const std::string& timestamp) {
   std::string out = fmt::format("## {}\ntimestamp: {}\n\n", section, timestamp);
   for (const auto& item : data) {
     if (item.is_null() || item.empty() || (item.is_string() && item.get<std::string>().empty())) continue;  // falsy
@@ -154,7 +161,8 @@ std::string render_section(const std::string& section, const std::vector<ReportI
     if (item.is_string()) {
       out += item.get<std::string>();
     } else if (item.is_object()) {
-      for (auto it = item.begin(); it != item.end(); ++it) out += fmt::format("- {}: {}\n", it.key(), format_report_value(it.value()));
+      for (auto it = item.begin(); it != item.end(); ++it)
+        out += fmt::format("- {}: {}\n", it.key(), format_report_value(it.value()));
     } else {
       fail("report section '{}': an item must be a string or an object of key: value, not {}", section, item.dump());
     }
@@ -169,14 +177,18 @@ std::string render_section(const std::string& section, const std::vector<ReportI
 std::optional<HourlyRate> estimate_hourly_rate(const std::string& name, int count) {
   if (count <= 0) return std::nullopt;
   HourlyRate rate;
-  if (name.find("H100") != std::string::npos) rate.amount = 3.00;
-  else if (name.find("A100") != std::string::npos) rate.amount = 1.79;
-  else if (name.find("V100") != std::string::npos) rate.amount = 0.55;
+  if (name.find("H100") != std::string::npos)
+    rate.amount = 3.00;
+  else if (name.find("A100") != std::string::npos)
+    rate.amount = 1.79;
+  else if (name.find("V100") != std::string::npos)
+    rate.amount = 0.55;
   else if (name.find("Ascend") != std::string::npos || name.find("910") != std::string::npos) {
     rate.amount = 3.00;  // Ascend 910B: 3 CNY per card-hour (the Ascend fork's rate)
     rate.currency = "CNY";
     rate.symbol = "¥";
-  } else rate.amount = 2.00;
+  } else
+    rate.amount = 2.00;
   rate.amount *= count;
   return rate;
 }
@@ -260,7 +272,7 @@ std::string generate_header(const SoftwareInfo& software) {
   message = message.substr(0, message.find('\n')).substr(0, 80);
   bool dirty = status && !status->empty();
 
-  struct utsname uts{};
+  struct utsname uts {};
   std::string platform = ::uname(&uts) == 0 ? uts.sysname : "unknown";
   std::vector<std::pair<std::string, std::string>> cpuinfo;
   auto cpu = read_proc_kv("/proc/cpuinfo", &cpuinfo);
@@ -301,12 +313,14 @@ std::string generate_header(const SoftwareInfo& software) {
                    software.torch_version.empty() ? "unknown" : software.torch_version, __VERSION__);
   BloatInfo b = measure_bloat(software.source_dir);
   if (b.ok) {
-    h += fmt::format("\n### Bloat\n- Characters: {}\n- Lines: {}\n- Files: {}\n- Tokens (approx): {}\n"
-                     "- Dependencies (setup.sh packages): {}\n\n",
-                     with_thousands(b.chars), with_thousands(b.lines), with_thousands(b.files),
-                     with_thousands(b.chars / 4), with_thousands(b.dependencies));
+    h += fmt::format(
+        "\n### Bloat\n- Characters: {}\n- Lines: {}\n- Files: {}\n- Tokens (approx): {}\n"
+        "- Dependencies (setup.sh packages): {}\n\n",
+        with_thousands(b.chars), with_thousands(b.lines), with_thousands(b.files), with_thousands(b.chars / 4),
+        with_thousands(b.dependencies));
   } else {
-    h += fmt::format("\n### Bloat\n- Unknown: {} is not a git checkout of the source\n\n", software.source_dir.string());
+    h +=
+        fmt::format("\n### Bloat\n- Unknown: {} is not a git checkout of the source\n\n", software.source_dir.string());
   }
   return h;
 }
@@ -449,8 +463,8 @@ std::string Report::charts_for(const std::string& project, const std::string& pr
   }
   if (!best) return "";
   if (start_time && best->last_time < double(*start_time)) {
-    print0(fmt::format("Warning: the newest {} metrics (run {}) predate this report's run, no charts for them",
-                       project, best->name));
+    print0(fmt::format("Warning: the newest {} metrics (run {}) predate this report's run, no charts for them", project,
+                       best->name));
     return "";
   }
   struct Chart {
@@ -497,7 +511,8 @@ fs::path Report::generate(const fs::path& copy_to) const {
     }
   } else {
     bloat = "[bloat data missing]";
-    print0(fmt::format("Warning: {} does not exist. Did you forget to run `nanochat report reset`?", header_file.string()));
+    print0(fmt::format("Warning: {} does not exist. Did you forget to run `nanochat report reset`?",
+                       header_file.string()));
   }
   // Charts go after their stage's section (or in its place when the section was not logged).
   const std::map<std::string, std::array<std::string, 3>> stage_charts = {
@@ -518,7 +533,8 @@ fs::path Report::generate(const fs::path& copy_to) const {
       continue;
     }
     std::string section = read_file(file);
-    if (name.find("rl") == std::string::npos) end_time = extract_timestamp(section, "timestamp:");  // RL is experimental
+    if (name.find("rl") == std::string::npos)
+      end_time = extract_timestamp(section, "timestamp:");  // RL is experimental
     if (name == "base-model-evaluation.md") metrics["base"] = extract_metrics(section, {"CORE"});
     if (name == "chat-evaluation-sft.md") metrics["sft"] = extract_metrics(section, kChatMetrics);
     if (name == "chat-evaluation-rl.md") metrics["rl"] = extract_metrics(section, {"GSM8K"});
@@ -537,13 +553,14 @@ fs::path Report::generate(const fs::path& copy_to) const {
     auto header = read_file(header_file);
     auto pos = header.find("- Hourly Rate: ");
     if (pos != std::string::npos) {
-      std::string rest = header.substr(pos + 15, header.find('\n', pos) - pos - 15);  // "$24.00/hour" / "¥12.00/hour (CNY)"
+      std::string rest =
+          header.substr(pos + 15, header.find('\n', pos) - pos - 15);  // "$24.00/hour" / "¥12.00/hour (CNY)"
       auto digit = rest.find_first_of("0123456789");
       if (digit != std::string::npos) {
         std::string symbol = rest.substr(0, digit);
         double rate = std::atof(rest.c_str() + digit);
-        out += fmt::format("Estimated cost: {}{:.2f} ({:.2f} h at {}{:.2f}/hour)\n", symbol, rate * double(total) / 3600.0,
-                           double(total) / 3600.0, symbol, rate);
+        out += fmt::format("Estimated cost: {}{:.2f} ({:.2f} h at {}{:.2f}/hour)\n", symbol,
+                           rate * double(total) / 3600.0, double(total) / 3600.0, symbol, rate);
       }
     }
   } else {
@@ -555,7 +572,8 @@ fs::path Report::generate(const fs::path& copy_to) const {
     write_file_atomic(copy_to / "report.md", out);
     fs::remove_all(copy_to / kChartsDir, ec);
     if (fs::is_directory(dir_ / kChartsDir, ec))
-      fs::copy(dir_ / kChartsDir, copy_to / kChartsDir, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+      fs::copy(dir_ / kChartsDir, copy_to / kChartsDir,
+               fs::copy_options::recursive | fs::copy_options::overwrite_existing);
   }
   return report_file;
 }

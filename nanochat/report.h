@@ -54,13 +54,13 @@ std::string timestamp_now();  // local "YYYY-MM-DD HH:MM:SS"
 
 // What the caller knows about the software (the program links libtorch; the report library does not).
 struct SoftwareInfo {
-  std::string torch_version;                   // e.g. "1.13.1"
-  std::string cuda_version;                    // libtorch's CUDA, "" = from nvidia-smi, if any
-  std::filesystem::path source_dir = ".";      // the git checkout to describe (Git Information, Bloat)
+  std::string torch_version;               // e.g. "1.13.1"
+  std::string cuda_version;                // libtorch's CUDA, "" = from nvidia-smi, if any
+  std::filesystem::path source_dir = ".";  // the git checkout to describe (Git Information, Bloat)
 };
 
-// Cost of the accelerators per hour (nanochat/report.py estimate_cost and the Ascend fork's table): by substring of the first
-// device's name: H100 $3.00, A100 $1.79, V100 $0.55, Ascend/910 CNY 3.00, any other GPU $2.00; x count.
+// Cost of the accelerators per hour (nanochat/report.py estimate_cost and the Ascend fork's table): by substring of the
+// first device's name: H100 $3.00, A100 $1.79, V100 $0.55, Ascend/910 CNY 3.00, any other GPU $2.00; x count.
 struct HourlyRate {
   double amount = 0;
   std::string currency = "USD";

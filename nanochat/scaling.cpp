@@ -28,8 +28,8 @@ GPTConfig model_config_for_depth(int64_t depth, int64_t aspect_ratio, int64_t he
 
 ScalingPlan plan_training(const ScalingArgs& a) {
   ScalingPlan p;
-  p.model_config = model_config_for_depth(a.depth, a.aspect_ratio, a.head_dim, a.max_seq_len, a.window_pattern,
-                                          a.vocab_size);
+  p.model_config =
+      model_config_for_depth(a.depth, a.aspect_ratio, a.head_dim, a.max_seq_len, a.window_pattern, a.vocab_size);
   validate_config(p.model_config);  // before the per-layer tables below (a --depth typo would allocate them)
   p.padded_vocab = padded_vocab_size(p.model_config);
   p.window_sizes = compute_window_sizes(p.model_config);
@@ -50,7 +50,8 @@ ScalingPlan plan_training(const ScalingArgs& a) {
     p.total_batch_size = static_cast<int64_t>(std::pow(2.0, round_half_even(std::log2(predicted))));
     p.auto_batch_size = true;
   } else {
-    if (a.total_batch_size < 1) fail("--total-batch-size={} must be positive (or -1 for automatic)", a.total_batch_size);
+    if (a.total_batch_size < 1)
+      fail("--total-batch-size={} must be positive (or -1 for automatic)", a.total_batch_size);
     p.total_batch_size = a.total_batch_size;
   }
   double batch_ratio = static_cast<double>(p.total_batch_size) / b_ref;
@@ -79,8 +80,7 @@ ScalingPlan plan_training(const ScalingArgs& a) {
 int64_t grad_accum_steps(int64_t total_batch_size, int64_t device_batch_size, int64_t max_seq_len, int64_t world_size) {
   int64_t tokens_per_fwdbwd = device_batch_size * max_seq_len;
   int64_t world_tokens = tokens_per_fwdbwd * world_size;
-  if (device_batch_size < 1 || world_tokens < 1)
-    fail("--device-batch-size={} must be positive", device_batch_size);
+  if (device_batch_size < 1 || world_tokens < 1) fail("--device-batch-size={} must be positive", device_batch_size);
   if (total_batch_size % world_tokens != 0)
     fail("--total-batch-size={} must be a multiple of device_batch_size × max_seq_len × world_size = {} × {} × {} = {}",
          total_batch_size, device_batch_size, max_seq_len, world_size, world_tokens);

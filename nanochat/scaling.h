@@ -1,7 +1,8 @@
-// scaling: base_train's automatic configuration (nanochat/gpt.py GPTConfig, scripts/base_train.py's scaling laws) as a pure function of the flags and the
-// model's shape: model dims from --depth, the training horizon in tokens, the auto batch size (Power-Lines
-// law B ∝ D^0.383 anchored at d12 / 2^19 tokens), the LR scale √(B/B_ref), the T_epoch weight-decay scaling and
-// num_iterations with nanochat's precedence (--num-iterations > --target-flops > --target-param-data-ratio).
+// scaling: base_train's automatic configuration (nanochat/gpt.py GPTConfig, scripts/base_train.py's scaling laws) as a
+// pure function of the flags and the model's shape: model dims from --depth, the training horizon in tokens, the auto
+// batch size (Power-Lines law B ∝ D^0.383 anchored at d12 / 2^19 tokens), the LR scale √(B/B_ref), the T_epoch
+// weight-decay scaling and num_iterations with nanochat's precedence (--num-iterations > --target-flops >
+// --target-param-data-ratio).
 //
 //   ScalingArgs a; a.depth = 12; a.vocab_size = tokenizer.vocab_size();
 //   ScalingPlan p = plan_training(a);   // p.model_config, p.total_batch_size, p.num_iterations, ...
@@ -40,18 +41,18 @@ struct ScalingPlan {
   std::vector<std::pair<int64_t, int64_t>> window_sizes;
   ParamCounts param_counts;
   int64_t flops_per_token = 0;
-  int64_t scaling_params = 0;   // transformer matrices + lm_head
-  int64_t target_tokens = 0;    // int(ratio × scaling_params)
-  double d_ref = 0;             // ratio × scaling_params of the d12 reference with the same shape flags
+  int64_t scaling_params = 0;                // transformer matrices + lm_head
+  int64_t target_tokens = 0;                 // int(ratio × scaling_params)
+  double d_ref = 0;                          // ratio × scaling_params of the d12 reference with the same shape flags
   static constexpr int64_t kBRef = 1 << 19;  // 524,288 tokens: the tuned d12 batch size
   int64_t total_batch_size = 0;
-  bool auto_batch_size = false; // true when derived from the scaling law
-  double batch_lr_scale = 1.0;  // √(B / B_ref), exactly 1.0 when B == B_ref
+  bool auto_batch_size = false;  // true when derived from the scaling law
+  double batch_lr_scale = 1.0;   // √(B / B_ref), exactly 1.0 when B == B_ref
   double weight_decay_scaled = 0;
   int64_t num_iterations = 0;
-  std::string horizon_source;   // "num_iterations" | "target_flops" | "target_param_data_ratio"
-  int64_t total_tokens = 0;     // total_batch_size × num_iterations
-  double dmodel_lr_scale = 1.0; // (n_embd / 768)^-0.5, the AdamW LR scale setup_optimizer applies
+  std::string horizon_source;    // "num_iterations" | "target_flops" | "target_param_data_ratio"
+  int64_t total_tokens = 0;      // total_batch_size × num_iterations
+  double dmodel_lr_scale = 1.0;  // (n_embd / 768)^-0.5, the AdamW LR scale setup_optimizer applies
 };
 
 // model_dim = ceil(depth × aspect_ratio / head_dim) × head_dim, heads = model_dim / head_dim (no GQA).

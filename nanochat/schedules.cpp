@@ -39,7 +39,8 @@ double base_muon_momentum(int64_t it, int64_t num_iterations, double warmdown_ra
 }
 
 double base_muon_weight_decay(int64_t it, int64_t num_iterations, double weight_decay) {
-  return weight_decay * 0.5 * (1 + std::cos(std::numbers::pi * static_cast<double>(it) / static_cast<double>(num_iterations)));
+  return weight_decay * 0.5 *
+         (1 + std::cos(std::numbers::pi * static_cast<double>(it) / static_cast<double>(num_iterations)));
 }
 
 double sft_lr_multiplier(double progress, double warmup_ratio, double warmdown_ratio, double final_lr_frac) {

@@ -1,5 +1,6 @@
 // schedules: the learning-rate, Muon-momentum and Muon-weight-decay schedules of nanochat's training scripts
-// (scripts/base_train.py get_lr_multiplier, get_muon_momentum for base_train, scripts/chat_sft.py for chat_sft, chat_rl's linear decay), as pure functions of the step.
+// (scripts/base_train.py get_lr_multiplier, get_muon_momentum for base_train, scripts/chat_sft.py for chat_sft,
+// chat_rl's linear decay), as pure functions of the step.
 //
 //   double lrm = base_lr_multiplier(step, num_iterations, warmup_steps, warmdown_ratio, final_lr_frac);
 //   for (auto& g : optimizer.param_groups()) g.lr = g.initial_lr * lrm;   // plus momentum / wd for Muon groups

@@ -65,8 +65,8 @@ Tokenizer Tokenizer::from_directory(const fs::path& dir) { return from_pkl_file(
 Tokenizer Tokenizer::from_pkl_file(const fs::path& path) {
   if (!fs::exists(path)) fail("tokenizer file {} does not exist; train one with `nanochat tok_train`", path.string());
   TiktokenState st = parse_tokenizer_pkl(read_file(path), path.string());
-  Tokenizer tok(std::move(st.name), std::move(st.pat_str), std::move(st.mergeable_ranks),
-                std::move(st.special_tokens), "<|bos|>");
+  Tokenizer tok(std::move(st.name), std::move(st.pat_str), std::move(st.mergeable_ranks), std::move(st.special_tokens),
+                "<|bos|>");
   // What a byte-level BPE needs to encode any text, checked now rather than at the first request that needs it:
   // every single byte is a token, and the split pattern covers text (one matching nothing encodes all to nothing).
   const std::string fix = "the file is damaged or not a nanochat tokenizer; retrain with `nanochat tok_train`";
@@ -77,8 +77,8 @@ Tokenizer Tokenizer::from_pkl_file(const fs::path& path) {
   size_t covered = 0;
   tok.splitter_->for_each(probe, [&](std::string_view piece) { covered += piece.size(); });
   if (covered != probe.size())
-    fail("tokenizer {}: its split pattern '{}' covers {} of {} bytes of a probe text; {}", path.string(),
-         tok.pattern_, covered, probe.size(), fix);
+    fail("tokenizer {}: its split pattern '{}' covers {} of {} bytes of a probe text; {}", path.string(), tok.pattern_,
+         covered, probe.size(), fix);
   return tok;
 }
 
@@ -118,7 +118,8 @@ bool Tokenizer::is_special(int32_t id) const { return id >= 0 && size_t(id) < ki
 
 int32_t Tokenizer::resolve_token(const TokenRef& ref) const {
   if (!ref.name.empty()) return encode_special(ref.name);
-  if (ref.id < 0 || ref.id >= get_vocab_size()) fail("token id {} is outside the vocabulary [0, {})", ref.id, get_vocab_size());
+  if (ref.id < 0 || ref.id >= get_vocab_size())
+    fail("token id {} is outside the vocabulary [0, {})", ref.id, get_vocab_size());
   return ref.id;
 }
 
@@ -240,9 +241,10 @@ Tokenizer make_nanochat_tokenizer(Ranks mergeable_ranks) {
   for (const auto& [bytes, id] : mergeable_ranks) {
     auto [it, fresh] = first_id.emplace(bytes, id);
     if (!fresh)
-      fail("training produced two tokens with the same bytes (ids {} and {}); that vocabulary cannot be saved as a "
-           "tiktoken encoding; train with a different --vocab-size or more text",
-           it->second, id);
+      fail(
+          "training produced two tokens with the same bytes (ids {} and {}); that vocabulary cannot be saved as a "
+          "tiktoken encoding; train with a different --vocab-size or more text",
+          it->second, id);
   }
   SpecialTokens specials;
   int32_t offset = int32_t(mergeable_ranks.size());

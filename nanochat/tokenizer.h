@@ -6,7 +6,8 @@
 //   std::string text = tok.decode(ids);                                     // invalid UTF-8 -> U+FFFD
 // Training lives in bpe_train.h (train_tokenizer below glues it in); files: tokenizer.pkl (tokenizer_pkl.h),
 // .tiktoken rank files (tiktoken_file.h). token_bytes() is what tok_train saves as token_bytes.pt.
-// Not covered: HuggingFace tokenizer.json files (nanochat/tokenizer.py HuggingFaceTokenizer, optional in nanochat and not needed here).
+// Not covered: HuggingFace tokenizer.json files (nanochat/tokenizer.py HuggingFaceTokenizer, optional in nanochat and
+// not needed here).
 #pragma once
 
 #include <cstdint>
@@ -68,7 +69,7 @@ class Tokenizer {
   int32_t get_vocab_size() const { return int32_t(decoder_.size()); }  // max token id + 1 (tiktoken's n_vocab)
   int32_t get_bos_token_id() const { return bos_id_; }
   int32_t encode_special(std::string_view name) const;  // fails for a name that is not a special token
-  int32_t resolve_token(const TokenRef& ref) const;      // a special name, or an id checked against the vocab
+  int32_t resolve_token(const TokenRef& ref) const;     // a special name, or an id checked against the vocab
   bool is_special(int32_t id) const;
 
   // Split + BPE; never produces special tokens ("<|bos|>" in the text is ordinary bytes).
@@ -87,10 +88,12 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;        // UTF-8 with U+FFFD replacement
   std::string id_to_token(int32_t id) const { return decode({id}); }
 
-  // Per token id: 0 for special tokens (by their text, as nanochat checks), else the UTF-8 length of decode([id]) (scripts/tok_train.py's token_bytes: U+FFFD counts 3).
+  // Per token id: 0 for special tokens (by their text, as nanochat checks), else the UTF-8 length of decode([id])
+  // (scripts/tok_train.py's token_bytes: U+FFFD counts 3).
   std::vector<int32_t> token_bytes() const;
 
-  // Chat rendering (nanochat/tokenizer.py render_conversation). conversation = {"messages": [{"role", "content"}, ...]}.
+  // Chat rendering (nanochat/tokenizer.py render_conversation). conversation = {"messages": [{"role", "content"},
+  // ...]}.
   std::pair<std::vector<int32_t>, std::vector<int32_t>> render_conversation(const nlohmann::json& conversation,
                                                                             int max_tokens = 2048) const;
   std::vector<int32_t> render_for_completion(const nlohmann::json& conversation) const;
@@ -112,8 +115,8 @@ class Tokenizer {
 // tokens at ids len(ranks) .. len(ranks)+8. Fails if two tokens have the same bytes (Python would silently build a
 // broken vocabulary from that).
 Tokenizer make_nanochat_tokenizer(Ranks mergeable_ranks);
-// Trains on documents held in memory (nanochat/tokenizer.py RustBPETokenizer.train_from_iterator, rustbpe semantics); vocab_size includes the 9 specials.
-// tok_train streams instead (bpe_train.h).
+// Trains on documents held in memory (nanochat/tokenizer.py RustBPETokenizer.train_from_iterator, rustbpe semantics);
+// vocab_size includes the 9 specials. tok_train streams instead (bpe_train.h).
 Tokenizer train_tokenizer(const std::vector<std::string>& docs, int vocab_size);
 
 }  // namespace nanochat

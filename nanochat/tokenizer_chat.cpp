@@ -1,5 +1,5 @@
-// tokenizer_chat: chat rendering for the Tokenizer (nanochat/tokenizer.py render_conversation) — a conversation becomes token ids plus a mask
-// of which tokens the assistant is trained on. Declared in tokenizer.h.
+// tokenizer_chat: chat rendering for the Tokenizer (nanochat/tokenizer.py render_conversation) — a conversation becomes
+// token ids plus a mask of which tokens the assistant is trained on. Declared in tokenizer.h.
 #include <fmt/format.h>
 
 #include "nanochat/common.h"
@@ -34,8 +34,8 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> Tokenizer::render_conversa
     if (messages.size() < 2 || string_field(messages[1], "role", "message 1") != "user")
       fail("conversation: a system message must be followed by a user message");
     json merged = messages[1];
-    merged["content"] = string_field(messages[0], "content", "message 0") + "\n\n" +
-                        string_field(messages[1], "content", "message 1");
+    merged["content"] =
+        string_field(messages[0], "content", "message 0") + "\n\n" + string_field(messages[1], "content", "message 1");
     messages.erase(messages.begin());
     messages[0] = std::move(merged);
   }
@@ -62,7 +62,8 @@ std::pair<std::vector<int32_t>, std::vector<int32_t>> Tokenizer::render_conversa
     std::string where = fmt::format("message {}", i);
     const std::string& role = string_field(msg, "role", where);
     const char* expected = i % 2 == 0 ? "user" : "assistant";
-    if (role != expected) fail("message {} is from {} but should be from {} (roles must alternate user/assistant)", i, role, expected);
+    if (role != expected)
+      fail("message {} is from {} but should be from {} (roles must alternate user/assistant)", i, role, expected);
     const json& content = field(msg, "content", where);
     if (role == "user") {
       if (!content.is_string()) fail("message {}: user content must be a string, got {}", i, content.type_name());

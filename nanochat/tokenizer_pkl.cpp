@@ -1,6 +1,6 @@
 // tokenizer_pkl: see tokenizer_pkl.h. Reading and writing go through the generic pickle module (pickle.h);
-// tests/unit/test_core_tokenizer_files.cpp re-pickles our output with Python, including the 1.3 MB cl100k vocabulary and
-// frames that end next to MARK/SETITEMS.
+// tests/unit/test_core_tokenizer_files.cpp re-pickles our output with Python, including the 1.3 MB cl100k vocabulary
+// and frames that end next to MARK/SETITEMS.
 #include "nanochat/tokenizer_pkl.h"
 
 #include <vector>

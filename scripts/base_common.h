@@ -35,21 +35,25 @@ inline constexpr const char* kSamplePrompts[] = {
 };
 
 inline void print_banner() {
-  print0("\n"
-         "  _ __   __ _ _ __   ___   ___| |__   __ _| |_ \n"
-         " | '_ \\ / _` | '_ \\ / _ \\ / __| '_ \\ / _` | __|\n"
-         " | | | | (_| | | | | (_) | (__| | | | (_| | |_ \n"
-         " |_| |_|\\__,_|_| |_|\\___/ \\___|_| |_|\\__,_|\\__|   C++ / libtorch\n");
+  print0(
+      "\n"
+      "  _ __   __ _ _ __   ___   ___| |__   __ _| |_ \n"
+      " | '_ \\ / _` | '_ \\ / _ \\ / __| '_ \\ / _` | __|\n"
+      " | | | | (_| | | | | (_) | (__| | | | (_| | |_ \n"
+      " |_| |_|\\__,_|_| |_|\\___/ \\___|_| |_|\\__,_|\\__|   C++ / libtorch\n");
 }
-
 
 // Python's str(dtype): "torch.float32", ...
 inline std::string dtype_name(torch::Dtype d) {
   switch (d) {
-    case torch::kFloat32: return "torch.float32";
-    case torch::kBFloat16: return "torch.bfloat16";
-    case torch::kFloat16: return "torch.float16";
-    default: return std::string("torch.") + c10::toString(d);
+    case torch::kFloat32:
+      return "torch.float32";
+    case torch::kBFloat16:
+      return "torch.bfloat16";
+    case torch::kFloat16:
+      return "torch.float16";
+    default:
+      return std::string("torch.") + c10::toString(d);
   }
 }
 
@@ -90,7 +94,8 @@ inline double peak_memory_bytes(const torch::Device& device) {
 // The memory a run on `device` can use at most: the GPU's total memory, or the machine's physical memory.
 inline double device_memory_bytes(const torch::Device& device) {
 #ifdef NANOCHAT_CUDA
-  if (device.is_cuda()) return double(at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->totalGlobalMem);
+  if (device.is_cuda())
+    return double(at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->totalGlobalMem);
 #endif
   return double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
 }

@@ -1,6 +1,6 @@
 // base_eval: evaluate a base model (nanochat's scripts/base_eval.py): bits per byte on the train and
-// val splits, the CORE metric, greedy samples of the seven prompts and eight unconditioned samples, and the report section
-// "Base model evaluation".
+// val splits, the CORE metric, greedy samples of the seven prompts and eight unconditioned samples, and the report
+// section "Base model evaluation".
 //
 //   nanochat base_eval --eval bpb,sample                        # largest base model, last step
 //   nanochat base_eval --eval bpb --model-tag d12 --step 2000 --device-batch-size 16 --split-tokens 1048576
@@ -34,7 +34,8 @@ int base_eval_main(int argc, char** argv) {
   app.add_option("--eval", eval, "comma-separated evaluations: core, bpb, sample");
   app.add_option("--hf-path", hf_path, "evaluate a HuggingFace model instead (not supported in this program)");
   app.add_option("-g,--model-tag", model_tag, "base model tag (default: the largest)");
-  app.add_option("-s,--step", step, "checkpoint step (default: the last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  app.add_option("-s,--step", step, "checkpoint step (default: the last)")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("--max-per-task", max_per_task, "CORE examples per task (-1 = all)");
   app.add_option("--device-batch-size", device_batch_size, "rows per batch for bits per byte");
   app.add_option("--split-tokens", split_tokens, "tokens per split for bits per byte");
@@ -114,10 +115,13 @@ int base_eval_main(int argc, char** argv) {
     for (const char* split : {"train", "val"}) {
       DataLoader loader(encode, tokenizer.get_bos_token_id(), int(device_batch_size), int(sequence_len), split,
                         ctx.device, ctx.rank, ctx.world_size);
-      double bpb = evaluate_bpb(model, [&] {
-        auto b = loader.next();
-        return std::pair{b.inputs, b.targets};
-      }, steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
+      double bpb = evaluate_bpb(
+          model,
+          [&] {
+            auto b = loader.next();
+            return std::pair{b.inputs, b.targets};
+          },
+          steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
       (std::string(split) == "train" ? train_bpb : val_bpb) = bpb;
       print0f("{} bpb: {:.6f}", split, bpb);
     }
@@ -130,7 +134,8 @@ int base_eval_main(int argc, char** argv) {
                          [](std::vector<float>& v) { all_reduce(v, Reduce::sum); });
     if (ctx.rank == 0) {
       std::string csv = fmt::format("{:<35}, {:<10}, {:<10}\n", "Task", "Accuracy", "Centered");
-      for (const auto& t : core->tasks) csv += fmt::format("{:<35}, {:<10.6f}, {:<10.6f}\n", t.label, t.accuracy, t.centered);
+      for (const auto& t : core->tasks)
+        csv += fmt::format("{:<35}, {:<10.6f}, {:<10.6f}\n", t.label, t.accuracy, t.centered);
       csv += fmt::format("{:<35}, {:<10}, {:<10.6f}\n", "CORE", "", core->core_metric);
       auto path = get_base_dir() / "base_eval" / fmt::format("base_model_{:06d}.csv", lm.step);
       write_file_atomic(path, csv);

@@ -83,7 +83,8 @@ int base_train_main(int argc, char** argv) {
   app.add_option("--aspect-ratio", o.aspect_ratio, "model_dim = depth * aspect_ratio");
   app.add_option("--head-dim", o.head_dim, "target head dimension for attention");
   app.add_option("--max-seq-len", o.max_seq_len, "max context length");
-  app.add_option("--window-pattern", o.window_pattern, "sliding window pattern tiled across layers: L=full, S=half context");
+  app.add_option("--window-pattern", o.window_pattern,
+                 "sliding window pattern tiled across layers: L=full, S=half context");
   app.add_option("--num-iterations", o.num_iterations, "explicit number of optimization steps (-1 = disable)");
   app.add_option("--target-flops", o.target_flops, "calculate num_iterations to reach target_flops (-1 = disable)");
   app.add_option("--target-param-data-ratio", o.target_param_data_ratio,
@@ -121,9 +122,10 @@ int base_train_main(int argc, char** argv) {
   const bool resuming = o.resume_from_step != -1;
   const std::vector<int64_t> earlier_steps = committed_steps(checkpoint_dir);
   if (!resuming && !earlier_steps.empty() && !o.overwrite)
-    fail("{} already holds the checkpoints of another run (steps {}..{}); continue it with --resume-from-step, "
-         "train under another --model-tag, or pass --overwrite to replace it",
-         checkpoint_dir.string(), earlier_steps.front(), earlier_steps.back());
+    fail(
+        "{} already holds the checkpoints of another run (steps {}..{}); continue it with --resume-from-step, "
+        "train under another --model-tag, or pass --overwrite to replace it",
+        checkpoint_dir.string(), earlier_steps.front(), earlier_steps.back());
 
   // --- compute init ---------------------------------------------------------------------------------------------
   print_banner();
@@ -143,10 +145,11 @@ int base_train_main(int argc, char** argv) {
   print0f("COMPUTE_DTYPE: {} ({})", dtype_name(compute_dtype()), compute_dtype_reason());
   if (compute_dtype() == torch::kHalf)
     fail("NANOCHAT_DTYPE=float16 needs a gradient scaler, which base_train does not have; use bfloat16 or float32");
-  if (o.fp8) print0(cuda ? "Warning: FP8 training is not implemented in this build, training without it"
-                         : "Warning: FP8 training requires CUDA, ignoring --fp8 flag");
-  Logger logger = master ? Logger("nanochat", o.run, o.logger, nlohmann::json(user_config), o.resume_from_step != -1)
-                         : Logger();
+  if (o.fp8)
+    print0(cuda ? "Warning: FP8 training is not implemented in this build, training without it"
+                : "Warning: FP8 training requires CUDA, ignoring --fp8 flag");
+  Logger logger =
+      master ? Logger("nanochat", o.run, o.logger, nlohmann::json(user_config), o.resume_from_step != -1) : Logger();
 
   // --- tokenizer and model --------------------------------------------------------------------------------------
   Tokenizer tokenizer = load_tokenizer();
@@ -180,16 +183,15 @@ int base_train_main(int argc, char** argv) {
          o.max_seq_len);
   grad_accum_steps(plan.total_batch_size, o.device_batch_size, o.max_seq_len, ctx.world_size);
   {
-    const double step_bytes =
-        12.0 * double(plan.scaling_params) + double(o.device_batch_size) * double(o.max_seq_len) *
-                                                 double(config.n_layer) * 8.0 * double(config.n_embd) *
-                                                 double(c10::elementSize(compute_dtype()));
+    const double step_bytes = 12.0 * double(plan.scaling_params) +
+                              double(o.device_batch_size) * double(o.max_seq_len) * double(config.n_layer) * 8.0 *
+                                  double(config.n_embd) * double(c10::elementSize(compute_dtype()));
     const double memory = device_memory_bytes(ctx.device);
     if (step_bytes > memory)
-      fail("depth {} with --device-batch-size={} x --max-seq-len={} needs at least {:.1f} GiB per training step; "
-           "{} has {:.1f} GiB (lower --device-batch-size; gradient accumulation keeps --total-batch-size)",
-           o.depth, o.device_batch_size, o.max_seq_len, step_bytes / (1 << 30), ctx.device.str(),
-           memory / (1 << 30));
+      fail(
+          "depth {} with --device-batch-size={} x --max-seq-len={} needs at least {:.1f} GiB per training step; "
+          "{} has {:.1f} GiB (lower --device-batch-size; gradient accumulation keeps --total-batch-size)",
+          o.depth, o.device_batch_size, o.max_seq_len, step_bytes / (1 << 30), ctx.device.str(), memory / (1 << 30));
   }
   GPT model(config, ctx.device);
   model->init_weights();
@@ -220,10 +222,10 @@ int base_train_main(int argc, char** argv) {
   const ParamCounts pc = model->num_scaling_params();
   print0("Parameter counts:");
   const std::initializer_list<std::pair<const char*, int64_t>> counts = {
-      {"wte", pc.wte},         {"value_embeds", pc.value_embeds}, {"lm_head", pc.lm_head},
-      {"transformer_matrices", pc.transformer_matrices}, {"scalars", pc.scalars}, {"total", pc.total}};
-  for (const auto& [key, value] : counts)
-    print0f("{:<24}: {}", key, with_thousands(value));
+      {"wte", pc.wte},         {"value_embeds", pc.value_embeds},
+      {"lm_head", pc.lm_head}, {"transformer_matrices", pc.transformer_matrices},
+      {"scalars", pc.scalars}, {"total", pc.total}};
+  for (const auto& [key, value] : counts) print0f("{:<24}: {}", key, with_thousands(value));
   const int64_t num_params = pc.total;
   const int64_t flops_per_token = model->estimate_flops();
   print0f("Estimated FLOPs per token: {:e}", double(flops_per_token));
@@ -256,8 +258,9 @@ int base_train_main(int argc, char** argv) {
   std::optional<DataState> resume_state;
   if (resuming) {
     const Json& ds = resume_meta.at("dataloader_state_dict");
-    resume_state = DataState{ds.at("pq_idx").get<int64_t>(), ds.at("rg_idx").is_null() ? -1 : ds.at("rg_idx").get<int64_t>(),
-                             ds.contains("epoch") ? ds.at("epoch").get<int64_t>() : 1};
+    resume_state =
+        DataState{ds.at("pq_idx").get<int64_t>(), ds.at("rg_idx").is_null() ? -1 : ds.at("rg_idx").get<int64_t>(),
+                  ds.contains("epoch") ? ds.at("epoch").get<int64_t>() : 1};
   }
   const int B = int(o.device_batch_size), T = int(o.max_seq_len);
   DataLoader train_loader(encode, bos, B, T, "train", ctx.device, ctx.rank, ctx.world_size, resume_state);
@@ -285,7 +288,8 @@ int base_train_main(int argc, char** argv) {
   if (resuming) {
     step = resume_meta.at("step").get<int64_t>();
     const Json& ls = resume_meta.at("loop_state");
-    if (resume_meta.contains("val_bpb") && !resume_meta["val_bpb"].is_null()) val_bpb = resume_meta["val_bpb"].get<double>();
+    if (resume_meta.contains("val_bpb") && !resume_meta["val_bpb"].is_null())
+      val_bpb = resume_meta["val_bpb"].get<double>();
     min_val_bpb = json_number_or(ls, "min_val_bpb", min_val_bpb);
     smooth_train_loss = json_number_or(ls, "smooth_train_loss", 0);
     total_training_time = json_number_or(ls, "total_training_time", 0);
@@ -294,7 +298,8 @@ int base_train_main(int argc, char** argv) {
   }
   const int64_t tokens_per_fwdbwd = o.device_batch_size * o.max_seq_len;
   const int64_t grad_accum = grad_accum_steps(total_batch_size, o.device_batch_size, o.max_seq_len, ctx.world_size);
-  print0f("Tokens / micro-batch / rank: {} x {} = {}", o.device_batch_size, o.max_seq_len, with_thousands(tokens_per_fwdbwd));
+  print0f("Tokens / micro-batch / rank: {} x {} = {}", o.device_batch_size, o.max_seq_len,
+          with_thousands(tokens_per_fwdbwd));
   print0f("Tokens / micro-batch: {}", with_thousands(tokens_per_fwdbwd * ctx.world_size));
   print0f("Total batch size {} => gradient accumulation steps: {}", with_thousands(total_batch_size), grad_accum);
 
@@ -313,15 +318,19 @@ int base_train_main(int argc, char** argv) {
     if (o.eval_every > 0 && (last_step || step % o.eval_every == 0)) {
       model->eval();
       DataLoader val_loader(encode, bos, B, T, "val", ctx.device, ctx.rank, ctx.world_size);
-      double bpb = evaluate_bpb(model, [&] {
-        auto b = val_loader.next();
-        return std::pair{b.inputs, b.targets};
-      }, eval_steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
+      double bpb = evaluate_bpb(
+          model,
+          [&] {
+            auto b = val_loader.next();
+            return std::pair{b.inputs, b.targets};
+          },
+          eval_steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
       val_bpb = bpb;
       print0f("Step {:05d} | Validation bpb: {:.6f}", step, bpb);
       if (bpb < min_val_bpb) min_val_bpb = bpb;
-      logger.log(step, {{"total_training_flops", flops_so_far}, {"total_training_time", total_training_time},
-                        {"val/bpb", bpb}});
+      logger.log(
+          step,
+          {{"total_training_flops", flops_so_far}, {"total_training_time", total_training_time}, {"val/bpb", bpb}});
       model->train();
     }
 
@@ -355,9 +364,10 @@ int base_train_main(int argc, char** argv) {
       meta["device_batch_size"] = o.device_batch_size;
       meta["max_seq_len"] = o.max_seq_len;
       meta["total_batch_size"] = total_batch_size;
-      meta["dataloader_state_dict"] = {{"pq_idx", data_state.pq_idx}, {"rg_idx", data_state.rg_idx},
-                                       {"epoch", data_state.epoch}};
-      meta["loop_state"] = {{"min_val_bpb", min_val_bpb}, {"smooth_train_loss", smooth_train_loss},
+      meta["dataloader_state_dict"] = {
+          {"pq_idx", data_state.pq_idx}, {"rg_idx", data_state.rg_idx}, {"epoch", data_state.epoch}};
+      meta["loop_state"] = {{"min_val_bpb", min_val_bpb},
+                            {"smooth_train_loss", smooth_train_loss},
                             {"total_training_time", total_training_time}};
       NamedTensors state;
       for (auto& [name, t] : model->state_dict()) state.emplace_back(name, t.detach());
@@ -391,8 +401,10 @@ int base_train_main(int argc, char** argv) {
     optimizer.zero_grad();
     const double train_loss_f = train_loss.item<double>();
     if (!std::isfinite(train_loss_f))  // before the parameters it produced can be saved
-      fail("step {}: the training loss is {}; stopping without saving (lower the learning rates, or resume from an "
-           "earlier checkpoint with --resume-from-step)", step, train_loss_f);
+      fail(
+          "step {}: the training loss is {}; stopping without saving (lower the learning rates, or resume from an "
+          "earlier checkpoint with --resume-from-step)",
+          step, train_loss_f);
     synchronize();
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -410,14 +422,19 @@ int base_train_main(int argc, char** argv) {
       double avg = total_training_time / double(step - 10);
       eta = fmt::format(" | eta: {:.1f}m", double(num_iterations - step) * avg / 60);
     }
-    print0f("step {:05d}/{:05d} ({:.2f}%) | loss: {:.6f} | lrm: {:.2f} | dt: {:.2f}ms | tok/sec: {} | bf16_mfu: {:.2f} | "
-            "epoch: {} pq: {} rg: {} | total time: {:.2f}m{}",
-            step, num_iterations, pct_done, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, data_state.epoch,
-            data_state.pq_idx, data_state.rg_idx, total_training_time / 60, eta);
+    print0f(
+        "step {:05d}/{:05d} ({:.2f}%) | loss: {:.6f} | lrm: {:.2f} | dt: {:.2f}ms | tok/sec: {} | bf16_mfu: {:.2f} | "
+        "epoch: {} pq: {} rg: {} | total time: {:.2f}m{}",
+        step, num_iterations, pct_done, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, data_state.epoch,
+        data_state.pq_idx, data_state.rg_idx, total_training_time / 60, eta);
     if (step % 100 == 0)
-      logger.log(step, {{"total_training_flops", flops_so_far}, {"total_training_time", total_training_time},
-                        {"train/loss", debiased}, {"train/lrm", lrm}, {"train/dt", dt},
-                        {"train/tok_per_sec", double(tok_per_sec)}, {"train/mfu", mfu},
+      logger.log(step, {{"total_training_flops", flops_so_far},
+                        {"total_training_time", total_training_time},
+                        {"train/loss", debiased},
+                        {"train/lrm", lrm},
+                        {"train/dt", dt},
+                        {"train/tok_per_sec", double(tok_per_sec)},
+                        {"train/mfu", mfu},
                         {"train/epoch", double(data_state.epoch)}});
     step++;
   }
@@ -427,25 +444,27 @@ int base_train_main(int argc, char** argv) {
   print0f("Total training time: {:.2f}m", total_training_time / 60);
   if (val_bpb) print0f("Minimum validation bpb: {:.6f}", min_val_bpb);
 
-  get_report().log("Base model training", {
-      ReportItem(user_config),
-      ReportItem{{"Number of parameters", num_params},
-                 {"Number of FLOPs per token", fmt::format("{:e}", double(flops_per_token))},
-                 {"Calculated number of iterations", num_iterations},
-                 {"Number of training tokens", total_tokens},
-                 {"Tokens : Scaling params ratio", tokens_params_ratio},
-                 {"DDP world size", ctx.world_size},
-                 {"warmup_steps", o.warmup_steps},
-                 {"warmdown_ratio", o.warmdown_ratio},
-                 {"final_lr_frac", o.final_lr_frac}},
-      ReportItem{{"Minimum validation bpb", val_bpb ? ReportItem(min_val_bpb) : ReportItem(nullptr)},
-                 {"Final validation bpb", val_bpb ? ReportItem(*val_bpb) : ReportItem(nullptr)},
-                 {"CORE metric estimate", core_metric ? ReportItem(*core_metric) : ReportItem(nullptr)},
-                 {"MFU %", fmt::format("{:.2f}%", mfu)},
-                 {"Total training flops", fmt::format("{:e}", double(flops_per_token) * double(total_tokens))},
-                 {"Total training time", fmt::format("{:.2f}m", total_training_time / 60)},
-                 {"Peak memory usage", fmt::format("{:.2f}MiB", peak_mib)}},
-  });
+  get_report().log(
+      "Base model training",
+      {
+          ReportItem(user_config),
+          ReportItem{{"Number of parameters", num_params},
+                     {"Number of FLOPs per token", fmt::format("{:e}", double(flops_per_token))},
+                     {"Calculated number of iterations", num_iterations},
+                     {"Number of training tokens", total_tokens},
+                     {"Tokens : Scaling params ratio", tokens_params_ratio},
+                     {"DDP world size", ctx.world_size},
+                     {"warmup_steps", o.warmup_steps},
+                     {"warmdown_ratio", o.warmdown_ratio},
+                     {"final_lr_frac", o.final_lr_frac}},
+          ReportItem{{"Minimum validation bpb", val_bpb ? ReportItem(min_val_bpb) : ReportItem(nullptr)},
+                     {"Final validation bpb", val_bpb ? ReportItem(*val_bpb) : ReportItem(nullptr)},
+                     {"CORE metric estimate", core_metric ? ReportItem(*core_metric) : ReportItem(nullptr)},
+                     {"MFU %", fmt::format("{:.2f}%", mfu)},
+                     {"Total training flops", fmt::format("{:e}", double(flops_per_token) * double(total_tokens))},
+                     {"Total training time", fmt::format("{:.2f}m", total_training_time / 60)},
+                     {"Peak memory usage", fmt::format("{:.2f}MiB", peak_mib)}},
+      });
   logger.finish();
   compute_cleanup();
   return 0;

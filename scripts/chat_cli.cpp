@@ -25,13 +25,15 @@ int chat_cli_main(int argc, char** argv) {
   double temperature = 0.6;
   int64_t top_k = 50;
   Flags app{"Chat with the model in the terminal", "nanochat chat_cli"};
-  app.add_option("-i,--source", source, "source of the model: sft|rl|base")->check(CLI::IsMember({"sft", "rl", "base"}));
+  app.add_option("-i,--source", source, "source of the model: sft|rl|base")
+      ->check(CLI::IsMember({"sft", "rl", "base"}));
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: the largest)");
   app.add_option("-s,--step", step, "step to load (default: the last)")->check(CLI::NonNegativeNumber);
   app.add_option("-p,--prompt", prompt, "prompt the model once, print the reply and exit");
   app.add_option("-t,--temperature", temperature, "sampling temperature")->check(CLI::Range(0.0, 1e9));
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)")->check(CLI::NonNegativeNumber);
-  app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu"}));
+  app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")
+      ->check(CLI::IsMember({"", "cuda", "cpu"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
   configure_cpu_threads();
@@ -45,7 +47,8 @@ int chat_cli_main(int argc, char** argv) {
                 assistant_start = tok.encode_special("<|assistant_start|>"),
                 assistant_end = tok.encode_special("<|assistant_end|>");
 
-  std::cout << "\nNanoChat Interactive Mode\n" << std::string(50, '-') << "\n"
+  std::cout << "\nNanoChat Interactive Mode\n"
+            << std::string(50, '-') << "\n"
             << "Type 'quit' or 'exit' to end the conversation\n"
             << "Type 'clear' to start a new conversation\n"
             << std::string(50, '-') << "\n";

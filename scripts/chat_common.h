@@ -25,13 +25,17 @@
 
 namespace nanochat {
 
-// Bits per byte (nanochat/loss_eval.py evaluate_bpb, nanochat/loss_eval.h) over `steps` SFT batches (int32 inputs widened for the model).
+// Bits per byte (nanochat/loss_eval.py evaluate_bpb, nanochat/loss_eval.h) over `steps` SFT batches (int32 inputs
+// widened for the model).
 template <typename NextBatch>
 double chat_bpb(GPT& model, NextBatch next_batch, int64_t steps, const torch::Tensor& token_bytes) {
-  return evaluate_bpb(model, [&] {
-    auto [x, y] = next_batch();
-    return std::pair{x.to(torch::kInt64), y};
-  }, steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
+  return evaluate_bpb(
+      model,
+      [&] {
+        auto [x, y] = next_batch();
+        return std::pair{x.to(torch::kInt64), y};
+      },
+      steps, token_bytes, [](torch::Tensor& t) { all_reduce(t, Reduce::sum); });
 }
 
 }  // namespace nanochat

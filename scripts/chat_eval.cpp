@@ -42,7 +42,8 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
     auto it = letter_ids.find(letter);
     if (it != letter_ids.end()) return it->second;
     auto ids = tokenizer.encode(letter);
-    if (ids.size() != 1) fail("answer letter '{}' encodes to {} tokens; categorical evaluation needs exactly one", letter, ids.size());
+    if (ids.size() != 1)
+      fail("answer letter '{}' encodes to {} tokens; categorical evaluation needs exactly one", letter, ids.size());
     return letter_ids[letter] = ids[0];
   };
   const torch::Device device = model->get_device();
@@ -83,8 +84,8 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
   return total ? double(passed) / double(total) : 0.0;
 }
 
-double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engine, int num_samples,
-                      int max_new_tokens, double temperature, int64_t top_k, int64_t num_problems) {
+double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engine, int num_samples, int max_new_tokens,
+                      double temperature, int64_t top_k, int64_t num_problems) {
   int64_t passed = 0, total = 0;
   for (int64_t i = dist_rank(); i < num_problems; i += dist_world_size()) {  // ranks take every world_size-th problem
     Conversation conv = task[i];
@@ -98,7 +99,8 @@ double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engi
     passed += ok;
     total++;
     if (is_master_process()) {
-      std::printf("\r\033[KRank 0 | %lld/%lld (%.2f%%)", (long long)passed, (long long)total, 100.0 * double(passed) / double(total));
+      std::printf("\r\033[KRank 0 | %lld/%lld (%.2f%%)", (long long)passed, (long long)total,
+                  100.0 * double(passed) / double(total));
       std::fflush(stdout);
     }
   }
@@ -122,7 +124,8 @@ double run_chat_eval(const std::string& name, GPT& model, const Tokenizer& token
   if (num_samples < 1) fail("num samples must be at least 1, got {}", num_samples);
   std::string type = task->eval_type();
   if (type == "categorical") return run_categorical(*task, model, tokenizer, batch_size, n);
-  if (type == "generative") return run_generative(*task, tokenizer, engine, num_samples, max_new_tokens, temperature, top_k, n);
+  if (type == "generative")
+    return run_generative(*task, tokenizer, engine, num_samples, max_new_tokens, temperature, top_k, n);
   fail("task {} has unsupported eval type '{}'", name, type);
 }
 
@@ -146,8 +149,9 @@ int chat_eval_main(int argc, char** argv) {
   int max_new_tokens = 512, num_samples = 1;
   int64_t top_k = 50, batch_size = 8, step = -1, max_problems = -1;
   Flags app{"Evaluate a chat model on ARC, MMLU, GSM8K, HumanEval and SpellingBee", "nanochat chat_eval"};
-  app.add_option("-i,--source", source, "model to evaluate: sft|rl (or base)")->required()->check(
-      CLI::IsMember({"base", "sft", "rl"}));
+  app.add_option("-i,--source", source, "model to evaluate: sft|rl (or base)")
+      ->required()
+      ->check(CLI::IsMember({"base", "sft", "rl"}));
   app.add_option("-a,--task-name", task_name, "task name(s) separated by '|' (default: all six)");
   app.add_option("-t,--temperature", temperature, "sampling temperature");
   app.add_option("-m,--max-new-tokens", max_new_tokens, "max tokens per generated answer");
@@ -155,9 +159,11 @@ int chat_eval_main(int argc, char** argv) {
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)");
   app.add_option("-b,--batch-size", batch_size, "batch size for categorical evaluation");
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: largest)");
-  app.add_option("-s,--step", step, "step to load (default: last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  app.add_option("-s,--step", step, "step to load (default: last)")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("-x,--max-problems", max_problems, "max problems per task (default: all)");
-  app.add_option("--device-type", device_type, "cuda|cpu|mps (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
+  app.add_option("--device-type", device_type, "cuda|cpu|mps (empty = autodetect)")
+      ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
   configure_cpu_threads();
@@ -165,7 +171,7 @@ int chat_eval_main(int argc, char** argv) {
 
   ComputeContext ctx = compute_init(device_type);
   LoadedModel lm = load_model(source, ctx.device, "eval", model_tag.empty() ? std::nullopt : std::optional(model_tag),
-                               step >= 0 ? std::optional(step) : std::nullopt);
+                              step >= 0 ? std::optional(step) : std::nullopt);
   Engine engine(lm.model, lm.tokenizer);
 
   std::vector<std::string> names;

@@ -1,4 +1,5 @@
-// chat_eval's evaluation loop (scripts/chat_eval.py run_chat_eval), shared with chat_sft's ChatCORE. See scripts/chat_eval.cpp.
+// chat_eval's evaluation loop (scripts/chat_eval.py run_chat_eval), shared with chat_sft's ChatCORE. See
+// scripts/chat_eval.cpp.
 #pragma once
 
 #include <cstdint>

@@ -59,8 +59,8 @@ Rollout rollout(Engine& engine, const Tokenizer& tok, const Task& task, int64_t 
   const int64_t rounds = o.num_samples / o.device_batch_size;
   for (int64_t s = 0; s < rounds; s++) {
     uint64_t seed = uint64_t(python_tuple_hash({step, example_idx, s})) & 0x7FFFFFFFULL;
-    auto [sq, mk] = engine.generate_batch(prompt, int(o.device_batch_size), int(o.max_new_tokens), o.temperature,
-                                          o.top_k, seed);
+    auto [sq, mk] =
+        engine.generate_batch(prompt, int(o.device_batch_size), int(o.max_new_tokens), o.temperature, o.top_k, seed);
     seqs.insert(seqs.end(), sq.begin(), sq.end());
     masks.insert(masks.end(), mk.begin(), mk.end());
   }
@@ -100,12 +100,12 @@ Rollout rollout(Engine& engine, const Tokenizer& tok, const Task& task, int64_t 
 // pass@k for k = 1..device_batch_size over the first eval_examples test questions.
 std::vector<double> pass_at_k(Engine& engine, const Tokenizer& tok, const Task& task, const Options& o) {
   int64_t n = std::min(o.eval_examples, task_size(task));
-  std::vector<float> passk(size_t(o.device_batch_size), 0.f);  // counts; float so one all_reduce sums them all
+  std::vector<float> passk(size_t(o.device_batch_size), 0.f);     // counts; float so one all_reduce sums them all
   for (int64_t i = dist_rank(); i < n; i += dist_world_size()) {  // ranks take every world_size-th question
     nlohmann::json conv = task_example(task, i);
     auto prompt = tok.render_for_completion(conv);
-    auto [seqs, masks] = engine.generate_batch(prompt, int(o.device_batch_size), int(o.max_new_tokens), o.temperature,
-                                               o.top_k, 42);
+    auto [seqs, masks] =
+        engine.generate_batch(prompt, int(o.device_batch_size), int(o.max_new_tokens), o.temperature, o.top_k, 42);
     bool any = false;
     for (size_t k = 0; k < seqs.size() && k < passk.size(); k++) {
       std::vector<int32_t> completion(seqs[k].begin() + int64_t(prompt.size()), seqs[k].end());
@@ -130,7 +130,8 @@ int chat_rl_main(int argc, char** argv) {
   app.add_option("--model-tag", o.model_tag, "SFT model tag to load, also the output directory name");
   app.add_option("--model-step", o.model_step, "SFT model step to load (default: last)");
   app.add_option("--num-epochs", o.num_epochs, "number of epochs over GSM8K train");
-  app.add_option("--device-batch-size", o.device_batch_size, "max rows per forward pass (also samples per generate call and k of pass@k)");
+  app.add_option("--device-batch-size", o.device_batch_size,
+                 "max rows per forward pass (also samples per generate call and k of pass@k)");
   app.add_option("--examples-per-step", o.examples_per_step, "questions per optimizer step");
   app.add_option("--num-samples", o.num_samples, "completions sampled per question");
   app.add_option("--max-new-tokens", o.max_new_tokens, "max tokens per completion");
@@ -156,8 +157,10 @@ int chat_rl_main(int argc, char** argv) {
   nlohmann::ordered_json user_config;
   user_config["run"] = o.run;
   user_config["device_type"] = o.device_type;
-  user_config["model_tag"] = o.model_tag.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.model_tag);
-  user_config["model_step"] = o.model_step >= 0 ? nlohmann::ordered_json(o.model_step) : nlohmann::ordered_json(nullptr);
+  user_config["model_tag"] =
+      o.model_tag.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(o.model_tag);
+  user_config["model_step"] =
+      o.model_step >= 0 ? nlohmann::ordered_json(o.model_step) : nlohmann::ordered_json(nullptr);
   user_config["num_epochs"] = o.num_epochs;
   user_config["device_batch_size"] = o.device_batch_size;
   user_config["examples_per_step"] = o.examples_per_step;
@@ -178,8 +181,9 @@ int chat_rl_main(int argc, char** argv) {
   ComputeContext ctx = compute_init(o.device_type);
   if (o.examples_per_step % ctx.world_size != 0) fail("--examples-per-step must be divisible by the world size");
   Logger logger = ctx.rank == 0 ? Logger("nanochat-rl", o.run, o.logger, user_config) : Logger();
-  LoadedModel lm = load_model("sft", ctx.device, "eval", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
-                               o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
+  LoadedModel lm =
+      load_model("sft", ctx.device, "eval", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
+                 o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
   GPT model = lm.model;
   const Tokenizer& tok = lm.tokenizer;
   Engine engine(model, tok);
@@ -195,8 +199,8 @@ int chat_rl_main(int argc, char** argv) {
          o.examples_per_step);
 
   MuonAdamW optimizer =
-      setup_optimizer(model->state_dict(), model->config.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, o.weight_decay,
-                      0.5, process_group());  // several ranks: step() averages the gradients
+      setup_optimizer(model->state_dict(), model->config.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr,
+                      o.weight_decay, 0.5, process_group());  // several ranks: step() averages the gradients
   for (auto& g : optimizer.param_groups()) {
     g.lr *= o.init_lr_frac;
     g.initial_lr = g.lr;
@@ -252,7 +256,8 @@ int chat_rl_main(int argc, char** argv) {
     double mean_seq_len = seq_count > 0 ? seq_len_sum / seq_count : 0.0;
     mean_reward = all_reduce(mean_reward, Reduce::avg);  // every rank has examples_per_rank questions
     mean_seq_len = all_reduce(mean_seq_len, Reduce::avg);
-    print0f("Step {}/{} | Average reward: {:.4f} | Average sequence length: {:.2f}", step, num_steps, mean_reward, mean_seq_len);
+    print0f("Step {}/{} | Average reward: {:.4f} | Average sequence length: {:.2f}", step, num_steps, mean_reward,
+            mean_seq_len);
     logger.log(step, {{"reward", mean_reward}, {"sequence_length", mean_seq_len}});
 
     double lrm = rl_lr_multiplier(step, num_steps);

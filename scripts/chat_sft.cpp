@@ -78,8 +78,7 @@ T inherit(const char* name, bool given, T cli, const Json& source, T fallback) {
     print0f("Inherited {}={} from pretrained checkpoint", name, pretrained);
     return pretrained;
   }
-  if (has && cli != pretrained)
-    print0f("NOTE: --{} value {} differs from pretrained value {}", name, cli, pretrained);
+  if (has && cli != pretrained) print0f("NOTE: --{} value {} differs from pretrained value {}", name, cli, pretrained);
   return cli;
 }
 
@@ -112,7 +111,8 @@ int chat_sft_main(int argc, char** argv) {
   app.add_option("--chatcore-max-sample", o.chatcore_max_sample, "max problems per generative task for ChatCORE");
   app.add_option("--mmlu-epochs", o.mmlu_epochs, "epochs of MMLU in the default training mixture");
   app.add_option("--gsm8k-epochs", o.gsm8k_epochs, "epochs of GSM8K in the default training mixture");
-  app.add_option("--mixture", o.mixture, "training tasks: 'default' or a list like \"SmolTalk,CustomJSON*2,SpellingBee:1000\"");
+  app.add_option("--mixture", o.mixture,
+                 "training tasks: 'default' or a list like \"SmolTalk,CustomJSON*2,SpellingBee:1000\"");
   app.add_option("--val-mixture", o.val_mixture, "validation tasks: 'default' or a task list (split defaults to test)");
   app.add_option("--chatcore-tasks", o.chatcore_tasks, "ChatCORE tasks separated by '|'");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
@@ -157,8 +157,9 @@ int chat_sft_main(int argc, char** argv) {
   Logger logger = ctx.rank == 0 ? Logger("nanochat-sft", o.run, o.logger, user_config) : Logger();
 
   // Model, tokenizer and the pretraining meta (for inheritance).
-  LoadedModel lm = load_model("base", ctx.device, "train", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
-                               o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
+  LoadedModel lm =
+      load_model("base", ctx.device, "train", o.model_tag.empty() ? std::nullopt : std::optional(o.model_tag),
+                 o.model_step >= 0 ? std::optional(o.model_step) : std::nullopt);
   GPT model = lm.model;
   const Tokenizer& tokenizer = lm.tokenizer;
   const Json& pre = lm.meta;
@@ -187,8 +188,8 @@ int chat_sft_main(int argc, char** argv) {
   print0f("Total batch size {} => gradient accumulation steps: {}", o.total_batch_size, grad_accum_steps);
 
   // Optimizer, warm-started from the base run's state when asked (its saved LRs are replaced by the fresh ones).
-  MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr, 0.0,
-                                        0.5, process_group());  // several ranks: step() averages the gradients
+  MuonAdamW optimizer = setup_optimizer(model->state_dict(), cfg.n_embd, o.unembedding_lr, o.embedding_lr, o.matrix_lr,
+                                        0.0, 0.5, process_group());  // several ranks: step() averages the gradients
   if (o.load_optimizer) {
     const auto& base_dir = lm.dir;
     // Optimizer state is per rank: it only carries over to a run with the world size that saved it.
@@ -196,7 +197,8 @@ int chat_sft_main(int argc, char** argv) {
     auto state = saved_ranks == ctx.world_size ? load_optimizer_state_from_dir(base_dir, lm.step, ctx.rank, ctx.device)
                                                : std::nullopt;
     if (saved_ranks > 0 && saved_ranks != ctx.world_size)
-      print0f("WARNING: the base optimizer state was saved by {} ranks and this run has {}", saved_ranks, ctx.world_size);
+      print0f("WARNING: the base optimizer state was saved by {} ranks and this run has {}", saved_ranks,
+              ctx.world_size);
     if (state) {
       std::vector<double> fresh;
       for (auto& g : optimizer.param_groups()) fresh.push_back(g.lr);
@@ -215,7 +217,8 @@ int chat_sft_main(int argc, char** argv) {
   // Data.
   TaskPtr train_ds = o.mixture == "default" ? sft_default_train_mixture(o.mmlu_epochs, o.gsm8k_epochs)
                                             : make_mixture(parse_task_list(o.mixture, "train"));
-  TaskPtr val_ds = o.val_mixture == "default" ? sft_default_val_mixture() : make_mixture(parse_task_list(o.val_mixture, "test"));
+  TaskPtr val_ds =
+      o.val_mixture == "default" ? sft_default_val_mixture() : make_mixture(parse_task_list(o.val_mixture, "test"));
   const int64_t train_size = task_size(*train_ds), val_size = task_size(*val_ds);
   print0f("Training mixture: {} conversations, validation mixture: {}", train_size, val_size);
   if (train_size == 0 || val_size == 0) fail("the training and validation mixtures must not be empty");
@@ -258,7 +261,13 @@ int chat_sft_main(int argc, char** argv) {
       SftDataLoader val_loader(val_size, render(val_ds), bos, int(o.device_batch_size), int(o.max_seq_len), false, -1,
                                ctx.device, ctx.rank, ctx.world_size);
       int64_t eval_steps = std::max<int64_t>(1, o.eval_tokens / (o.device_batch_size * o.max_seq_len * ctx.world_size));
-      val_bpb = chat_bpb(model, [&] { auto b = val_loader.next(); return std::pair{b.inputs, b.targets}; }, eval_steps, token_bytes);
+      val_bpb = chat_bpb(
+          model,
+          [&] {
+            auto b = val_loader.next();
+            return std::pair{b.inputs, b.targets};
+          },
+          eval_steps, token_bytes);
       print0f("Step {:05d} | Validation bpb: {:.4f}", step, val_bpb);
       min_val_bpb = std::min(min_val_bpb, val_bpb);
       logger.log(step, {{"val/bpb", val_bpb}});
@@ -326,7 +335,9 @@ int chat_sft_main(int argc, char** argv) {
     }
     any_backward = all_reduce(any_backward ? 1.0 : 0.0, Reduce::max) > 0;
     if (any_backward) zero_missing_grads(model->parameters());  // a rank that skipped every batch adds zeros
-    if (any_backward) with_collectives("the optimizer step", [&] { optimizer.step(); });  // no gradient at all: nothing to update (Muon needs every gradient)
+    if (any_backward)
+      with_collectives("the optimizer step",
+                       [&] { optimizer.step(); });  // no gradient at all: nothing to update (Muon needs every gradient)
     optimizer.zero_grad();
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -345,13 +356,20 @@ int chat_sft_main(int argc, char** argv) {
     // An addition to nanochat's line: the time left, from the pace since step 10 (progress is 0..1 of the run).
     std::string eta;
     if (step > 10 && progress > timed_from_progress)
-      eta = fmt::format(" | eta: {:.1f}m", total_training_time / (progress - timed_from_progress) * (1 - progress) / 60);
-    print0f("step {:05d} ({:.2f}%) | loss: {:.6f} | lrm: {:.2f} | dt: {:.2f}ms | tok/sec: {} | mfu: {:.2f} | epoch: {} | "
-            "total time: {:.2f}m{}",
-            step, pct, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, batch.epoch, total_training_time / 60, eta);
+      eta =
+          fmt::format(" | eta: {:.1f}m", total_training_time / (progress - timed_from_progress) * (1 - progress) / 60);
+    print0f(
+        "step {:05d} ({:.2f}%) | loss: {:.6f} | lrm: {:.2f} | dt: {:.2f}ms | tok/sec: {} | mfu: {:.2f} | epoch: {} | "
+        "total time: {:.2f}m{}",
+        step, pct, debiased, lrm, dt * 1000, with_thousands(tok_per_sec), mfu, batch.epoch, total_training_time / 60,
+        eta);
     if (step % 10 == 0 || step == 1)
-      logger.log(step, {{"train/loss", debiased}, {"train/lrm", lrm}, {"train/dt", dt}, {"train/tok_per_sec", double(tok_per_sec)},
-                        {"train/mfu", mfu}, {"train/epoch", double(batch.epoch)}});
+      logger.log(step, {{"train/loss", debiased},
+                        {"train/lrm", lrm},
+                        {"train/dt", dt},
+                        {"train/tok_per_sec", double(tok_per_sec)},
+                        {"train/mfu", mfu},
+                        {"train/epoch", double(batch.epoch)}});
   }
 
   print0f("Peak memory usage: {:.2f}MiB", peak_memory_bytes(ctx.device) / 1024.0 / 1024.0);

@@ -1,4 +1,5 @@
-// chat_web: serve a nanochat model over HTTP with a chat UI (scripts/chat_web.py), nanochat's API and an OpenAI-compatible one.
+// chat_web: serve a nanochat model over HTTP with a chat UI (scripts/chat_web.py), nanochat's API and an
+// OpenAI-compatible one.
 //   nanochat chat_web                          the latest SFT model on http://127.0.0.1:8000
 //   nanochat chat_web -i rl -n 8               8 replicas, one per GPU
 //   nanochat chat_web --num-workers 2 --device-type cpu --host 0.0.0.0

@@ -52,13 +52,17 @@ int dataset_main(int argc, char** argv) {
   int64_t limit = -1, shard_chars = 250'000'000, doc_chars = 0;
   int row_group_size = 1024;
 
-  Flags app{"Download the pretraining shards, build shards from your own text, or print a parquet file", "nanochat dataset"};
-  app.add_option("-n,--num-files", num_files, "number of train shards to download (-1 = all); the val shard is always fetched");
+  Flags app{"Download the pretraining shards, build shards from your own text, or print a parquet file",
+            "nanochat dataset"};
+  app.add_option("-n,--num-files", num_files,
+                 "number of train shards to download (-1 = all); the val shard is always fetched");
   app.add_option("-w,--num-workers", num_workers, "parallel downloads");
   app.add_option("--base-url", base_url, "where the shards are served (env NANOCHAT_DATA_URL)");
-  app.add_option("--from-text", from_text, "build shards from text files / .jsonl files (field \"text\") / directories")->expected(1, -1);
+  app.add_option("--from-text", from_text, "build shards from text files / .jsonl files (field \"text\") / directories")
+      ->expected(1, -1);
   app.add_option("--shard-chars", shard_chars, "--from-text: about this many bytes of text per shard");
-  app.add_option("--doc-chars", doc_chars, "--from-text: cut documents longer than this many bytes into pieces at blank lines (0 = keep whole)");
+  app.add_option("--doc-chars", doc_chars,
+                 "--from-text: cut documents longer than this many bytes into pieces at blank lines (0 = keep whole)");
   app.add_option("--row-group-size", row_group_size, "--from-text: documents per row group");
   app.add_option("--output-dir", output_dir, "where shards go (default: the data directory)");
   app.add_option("--cat", cat, "print the rows of this parquet file as JSON lines");

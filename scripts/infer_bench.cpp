@@ -80,7 +80,8 @@ int infer_bench_main(int argc, char** argv) {
   app.add_option("--max-tokens", max_tokens, "new tokens per row")->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed passes per batch size")->check(CLI::NonNegativeNumber);
   app.add_option("--repeats", repeats, "timed passes per batch size (median reported)")->check(CLI::PositiveNumber);
-  app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")->check(CLI::IsMember({"", "cuda", "cpu"}));
+  app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")
+      ->check(CLI::IsMember({"", "cuda", "cpu"}));
   app.add_flag("--json", as_json, "print one JSON object instead of a table");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
@@ -115,7 +116,8 @@ int infer_bench_main(int argc, char** argv) {
     // random model rarely lands on them and ends a row early.
     Ranks ranks;
     for (int32_t id = 0; id < int32_t(vocab_size) - int32_t(kSpecialTokens.size()); ++id)
-      ranks.emplace_back(id < 256 ? std::string(1, char(id)) : std::string{char((id - 256) / 256), char((id - 256) % 256)}, id);
+      ranks.emplace_back(
+          id < 256 ? std::string(1, char(id)) : std::string{char((id - 256) / 256), char((id - 256) % 256)}, id);
     owned_tok = make_nanochat_tokenizer(std::move(ranks));
     label = fmt::format("random d{} (n_embd {}, head_dim {}, vocab {})", depth, c.n_embd, head_dim, vocab_size);
   } else {
@@ -153,8 +155,12 @@ int infer_bench_main(int argc, char** argv) {
     results.push_back({{"batch_size", bs}, {"ttft_ms", m_ttft}, {"tpot_ms", m_tpot}, {"tokens_per_s", m_tps}});
   }
   if (as_json)
-    print0(nlohmann::json{{"model", label}, {"device", ctx.device.str()}, {"threads", torch::get_num_threads()},
-                          {"prompt_len", prompt_len}, {"max_tokens", max_tokens}, {"results", results}}
+    print0(nlohmann::json{{"model", label},
+                          {"device", ctx.device.str()},
+                          {"threads", torch::get_num_threads()},
+                          {"prompt_len", prompt_len},
+                          {"max_tokens", max_tokens},
+                          {"results", results}}
                .dump());
   return 0;
 }

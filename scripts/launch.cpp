@@ -98,7 +98,8 @@ void relay_stderr(int fd, int rank) {
 
 std::string describe(int status) {
   if (WIFEXITED(status)) return fmt::format("exited with status {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   return "stopped";
 }
 
@@ -130,8 +131,9 @@ int launch_main(int argc, char** argv) {
     }
   int nproc_per_node = 0, nnodes = 1, node_rank = 0, master_port = -1;
   std::string master_addr = "127.0.0.1";
-  Flags app{"Start the ranks of a multi-process run (like torchrun): nanochat launch --nproc-per-node N -- <subcommand> ...",
-            "nanochat launch"};
+  Flags app{
+      "Start the ranks of a multi-process run (like torchrun): nanochat launch --nproc-per-node N -- <subcommand> ...",
+      "nanochat launch"};
   app.add_option("--nproc-per-node", nproc_per_node, "ranks (processes) on this node; one per GPU on CUDA")->required();
   app.add_option("--nnodes", nnodes, "number of nodes");
   app.add_option("--node-rank", node_rank, "this node's index, 0..nnodes-1");
@@ -143,7 +145,8 @@ int launch_main(int argc, char** argv) {
   std::string sub = argv[sep + 1];
   if (sub == "launch") fail("launch cannot launch itself; put the subcommand to run after '--'");
   if (!is_subcommand(sub)) fail("unknown subcommand '{}' after '--' (nanochat --help lists them)", sub);
-  if (nproc_per_node < 1 || nproc_per_node > kMaxRanks) fail("--nproc-per-node={} must be 1..{}", nproc_per_node, kMaxRanks);
+  if (nproc_per_node < 1 || nproc_per_node > kMaxRanks)
+    fail("--nproc-per-node={} must be 1..{}", nproc_per_node, kMaxRanks);
   if (nnodes < 1) fail("--nnodes={} must be at least 1", nnodes);
   if (node_rank < 0 || node_rank >= nnodes) fail("--node-rank={} must be in 0..{}", node_rank, nnodes - 1);
   if (master_port == -1) master_port = nnodes == 1 ? free_port() : 29500;
@@ -157,8 +160,8 @@ int launch_main(int argc, char** argv) {
   std::vector<char*> child_argv;
   for (auto& a : sub_args) child_argv.push_back(a.data());
   child_argv.push_back(nullptr);
-  const char* kOurs[] = {"RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE=", "GROUP_RANK=", "MASTER_ADDR=",
-                         "MASTER_PORT="};
+  const char* kOurs[] = {
+      "RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE=", "GROUP_RANK=", "MASTER_ADDR=", "MASTER_PORT="};
   std::vector<std::string> base_env;
   for (char** e = environ; *e; ++e) {
     bool ours = false;
@@ -182,7 +185,7 @@ int launch_main(int argc, char** argv) {
     envps[i].push_back(nullptr);
   }
 
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = forward_signal;
   sigemptyset(&sa.sa_mask);
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
@@ -204,7 +207,7 @@ int launch_main(int argc, char** argv) {
       // The rank dies with us, whatever way we end.
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (getppid() != self) _exit(1);
-      struct sigaction dfl{};
+      struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
       for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &dfl, nullptr);
       setpgid(0, 0);  // a terminal's Ctrl-C reaches launch only, which forwards it once
@@ -234,7 +237,8 @@ int launch_main(int argc, char** argv) {
   }
   std::vector<std::thread> relays;
   for (int lr = 0; lr < nproc_per_node; ++lr)
-    if (relay_fds[size_t(lr)] >= 0) relays.emplace_back(relay_stderr, relay_fds[size_t(lr)], node_rank * nproc_per_node + lr);
+    if (relay_fds[size_t(lr)] >= 0)
+      relays.emplace_back(relay_stderr, relay_fds[size_t(lr)], node_rank * nproc_per_node + lr);
 
   int running = nproc_per_node, result = 0;
   bool stopping = false;

@@ -31,8 +31,9 @@ const std::vector<Command> kCommands = {
 };
 
 void print_usage(FILE* out) {
-  std::fprintf(out, "usage: nanochat <subcommand> [flags]   (nanochat <subcommand> --help for its flags;\n"
-                    "       nanochat --version for libtorch, CUDA and the device)\n\nsubcommands:\n");
+  std::fprintf(out,
+               "usage: nanochat <subcommand> [flags]   (nanochat <subcommand> --help for its flags;\n"
+               "       nanochat --version for libtorch, CUDA and the device)\n\nsubcommands:\n");
   for (const auto& c : kCommands) std::fprintf(out, "  %-14s %s\n", c.name, c.help);
 }
 

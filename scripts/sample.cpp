@@ -3,7 +3,8 @@
 //
 //   nanochat sample -i base -p "The capital of France is"                    # greedy, 24 tokens
 //   nanochat sample -i sft -g d12 -s 700 -p "Hi" --temperature 0.8 --top-k 50 --num-samples 3
-//   nanochat sample -i base -p "Hello" --json --logits 16                     # {"ids": [...], "text": ..., "last_logits": [...]}
+//   nanochat sample -i base -p "Hello" --json --logits 16                     # {"ids": [...], "text": ...,
+//   "last_logits": [...]}
 //
 // The prompt is encoded with <|bos|> prepended and continued as is (no chat template; use chat_cli for chat).
 // Printed text is the decode of the whole sequence, prompt included, as nanochat's base_eval prints samples.
@@ -32,7 +33,8 @@ int sample_main(int argc, char** argv) {
   Flags app{"Sample from a trained model", "nanochat sample"};
   app.add_option("-i,--source", source, "checkpoint source: base|sft|rl")->check(CLI::IsMember({"base", "sft", "rl"}));
   app.add_option("-g,--model-tag", model_tag, "model tag (default: the largest)");
-  app.add_option("-s,--step", step, "checkpoint step (default: the last)")->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
+  app.add_option("-s,--step", step, "checkpoint step (default: the last)")
+      ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
   app.add_option("-p,--prompt", prompt, "prompt text (encoded with <|bos|> prepended)");
   app.add_option("-t,--temperature", temperature, "sampling temperature (0 = greedy)");
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = all tokens)");
@@ -62,10 +64,11 @@ int sample_main(int argc, char** argv) {
   std::vector<double> last_logits;
   if (logits_n > 0) {
     torch::NoGradGuard no_grad;
-    torch::Tensor idx = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong)
-                            .unsqueeze(0).to(ctx.device);
+    torch::Tensor idx =
+        torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).unsqueeze(0).to(ctx.device);
     if (idx.size(1) < 2) fail("--logits needs a prompt of at least one token besides <|bos|>");
-    torch::Tensor logits = lm.model->forward(idx).select(1, idx.size(1) - 1).squeeze(0).to(torch::kCPU, torch::kFloat64);
+    torch::Tensor logits =
+        lm.model->forward(idx).select(1, idx.size(1) - 1).squeeze(0).to(torch::kCPU, torch::kFloat64);
     int64_t n = std::min<int64_t>(logits_n, logits.size(0));
     for (int64_t i = 0; i < n; ++i) last_logits.push_back(logits[i].item<double>());
   }

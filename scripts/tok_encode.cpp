@@ -86,7 +86,8 @@ int tok_encode_main(int argc, char** argv) {
         fail("--jsonl line {}: expected an object with a string field \"text\"", n);
       texts.push_back(row["text"]);
     }
-    for (const auto& ids : tok.encode_batch(texts, pre, app_ref, threads)) std::cout << json{{"ids", ids}}.dump() << "\n";
+    for (const auto& ids : tok.encode_batch(texts, pre, app_ref, threads))
+      std::cout << json{{"ids", ids}}.dump() << "\n";
     return 0;
   }
   std::vector<int32_t> ids;

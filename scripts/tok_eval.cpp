@@ -2,8 +2,9 @@
 //   nanochat tok_eval --gpt2 gpt2.tiktoken --gpt4 cl100k_base.tiktoken
 // Nothing is downloaded: pass tiktoken's rank files (gpt2 / cl100k_base in .tiktoken form), or put them at
 // <base_dir>/tiktoken/gpt2.tiktoken and <base_dir>/tiktoken/cl100k_base.tiktoken and run it without flags; a baseline
-// whose file is in neither place is skipped with a note (with neither, our own ratios are still measured). Texts: five samples
-// written for this program (news, Korean, code, math, science), plus the first row group of the first train shard
+// whose file is in neither place is skipped with a note (with neither, our own ratios are still measured). Texts: five
+// samples written for this program (news, Korean, code, math, science), plus the first row group of the first train
+// shard
 // ("fwe-train") and of the val shard ("fwe-val") when the pretraining shards are available. Every tokenizer must
 // round-trip every text exactly. Ratio = UTF-8 bytes per token (higher is better).
 // The report section "Tokenizer evaluation" holds the comparison tables, as nanochat's does.
@@ -19,7 +20,8 @@ using namespace nanochat;
 
 namespace {
 
-const char* kNews = R"(Livestock officials in three southern counties confirmed on Tuesday that traps set along the river corridor
+const char* kNews =
+    R"(Livestock officials in three southern counties confirmed on Tuesday that traps set along the river corridor
 caught adult New World screwworm flies for the second week in a row, prompting an emergency quarantine on cattle
 movements. The parasite, whose larvae burrow into open wounds of warm-blooded animals, had been pushed back to
 Central America decades ago by releasing billions of sterile males bred in dedicated facilities. "We are not in a
@@ -94,7 +96,8 @@ which is the claim for $n+1$. Since $\sum_{k=1}^{n} k = n(n+1)/2$, the middle ex
 \end{proof}
 \end{document})";
 
-const char* kScience = R"(Photosynthesis turns light into chemical energy. In the thylakoid membranes of the chloroplast, chlorophyll
+const char* kScience =
+    R"(Photosynthesis turns light into chemical energy. In the thylakoid membranes of the chloroplast, chlorophyll
 absorbs photons mostly in the blue and red parts of the spectrum; the energy splits water molecules, releasing
 oxygen (O2) and driving an electron transport chain that pumps protons and makes ATP and NADPH. In the stroma,
 the Calvin cycle then uses that ATP and NADPH to fix carbon dioxide: the enzyme RuBisCO attaches CO2 to
@@ -118,8 +121,10 @@ void print_comparison(const std::string& baseline, const std::vector<std::pair<s
   print0f("{:<10} {:<8} {:<15} {:<15} {:<12} {:<10}", "Text Type", "Bytes", baseline, "Ours", "Relative", "Better");
   print0f("{:<10} {:<8} {:<7} {:<7} {:<7} {:<7} {:<12}", "", "", "Tokens", "Ratio", "Tokens", "Ratio", "Diff %");
   print0(std::string(95, '-'));
-  markdown += fmt::format("### Comparison with {}\n\n| Text Type | Bytes | {} Tokens | {} Ratio | Ours Tokens | Ours Ratio | Relative Diff % |\n|-----------|-------|--------------|--------------|-------------|------------|-----------------|\n",
-                          baseline, baseline, baseline);
+  markdown += fmt::format(
+      "### Comparison with {}\n\n| Text Type | Bytes | {} Tokens | {} Ratio | Ours Tokens | Ours Ratio | Relative Diff "
+      "% |\n|-----------|-------|--------------|--------------|-------------|------------|-----------------|\n",
+      baseline, baseline, baseline);
   for (size_t i = 0; i < texts.size(); i++) {
     const Result &b = base[i], &o = ours[i];
     double diff = (double(b.tokens) - double(o.tokens)) / double(b.tokens) * 100.0;
@@ -127,8 +132,9 @@ void print_comparison(const std::string& baseline, const std::vector<std::pair<s
     std::string better = "Tie";
     if (b.ratio > o.ratio) bc = green, oc = red, dc = red, better = baseline;
     if (o.ratio > b.ratio) bc = red, oc = green, dc = green, better = "Ours";
-    print0f("{:<10} {:<8} {}{:<7}{} {}{:<7.2f}{} {}{:<7}{} {}{:<7.2f}{} {}{:+7.1f}%{}     {:<10}", texts[i].first, b.bytes,
-            bc, b.tokens, reset, bc, b.ratio, reset, oc, o.tokens, reset, oc, o.ratio, reset, dc, diff, reset, better);
+    print0f("{:<10} {:<8} {}{:<7}{} {}{:<7.2f}{} {}{:<7}{} {}{:<7.2f}{} {}{:+7.1f}%{}     {:<10}", texts[i].first,
+            b.bytes, bc, b.tokens, reset, bc, b.ratio, reset, oc, o.tokens, reset, oc, o.ratio, reset, dc, diff, reset,
+            better);
     markdown += fmt::format("| {} | {} | {} | {:.2f} | {} | {:.2f} | {:+.1f}% |\n", texts[i].first, b.bytes, b.tokens,
                             b.ratio, o.tokens, o.ratio, diff);
   }
@@ -162,8 +168,10 @@ int tok_eval_main(int argc, char** argv) {
       return true;
     }
     skipped.push_back(fmt::format("{} (no rank file: pass {} FILE or put {} there)", label, flag, def.string()));
-    print0f("note: skipping the comparison with {}: {} not found; pass {} FILE (tiktoken's {} ranks in .tiktoken "
-            "form: base64 token, space, rank per line)", label, def.string(), flag, name);
+    print0f(
+        "note: skipping the comparison with {}: {} not found; pass {} FILE (tiktoken's {} ranks in .tiktoken "
+        "form: base64 token, space, rank per line)",
+        label, def.string(), flag, name);
     return false;
   };
   bool have_gpt2 = rank_file(gpt2_path, "gpt2", "--gpt2", "GPT-2");
@@ -200,7 +208,9 @@ int tok_eval_main(int argc, char** argv) {
   if (toks.size() == 1) {
     // No baseline at all: still measure ours, so the run has numbers to compare later.
     print0("\nOur tokenizer:");
-    markdown += "### Our tokenizer\n\n| Text Type | Bytes | Ours Tokens | Ours Ratio |\n|-----------|-------|-------------|------------|\n";
+    markdown +=
+        "### Our tokenizer\n\n| Text Type | Bytes | Ours Tokens | Ours Ratio "
+        "|\n|-----------|-------|-------------|------------|\n";
     for (size_t i = 0; i < texts.size(); i++) {
       const Result& o = results[0][i];
       print0f("{:<10} {:<8} {:<7} {:<7.2f}", texts[i].first, o.bytes, o.tokens, o.ratio);

@@ -87,11 +87,14 @@ int tok_train_main(int argc, char** argv) {
   int vocab_size = 32768;
   std::vector<std::string> inputs;
   std::string output_dir;
-  Flags app{"Train the BPE tokenizer (rustbpe semantics) and save tokenizer.pkl and token_bytes.pt", "nanochat tok_train"};
+  Flags app{"Train the BPE tokenizer (rustbpe semantics) and save tokenizer.pkl and token_bytes.pt",
+            "nanochat tok_train"};
   app.add_option("--max-chars", max_chars, "maximum characters to train on");
   app.add_option("--doc-cap", doc_cap, "maximum characters per document");
   app.add_option("--vocab-size", vocab_size, "vocabulary size, including the 9 special tokens");
-  app.add_option("--input", inputs, "text files (one document each), .jsonl (field \"text\") or .parquet files; default: the pretraining shards");
+  app.add_option(
+      "--input", inputs,
+      "text files (one document each), .jsonl (field \"text\") or .parquet files; default: the pretraining shards");
   app.add_option("--output-dir", output_dir, "where to save (default: <base_dir>/tokenizer)");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   if (vocab_size - int(kSpecialTokens.size()) < 256)

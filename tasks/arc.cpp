@@ -9,8 +9,10 @@
 namespace nanochat {
 
 ARC::ARC(const std::string& subset, const std::string& split, Slice slice) : Task(slice) {
-  if (subset != "ARC-Easy" && subset != "ARC-Challenge") fail("ARC subset must be ARC-Easy or ARC-Challenge, got '{}'", subset);
-  if (split != "train" && split != "validation" && split != "test") fail("ARC split must be train|validation|test, got '{}'", split);
+  if (subset != "ARC-Easy" && subset != "ARC-Challenge")
+    fail("ARC subset must be ARC-Easy or ARC-Challenge, got '{}'", subset);
+  if (split != "train" && split != "validation" && split != "test")
+    fail("ARC split must be train|validation|test, got '{}'", split);
   rows_ = load_hf_split("allenai/ai2_arc", subset, split);
 }
 

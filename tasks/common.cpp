@@ -16,7 +16,8 @@ Task::Task(Slice slice) : slice_(slice) {
 int64_t Task::size() const {
   int64_t n = num_examples();
   if (slice_.stop && *slice_.stop > n) {
-    if (!warned_) print0f("Warning: stop parameter ({}) exceeds dataset size ({}). Using {} examples instead.", *slice_.stop, n, n);
+    if (!warned_)
+      print0f("Warning: stop parameter ({}) exceeds dataset size ({}). Using {} examples instead.", *slice_.stop, n, n);
     warned_ = true;
     slice_.stop = n;
   }

@@ -80,7 +80,8 @@ ShuffledRows load_hf_split(const std::string& repo, const std::string& subset, c
   for (const auto& file : parquet_files(dir)) {
     ParquetFile pf(file);
     for (int rg = 0; rg < pf.num_row_groups(); rg++)
-      for (auto& row : pf.read_rows(rg)) rows.push_back(row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+      for (auto& row : pf.read_rows(rg))
+        rows.push_back(row.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return ShuffledRows(std::move(rows));
 }

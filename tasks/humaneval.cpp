@@ -63,7 +63,8 @@ std::string humaneval_program(const Conversation& conversation, const std::strin
          conversation.at("entry_point").get<std::string>() + ")";
 }
 
-HumanEval::HumanEval(Slice slice) : Task(slice), rows_(load_hf_split("openai/openai_humaneval", "openai_humaneval", "test")) {}
+HumanEval::HumanEval(Slice slice)
+    : Task(slice), rows_(load_hf_split("openai/openai_humaneval", "openai_humaneval", "test")) {}
 
 Conversation HumanEval::conversation_from_row(const nlohmann::json& row) {
   const std::string prompt = row.at("prompt").get<std::string>();

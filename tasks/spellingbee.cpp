@@ -24,34 +24,63 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string> kTemplates = {
-    "How many {letter} are in the word {word}", "How many {letter} are in {word}",
-    "Count the number of {letter} in {word}", "How many times does {letter} appear in {word}",
-    "What's the count of {letter} in {word}", "In the word {word}, how many {letter} are there",
-    "How many letter {letter} are in the word {word}", "Count how many {letter} appear in {word}",
-    "Tell me the number of {letter} in {word}", "How many occurrences of {letter} are in {word}",
-    "Find the count of {letter} in {word}", "Can you count the {letter} letters in {word}",
-    "What is the frequency of {letter} in {word}", "How many {letter}s are in {word}",
-    "How many {letter}'s are in {word}", "Count all the {letter} in {word}", "How many times is {letter} in {word}",
-    "Number of {letter} in {word}", "Total count of {letter} in {word}", "How many {letter} does {word} have",
-    "How many {letter} does {word} contain", "What's the number of {letter} in {word}",
-    "{word} has how many {letter}", "In {word}, count the {letter}", "How many {letter} appear in {word}",
-    "Count the {letter} in {word}", "Give me the count of {letter} in {word}",
-    "How many instances of {letter} in {word}", "Show me how many {letter} are in {word}",
+    "How many {letter} are in the word {word}",
+    "How many {letter} are in {word}",
+    "Count the number of {letter} in {word}",
+    "How many times does {letter} appear in {word}",
+    "What's the count of {letter} in {word}",
+    "In the word {word}, how many {letter} are there",
+    "How many letter {letter} are in the word {word}",
+    "Count how many {letter} appear in {word}",
+    "Tell me the number of {letter} in {word}",
+    "How many occurrences of {letter} are in {word}",
+    "Find the count of {letter} in {word}",
+    "Can you count the {letter} letters in {word}",
+    "What is the frequency of {letter} in {word}",
+    "How many {letter}s are in {word}",
+    "How many {letter}'s are in {word}",
+    "Count all the {letter} in {word}",
+    "How many times is {letter} in {word}",
+    "Number of {letter} in {word}",
+    "Total count of {letter} in {word}",
+    "How many {letter} does {word} have",
+    "How many {letter} does {word} contain",
+    "What's the number of {letter} in {word}",
+    "{word} has how many {letter}",
+    "In {word}, count the {letter}",
+    "How many {letter} appear in {word}",
+    "Count the {letter} in {word}",
+    "Give me the count of {letter} in {word}",
+    "How many instances of {letter} in {word}",
+    "Show me how many {letter} are in {word}",
     "Calculate the number of {letter} in {word}",
     // Spanish
-    "¿Cuántas {letter} hay en {word}?", "¿Cuántas veces aparece {letter} en {word}?", "Cuenta las {letter} en {word}",
+    "¿Cuántas {letter} hay en {word}?",
+    "¿Cuántas veces aparece {letter} en {word}?",
+    "Cuenta las {letter} en {word}",
     "¿Cuántas letras {letter} tiene {word}?",
     // Chinese
-    "{word}中有多少个{letter}", "{word}里有几个{letter}", "数一下{word}中的{letter}", "{word}这个词里有多少{letter}",
+    "{word}中有多少个{letter}",
+    "{word}里有几个{letter}",
+    "数一下{word}中的{letter}",
+    "{word}这个词里有多少{letter}",
     // Korean
-    "{word}에 {letter}가 몇 개 있나요", "{word}에서 {letter}의 개수는", "{word}에 {letter}가 몇 번 나오나요",
+    "{word}에 {letter}가 몇 개 있나요",
+    "{word}에서 {letter}의 개수는",
+    "{word}에 {letter}가 몇 번 나오나요",
     "{word}라는 단어에 {letter}가 몇 개",
     // French
-    "Combien de {letter} dans {word}", "Combien de fois {letter} apparaît dans {word}", "Compte les {letter} dans {word}",
+    "Combien de {letter} dans {word}",
+    "Combien de fois {letter} apparaît dans {word}",
+    "Compte les {letter} dans {word}",
     // German
-    "Wie viele {letter} sind in {word}", "Wie oft kommt {letter} in {word} vor", "Zähle die {letter} in {word}",
+    "Wie viele {letter} sind in {word}",
+    "Wie oft kommt {letter} in {word} vor",
+    "Zähle die {letter} in {word}",
     // Japanese
-    "{word}に{letter}は何個ありますか", "{word}の中に{letter}がいくつ", "{word}に{letter}が何回出てくる",
+    "{word}に{letter}は何個ありますか",
+    "{word}の中に{letter}がいくつ",
+    "{word}に{letter}が何回出てくる",
 };
 
 const std::vector<std::string> kLetters = [] {
@@ -140,9 +169,10 @@ static std::vector<std::string> load_word_list_uncached(const fs::path& target) 
   if (!fs::exists(fallback))
     fail("cannot download the word list ({}) and {} does not exist: put words_alpha.txt in {} or install wamerican",
          err, fallback, target.parent_path().string());
-  print0f("Word list: download of {} failed ({}); using {} (lowercase a-z words) instead, so spelling examples "
-          "differ from Python nanochat's",
-          kWordListUrl, err, fallback);
+  print0f(
+      "Word list: download of {} failed ({}); using {} (lowercase a-z words) instead, so spelling examples "
+      "differ from Python nanochat's",
+      kWordListUrl, err, fallback);
   std::vector<std::string> words;
   std::unordered_set<std::string> seen;
   for (auto& w : read_word_file(fallback)) {
@@ -195,8 +225,10 @@ Conversation SpellingBee::get_example(int64_t index) const {
                        join(chars, ",") + "\n\nThen count the occurrences of '" + letter + "':\n";
   int64_t running = 0;
   for (size_t i = 0; i < chars.size(); i++) {
-    if (chars[i] == letter) manual += fmt::format("{}:{} hit! count={}\n", i + 1, chars[i], ++running);
-    else manual += fmt::format("{}:{}\n", i + 1, chars[i]);
+    if (chars[i] == letter)
+      manual += fmt::format("{}:{} hit! count={}\n", i + 1, chars[i], ++running);
+    else
+      manual += fmt::format("{}:{}\n", i + 1, chars[i]);
   }
   manual += fmt::format("\nThis gives us {}.", running);
   nlohmann::json parts = nlohmann::json::array();
@@ -204,8 +236,8 @@ Conversation SpellingBee::get_example(int64_t index) const {
   parts.push_back({{"type", "text"}, {"text", "\n\nLet me double check this using Python:\n\n"}});
   parts.push_back({{"type", "python"}, {"text", "'" + word + "'.count('" + letter + "')"}});
   parts.push_back({{"type", "python_output"}, {"text", std::to_string(count)}});
-  parts.push_back(
-      {{"type", "text"}, {"text", fmt::format("\n\nPython gives us {}.\n\nMy final answer is:\n\n#### {}", count, count)}});
+  parts.push_back({{"type", "text"},
+                   {"text", fmt::format("\n\nPython gives us {}.\n\nMy final answer is:\n\n#### {}", count, count)}});
   return {{"messages", {{{"role", "user"}, {"content", user}}, {{"role", "assistant"}, {"content", parts}}}}};
 }
 

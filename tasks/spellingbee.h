@@ -16,7 +16,8 @@
 namespace nanochat {
 
 inline constexpr int64_t kTestRandomSeedOffset = 10000000;
-inline constexpr const char* kWordListUrl = "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt";
+inline constexpr const char* kWordListUrl =
+    "https://raw.githubusercontent.com/dwyl/english-words/refs/heads/master/words_alpha.txt";
 
 // The word list: lines of <base_dir>/words_alpha.txt, stripped (download, else the offline fallback above).
 std::vector<std::string> load_word_list();

@@ -53,8 +53,8 @@ struct HfSource {
 HfSource hf_source(const std::string& name, const std::string& split) {
   if (name == "arc-easy") return {"allenai/ai2_arc", "ARC-Easy", split};
   if (name == "arc-challenge") return {"allenai/ai2_arc", "ARC-Challenge", split};
-  if (name == "mmlu") return split == "train" ? HfSource{"cais/mmlu", "auxiliary_train", "train"}
-                                              : HfSource{"cais/mmlu", "all", split};
+  if (name == "mmlu")
+    return split == "train" ? HfSource{"cais/mmlu", "auxiliary_train", "train"} : HfSource{"cais/mmlu", "all", split};
   if (name == "gsm8k") return {"openai/gsm8k", "main", split};
   if (name == "humaneval") return {"openai/openai_humaneval", "openai_humaneval", split};
   if (name == "smoltalk") return {"HuggingFaceTB/smol-smoltalk", "default", split};
@@ -98,8 +98,7 @@ TaskPtr make_task(const std::string& name_in, const std::string& arg, const std:
       size_t used = 0;
       int64_t n = std::stoll(arg, &used);
       if (used == arg.size() && n > 0) return n;
-    } catch (const std::exception&) {
-    }
+    } catch (const std::exception&) {}
     fail("task {}: size '{}' is not a positive integer", name_in, arg);
   };
   if (name == "spellingbee") return std::make_shared<SpellingBee>(size_arg(), default_split, slice);
@@ -128,9 +127,10 @@ TaskPtr make_task(const std::string& name_in, const std::string& arg, const std:
     if (name == "humaneval") return std::make_shared<HumanEval>(slice);
     return std::make_shared<SmolTalk>(src.split, slice);
   }
-  fail("unknown task '{}' (known: ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval, SmolTalk, SpellingBee, "
-       "SimpleSpelling, CustomJSON)",
-       name_in);
+  fail(
+      "unknown task '{}' (known: ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval, SmolTalk, SpellingBee, "
+      "SimpleSpelling, CustomJSON)",
+      name_in);
 }
 
 std::vector<TaskPtr> parse_task_list(const std::string& spec, const std::string& default_split) {
@@ -184,8 +184,8 @@ TaskPtr sft_default_val_mixture() {
 TaskPtr make_mixture(std::vector<TaskPtr> tasks) { return std::make_shared<TaskMixture>(std::move(tasks)); }
 
 const std::vector<std::string>& chat_eval_task_names() {
-  static const std::vector<std::string> names = {"ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval",
-                                                 "SpellingBee"};
+  static const std::vector<std::string> names = {"ARC-Easy", "ARC-Challenge", "MMLU",
+                                                 "GSM8K",    "HumanEval",     "SpellingBee"};
   return names;
 }
 

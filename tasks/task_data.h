@@ -40,8 +40,7 @@ std::optional<std::vector<nlohmann::json>> hf_jsonl_rows(const std::string& repo
 // One task by name: ARC-Easy, ARC-Challenge, MMLU, GSM8K, HumanEval, SmolTalk, SpellingBee, SimpleSpelling,
 // CustomJSON (names case-insensitive). `arg` as in the list syntax above ("" = default); stop caps the task
 // (Python's stop=) when >= 0.
-TaskPtr make_task(const std::string& name, const std::string& arg, const std::string& default_split,
-                  int64_t stop = -1);
+TaskPtr make_task(const std::string& name, const std::string& arg, const std::string& default_split, int64_t stop = -1);
 // Parses a task list (syntax above) into tasks, repeats expanded.
 std::vector<TaskPtr> parse_task_list(const std::string& spec, const std::string& default_split);
 
@@ -50,7 +49,8 @@ TaskPtr sft_default_train_mixture(int64_t mmlu_epochs, int64_t gsm8k_epochs);
 TaskPtr sft_default_val_mixture();
 TaskPtr make_mixture(std::vector<TaskPtr> tasks);
 
-// chat_eval's task registry (scripts/chat_eval.py run_chat_eval): HumanEval, MMLU, ARC-Easy, ARC-Challenge, GSM8K, SpellingBee.
+// chat_eval's task registry (scripts/chat_eval.py run_chat_eval): HumanEval, MMLU, ARC-Easy, ARC-Challenge, GSM8K,
+// SpellingBee.
 TaskPtr make_chat_eval_task(const std::string& name);
 const std::vector<std::string>& chat_eval_task_names();
 // ChatCORE's random-guess baseline of a task: 0.25 for ARC/MMLU, 0 otherwise.

@@ -1,5 +1,5 @@
-// bpe_train: byte-level BPE training with rustbpe's exact semantics (nanochat/tokenizer.py RustBPETokenizer.train_from_iterator), so the same text gives the same
-// merges as Python nanochat's tok_train.
+// bpe_train: byte-level BPE training with rustbpe's exact semantics (nanochat/tokenizer.py
+// RustBPETokenizer.train_from_iterator), so the same text gives the same merges as Python nanochat's tok_train.
 //   BpeTrainer trainer(kSplitPattern);
 //   trainer.add_documents(buffer);           // call per buffer of documents (nanochat pulls 8192 at a time)
 //   Ranks ranks = trainer.train(32759);      // [(token bytes, id)] for ids 0..: 256 bytes, then merges in order

@@ -15,7 +15,8 @@ namespace {
 
 // Rust's regex (which fancy_regex uses) takes \s as the Unicode White_Space property. PCRE2's UCP \s is
 // "separator category + ASCII controls", which misses U+0085 (NEXT LINE). Spell \s and \S out so both agree.
-constexpr const char* kWhiteSpace = R"(\t-\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
+constexpr const char* kWhiteSpace =
+    R"(\t-\r\x20\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
 
 std::string translate_pattern(const std::string& pat) {
   std::string out;

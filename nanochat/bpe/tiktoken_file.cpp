@@ -79,7 +79,8 @@ std::vector<std::pair<std::string, int32_t>> parse_tiktoken_ranks(std::string_vi
       auto [p, ec] = std::from_chars(r.data(), r.data() + r.size(), rank);
       ok = ok && ec == std::errc() && p == r.data() + r.size() && rank >= 0;
     }
-    if (!ok) fail("{} line {}: expected '<base64 token> <rank>', got '{}'", what, line_no, std::string(line.substr(0, 80)));
+    if (!ok)
+      fail("{} line {}: expected '<base64 token> <rank>', got '{}'", what, line_no, std::string(line.substr(0, 80)));
     ranks.emplace_back(std::move(token), rank);
   }
   if (ranks.empty()) fail("{} holds no ranks; is it a .tiktoken file?", what);

@@ -17,8 +17,8 @@ CLI::Validator whole_number(bool is_signed, unsigned bits) {
         if (is_signed) {
           int64_t v = 0;
           auto [p, ec] = std::from_chars(text.data(), end, v);
-          ok = ec == std::errc() && p == end && (bits >= 64 || (v >= -(int64_t{1} << (bits - 1)) &&
-                                                                v < (int64_t{1} << (bits - 1))));
+          ok = ec == std::errc() && p == end &&
+               (bits >= 64 || (v >= -(int64_t{1} << (bits - 1)) && v < (int64_t{1} << (bits - 1))));
         } else {
           uint64_t v = 0;
           auto [p, ec] = std::from_chars(text.data(), end, v);

@@ -20,12 +20,22 @@
 namespace nanochat {
 
 namespace flags_detail {
-template <typename T> struct Scalar { using type = T; };
-template <typename T> struct Scalar<std::optional<T>> { using type = T; };
-template <typename T> inline constexpr bool is_optional = false;
-template <typename T> inline constexpr bool is_optional<std::optional<T>> = true;
-template <typename T> inline constexpr bool is_vector = false;
-template <typename T> inline constexpr bool is_vector<std::vector<T>> = true;
+template <typename T>
+struct Scalar {
+  using type = T;
+};
+template <typename T>
+struct Scalar<std::optional<T>> {
+  using type = T;
+};
+template <typename T>
+inline constexpr bool is_optional = false;
+template <typename T>
+inline constexpr bool is_optional<std::optional<T>> = true;
+template <typename T>
+inline constexpr bool is_vector = false;
+template <typename T>
+inline constexpr bool is_vector<std::vector<T>> = true;
 // Validators on the flag's text, before CLI11 converts it (its integer conversion saturates on overflow).
 CLI::Validator whole_number(bool is_signed, unsigned bits);
 CLI::Validator finite_number();
@@ -67,7 +77,8 @@ struct Flags : CLI::App {
   template <typename T>
   void remember(CLI::Option* opt, const T& variable) {
     std::string dest = opt->get_single_name();
-    for (char& c : dest) if (c == '-') c = '_';
+    for (char& c : dest)
+      if (c == '-') c = '_';
     values_.emplace_back(std::move(dest), [&variable]() -> nlohmann::ordered_json {
       if constexpr (flags_detail::is_optional<T>) {
         return variable ? nlohmann::ordered_json(*variable) : nlohmann::ordered_json(nullptr);

@@ -29,16 +29,16 @@ class Progress {
   enum class Style { Auto, Terminal, Plain };
   // desc: label in front; total: units to do (0 = unknown); unit: "it", "B", "docs", ...;
   // out: where to print; style Auto = Terminal if out is a terminal, else Plain.
-  Progress(std::string desc, int64_t total, std::string unit = "it", std::FILE* out = stderr,
-           Style style = Style::Auto, bool enabled = true);
+  Progress(std::string desc, int64_t total, std::string unit = "it", std::FILE* out = stderr, Style style = Style::Auto,
+           bool enabled = true);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
 
   void update(int64_t n = 1);
-  void set(int64_t done);       // jump to an absolute count
+  void set(int64_t done);  // jump to an absolute count
   void set_total(int64_t total);
-  void close();                 // print the final state (once)
+  void close();  // print the final state (once)
 
   int64_t done() const { return done_; }
   // The line as it would be drawn now (no \r, no newline); exposed for tests.

@@ -51,9 +51,10 @@ void rotate_into(float* x, const float* cos, const float* sin, int64_t half) {
 
 // One query head against keys [t0, t1) of its kv head: y = Σ_t softmax_t(q·k_t · scale) v_t. Key and value
 // rows sit `stride` floats apart (the cache's [Tmax, Hkv, D] layout); scores is scratch for t1 − t0 floats.
-__attribute__((target_clones("avx512f", "avx2", "default")))
-void attend_head(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1, int64_t D,
-                 float scale, float* scores, float* y) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void attend_head(const float* q, const float* k,
+                                                                              const float* v, int64_t stride,
+                                                                              int64_t t0, int64_t t1, int64_t D,
+                                                                              float scale, float* scores, float* y) {
   float mx = -std::numeric_limits<float>::infinity();
   for (int64_t t = t0; t < t1; ++t) {
     const float s = simd::dot16(q, k + t * stride, D) * scale;
@@ -181,8 +182,8 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t b = r / H, h = r % H, g = h / group;
         const auto [t0, t1] = keys(b);
-        attend_head(&q[b * d + h * D], k_layer + b * Tmax * kv + g * D, v_layer + b * Tmax * kv + g * D, kv, t0, t1,
-                    D, scale, scores.data(), &att[b * d + h * D]);
+        attend_head(&q[b * d + h * D], k_layer + b * Tmax * kv + g * D, v_layer + b * Tmax * kv + g * D, kv, t0, t1, D,
+                    scale, scores.data(), &att[b * d + h * D]);
       }
     });
     linear_into(att.data(), B, attn->c_proj, proj.data());

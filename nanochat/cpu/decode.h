@@ -7,10 +7,10 @@
 // so its speed is memory bandwidth plus a fixed cost per op. Through libtorch, dispatch, allocation and thread
 // wake-ups for ~250 small ops cost about as much as streaming the weights; here each layer is one pass of loops
 // and the matrix products stream each weight once (small_linear; BLAS gemm past kSmallLinearMaxRows rows). Larger
-// batches gain too: attention reads the cache in place instead of copying every key and value per step. The math is GPT::forward's (nanochat/gpt.py) in the
-// same order per element: results differ only by fp32 summation order (tests/unit/test_torch_decode.cpp compares the
-// two step by step, and greedy tokens against the Python engine).
-// Not covered (GPT::forward's generic path handles them): bf16/fp16 weights or cache, CUDA, autograd, T > 1.
+// batches gain too: attention reads the cache in place instead of copying every key and value per step. The math is
+// GPT::forward's (nanochat/gpt.py) in the same order per element: results differ only by fp32 summation order
+// (tests/unit/test_torch_decode.cpp compares the two step by step, and greedy tokens against the Python engine). Not
+// covered (GPT::forward's generic path handles them): bf16/fp16 weights or cache, CUDA, autograd, T > 1.
 #pragma once
 
 #include <torch/torch.h>
@@ -25,8 +25,8 @@ namespace nanochat {
 bool decode_step_applies(const GPTImpl& model, const torch::Tensor& idx, const KVCache& cache);
 
 // Runs the blocks for idx [B, 1], row b at the cache's position for row b (rows may differ), writes this step's
-// keys/values, sets the smear's previous embedding and advances rows [0, B) by one, as GPT::forward does. Returns the final-normed
-// residual stream [B, 1, d] (the lm_head's input).
+// keys/values, sets the smear's previous embedding and advances rows [0, B) by one, as GPT::forward does. Returns the
+// final-normed residual stream [B, 1, d] (the lm_head's input).
 torch::Tensor decode_step(const GPTImpl& model, const torch::Tensor& idx, KVCache& cache);
 
 }  // namespace nanochat

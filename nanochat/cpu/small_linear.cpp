@@ -45,14 +45,18 @@ __attribute__((always_inline)) inline void dot_rows_m(const float* __restrict w,
 }
 
 template <typename V>
-__attribute__((always_inline)) inline void dot_rows_v(const float* w, const float* x, float* y, int64_t n0,
-                                                      int64_t n1, int64_t K, int64_t M, int64_t N) {
+__attribute__((always_inline)) inline void dot_rows_v(const float* w, const float* x, float* y, int64_t n0, int64_t n1,
+                                                      int64_t K, int64_t M, int64_t N) {
   static_assert(kSmallLinearMaxRows == 4, "dot_rows dispatches M = 1..4");
   switch (M) {
-    case 1: return dot_rows_m<1, V>(w, x, y, n0, n1, K, N);
-    case 2: return dot_rows_m<2, V>(w, x, y, n0, n1, K, N);
-    case 3: return dot_rows_m<3, V>(w, x, y, n0, n1, K, N);
-    case 4: return dot_rows_m<4, V>(w, x, y, n0, n1, K, N);
+    case 1:
+      return dot_rows_m<1, V>(w, x, y, n0, n1, K, N);
+    case 2:
+      return dot_rows_m<2, V>(w, x, y, n0, n1, K, N);
+    case 3:
+      return dot_rows_m<3, V>(w, x, y, n0, n1, K, N);
+    case 4:
+      return dot_rows_m<4, V>(w, x, y, n0, n1, K, N);
   }
 }
 

@@ -43,7 +43,9 @@ struct Column {
   int64_t num_values = 0;      // including nulls
 };
 
-uint32_t load_u32(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+uint32_t load_u32(const uint8_t* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
 
 // The RLE / bit-packed hybrid encoding (levels, dictionary indices, RLE booleans). Appends `count` values.
 template <typename T>
@@ -152,7 +154,8 @@ size_t decode_plain(int type, int type_length, const uint8_t* p, size_t len, int
       need(uint64_t(n) * uint64_t(type_length));
       for (int64_t k = 0; k < n; k++, p += type_length) c.s.emplace_back(reinterpret_cast<const char*>(p), type_length);
       break;
-    default: parse_fail(fmt::format("physical type {} is not supported", type));
+    default:
+      parse_fail(fmt::format("physical type {} is not supported", type));
   }
   return size_t(p - start);
 }
@@ -214,11 +217,13 @@ void decode_delta_strings(const uint8_t* p, size_t len, int64_t n, bool front_co
   std::vector<int64_t> prefix, suffix;
   if (front_coded) p += decode_delta_binary(p, size_t(end - p), prefix);
   p += decode_delta_binary(p, size_t(end - p), suffix);
-  if (int64_t(suffix.size()) < n || (front_coded && int64_t(prefix.size()) < n)) parse_fail("DELTA string lengths missing");
+  if (int64_t(suffix.size()) < n || (front_coded && int64_t(prefix.size()) < n))
+    parse_fail("DELTA string lengths missing");
   std::string prev;
   for (int64_t k = 0; k < n; k++) {
     int64_t pre = front_coded ? prefix[size_t(k)] : 0, suf = suffix[size_t(k)];
-    if (pre < 0 || suf < 0 || uint64_t(pre) > prev.size() || uint64_t(suf) > uint64_t(end - p)) parse_fail("bad DELTA string lengths");
+    if (pre < 0 || suf < 0 || uint64_t(pre) > prev.size() || uint64_t(suf) > uint64_t(end - p))
+      parse_fail("bad DELTA string lengths");
     std::string v = prev.substr(0, size_t(pre));
     v.append(reinterpret_cast<const char*>(p), size_t(suf));
     p += suf;
@@ -263,7 +268,9 @@ struct ParquetFile::Impl {
     while (got < len) {
       ssize_t r = ::pread(fd, buf.data() + got, size_t(len - got), off + got);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) parse_fail(fmt::format("read failed at offset {}: {}", off + got, r < 0 ? std::strerror(errno) : "end of file"));
+      if (r <= 0)
+        parse_fail(
+            fmt::format("read failed at offset {}: {}", off + got, r < 0 ? std::strerror(errno) : "end of file"));
       got += r;
     }
     return buf;
@@ -331,7 +338,8 @@ struct ParquetFile::Impl {
     try {
       if (file_size < 12) parse_fail(fmt::format("only {} bytes, too short for a parquet file", file_size));
       std::string head = pread_range(0, 4), tail = pread_range(file_size - 8, 8);
-      if (head != "PAR1" || tail.compare(4, 4, "PAR1") != 0) parse_fail("missing PAR1 magic (not a parquet file, or truncated)");
+      if (head != "PAR1" || tail.compare(4, 4, "PAR1") != 0)
+        parse_fail("missing PAR1 magic (not a parquet file, or truncated)");
       int64_t meta_len = load_u32(reinterpret_cast<const uint8_t*>(tail.data()));
       if (meta_len > file_size - 12) parse_fail("footer length larger than the file");
       meta = decode_file_meta(pread_range(file_size - 8 - meta_len, meta_len));
@@ -339,7 +347,8 @@ struct ParquetFile::Impl {
       if (leaves.empty()) parse_fail("schema has no columns");
       for (const auto& rg : meta.row_groups) {
         if (rg.columns.size() != leaves.size())
-          parse_fail(fmt::format("row group has {} column chunks but the schema has {} columns", rg.columns.size(), leaves.size()));
+          parse_fail(fmt::format("row group has {} column chunks but the schema has {} columns", rg.columns.size(),
+                                 leaves.size()));
         for (size_t k = 0; k < leaves.size(); k++)
           if (rg.columns[k].type != nodes[leaves[k]].e.type) parse_fail("column chunk type differs from the schema");
       }
@@ -361,7 +370,8 @@ struct ParquetFile::Impl {
     bool have_dict = false;
     size_t pos = 0;
     while (c.num_values < m.num_values) {
-      if (pos >= chunk.size()) parse_fail(fmt::format("column chunk ends after {} of {} values", c.num_values, m.num_values));
+      if (pos >= chunk.size())
+        parse_fail(fmt::format("column chunk ends after {} of {} values", c.num_values, m.num_values));
       size_t hl = 0;
       PageHeader h = decode_page_header(std::string_view(chunk).substr(pos), &hl);
       pos += hl;
@@ -372,7 +382,8 @@ struct ParquetFile::Impl {
         if (h.encoding != PLAIN && h.encoding != PLAIN_DICTIONARY) parse_fail("dictionary page not PLAIN-encoded");
         std::string raw = decompress(m.codec, body, h.uncompressed_size);
         dict = Column{};
-        decode_plain(type, node.e.type_length, reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), h.num_values, dict);
+        decode_plain(type, node.e.type_length, reinterpret_cast<const uint8_t*>(raw.data()), raw.size(), h.num_values,
+                     dict);
         dict.num_values = h.num_values;
         have_dict = true;
         continue;
@@ -398,10 +409,12 @@ struct ParquetFile::Impl {
         }
       } else {
         uint64_t lv = uint64_t(h.rep_bytes) + uint64_t(h.def_bytes);
-        if (lv > body.size() || lv > uint64_t(h.uncompressed_size)) parse_fail("v2 level sections larger than the page");
+        if (lv > body.size() || lv > uint64_t(h.uncompressed_size))
+          parse_fail("v2 level sections larger than the page");
         auto lp = reinterpret_cast<const uint8_t*>(body.data());
         if (node.max_rep > 0) decode_hybrid(lp, size_t(h.rep_bytes), bit_width_of(node.max_rep), n, c.rep);
-        if (node.max_def > 0) decode_hybrid(lp + h.rep_bytes, size_t(h.def_bytes), bit_width_of(node.max_def), n, c.def);
+        if (node.max_def > 0)
+          decode_hybrid(lp + h.rep_bytes, size_t(h.def_bytes), bit_width_of(node.max_def), n, c.def);
         std::string_view values = body.substr(size_t(lv));
         if (h.is_compressed && m.codec != UNCOMPRESSED) {
           raw = decompress(m.codec, values, int64_t(h.uncompressed_size) - int64_t(lv));
@@ -427,9 +440,12 @@ struct ParquetFile::Impl {
         }
         for (uint32_t k : idx) {
           if (int64_t(k) >= dict.num_values) parse_fail("dictionary index out of range");
-          if (!dict.s.empty()) c.s.push_back(dict.s[k]);
-          else if (!dict.i.empty()) c.i.push_back(dict.i[k]);
-          else c.d.push_back(dict.d[k]);
+          if (!dict.s.empty())
+            c.s.push_back(dict.s[k]);
+          else if (!dict.i.empty())
+            c.i.push_back(dict.i[k]);
+          else
+            c.d.push_back(dict.d[k]);
         }
       } else if (h.encoding == RLE && type == BOOLEAN) {
         if (len < 4) parse_fail("truncated RLE booleans");
@@ -440,11 +456,13 @@ struct ParquetFile::Impl {
         std::vector<int64_t> v;
         decode_delta_binary(p, len, v);
         if (int64_t(v.size()) < present) parse_fail("DELTA_BINARY_PACKED page holds too few values");
-        for (int64_t k = 0; k < present; k++) c.i.push_back(type == INT32 ? int64_t(int32_t(v[size_t(k)])) : v[size_t(k)]);
+        for (int64_t k = 0; k < present; k++)
+          c.i.push_back(type == INT32 ? int64_t(int32_t(v[size_t(k)])) : v[size_t(k)]);
       } else if ((h.encoding == 6 || h.encoding == 7) && type == BYTE_ARRAY) {  // DELTA_LENGTH_ / DELTA_BYTE_ARRAY
         decode_delta_strings(p, len, present, h.encoding == 7, c.s);
       } else {
-        parse_fail(fmt::format("value encoding {} is not supported (PLAIN, dictionary and DELTA encodings are)", h.encoding));
+        parse_fail(
+            fmt::format("value encoding {} is not supported (PLAIN, dictionary and DELTA encodings are)", h.encoding));
       }
       c.num_values += n;
     }
@@ -467,10 +485,16 @@ struct ParquetFile::Impl {
   json value_json(const Column& c, size_t& vi, int type) const {
     size_t k = vi++;
     switch (type) {
-      case BOOLEAN: return c.i.at(k) != 0;
-      case INT32: case INT64: return c.i.at(k);
-      case FLOAT: case DOUBLE: return c.d.at(k);
-      default: return c.s.at(k);
+      case BOOLEAN:
+        return c.i.at(k) != 0;
+      case INT32:
+      case INT64:
+        return c.i.at(k);
+      case FLOAT:
+      case DOUBLE:
+        return c.d.at(k);
+      default:
+        return c.s.at(k);
     }
   }
 
@@ -500,7 +524,10 @@ struct ParquetFile::Impl {
           lvl_d++, lvl_r++;
           if (cur->is_null()) *cur = json::array();
           if (!cur->is_array()) parse_fail("inconsistent nesting levels");
-          if (d < lvl_d) { done = true; break; }  // an empty list
+          if (d < lvl_d) {
+            done = true;
+            break;
+          }  // an empty list
           if (lvl_r < r) {
             if (cur->empty()) parse_fail("repetition level continues an empty list");
             cur = &cur->back();
@@ -510,7 +537,10 @@ struct ParquetFile::Impl {
           }
         } else if (n.e.repetition == OPTIONAL) {
           lvl_d++;
-          if (d < lvl_d) { done = true; break; }  // null here (cur stays null)
+          if (d < lvl_d) {
+            done = true;
+            break;
+          }  // null here (cur stays null)
         }
       }
       if (!done) *cur = value_json(c, vi, leaf.e.type);
@@ -526,8 +556,10 @@ void merge_json(json& dst, json& src) {
   if (dst.is_object() && src.is_object()) {
     for (auto it = src.begin(); it != src.end(); ++it) {
       auto found = dst.find(it.key());
-      if (found == dst.end()) dst[it.key()] = std::move(it.value());
-      else merge_json(*found, it.value());
+      if (found == dst.end())
+        dst[it.key()] = std::move(it.value());
+      else
+        merge_json(*found, it.value());
     }
   } else if (dst.is_array() && src.is_array()) {
     if (dst.size() != src.size()) parse_fail("sibling columns disagree on list lengths");
@@ -586,7 +618,8 @@ std::vector<std::string> ParquetFile::read_strings(int rg, const std::string& co
   return guarded(im, [&] {
     Column c = im.read_column(rg, n.leaf);
     int64_t rows = im.meta.row_groups[size_t(rg)].num_rows;
-    if (c.num_values != rows) parse_fail(fmt::format("column has {} values but its row group has {} rows", c.num_values, rows));
+    if (c.num_values != rows)
+      parse_fail(fmt::format("column has {} values but its row group has {} rows", c.num_values, rows));
     if (int64_t(c.s.size()) != c.num_values)
       fail("{}: column '{}' has {} nulls in row group {}; expected text in every row", im.path.string(), column,
            c.num_values - int64_t(c.s.size()), rg);
@@ -598,7 +631,8 @@ std::vector<json> ParquetFile::read_rows(int rg, const std::vector<std::string>&
   const Impl& im = *impl_;
   im.check_rg(rg);
   std::vector<int> tops;
-  if (columns.empty()) tops = im.nodes[0].children;
+  if (columns.empty())
+    tops = im.nodes[0].children;
   else
     for (const auto& c : columns) tops.push_back(im.top_level(c));
   return guarded(im, [&] {

@@ -12,7 +12,16 @@
 namespace nanochat::pq {
 
 // Physical types, repetition and codecs keep parquet.thrift's numbers.
-enum Type { BOOLEAN = 0, INT32 = 1, INT64 = 2, INT96 = 3, FLOAT = 4, DOUBLE = 5, BYTE_ARRAY = 6, FIXED_LEN_BYTE_ARRAY = 7 };
+enum Type {
+  BOOLEAN = 0,
+  INT32 = 1,
+  INT64 = 2,
+  INT96 = 3,
+  FLOAT = 4,
+  DOUBLE = 5,
+  BYTE_ARRAY = 6,
+  FIXED_LEN_BYTE_ARRAY = 7
+};
 enum Repetition { REQUIRED = 0, OPTIONAL = 1, REPEATED = 2 };
 enum Codec { UNCOMPRESSED = 0, SNAPPY = 1, GZIP = 2, LZO = 3, BROTLI = 4, LZ4 = 5, ZSTD = 6, LZ4_RAW = 7 };
 enum Encoding { PLAIN = 0, PLAIN_DICTIONARY = 2, RLE = 3, BIT_PACKED = 4, RLE_DICTIONARY = 8 };
@@ -99,7 +108,20 @@ class ThriftWriter {
   std::vector<int> last_ids_{0};
 };
 // Compact-protocol type ids.
-enum CType { CT_STOP = 0, CT_TRUE = 1, CT_FALSE = 2, CT_BYTE = 3, CT_I16 = 4, CT_I32 = 5, CT_I64 = 6, CT_DOUBLE = 7,
-             CT_BINARY = 8, CT_LIST = 9, CT_SET = 10, CT_MAP = 11, CT_STRUCT = 12 };
+enum CType {
+  CT_STOP = 0,
+  CT_TRUE = 1,
+  CT_FALSE = 2,
+  CT_BYTE = 3,
+  CT_I16 = 4,
+  CT_I32 = 5,
+  CT_I64 = 6,
+  CT_DOUBLE = 7,
+  CT_BINARY = 8,
+  CT_LIST = 9,
+  CT_SET = 10,
+  CT_MAP = 11,
+  CT_STRUCT = 12
+};
 
 }  // namespace nanochat::pq

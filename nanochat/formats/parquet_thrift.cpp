@@ -20,7 +20,8 @@ constexpr int kMaxDepth = 64;
 
 class Reader {
  public:
-  explicit Reader(std::string_view b) : p_(reinterpret_cast<const uint8_t*>(b.data())), end_(p_ + b.size()), begin_(p_) {}
+  explicit Reader(std::string_view b)
+      : p_(reinterpret_cast<const uint8_t*>(b.data())), end_(p_ + b.size()), begin_(p_) {}
   size_t consumed() const { return size_t(p_ - begin_); }
   size_t remaining() const { return size_t(end_ - p_); }
 
@@ -81,20 +82,33 @@ class Reader {
   void skip(int type, int depth = 0) {
     if (depth > kMaxDepth) parse_fail("thrift metadata nested too deeply");
     switch (type) {
-      case CT_TRUE: case CT_FALSE: return;  // value is in the field header
-      case CT_BYTE: byte(); return;
-      case CT_I16: case CT_I32: case CT_I64: varint(); return;
+      case CT_TRUE:
+      case CT_FALSE:
+        return;  // value is in the field header
+      case CT_BYTE:
+        byte();
+        return;
+      case CT_I16:
+      case CT_I32:
+      case CT_I64:
+        varint();
+        return;
       case CT_DOUBLE:
         if (remaining() < 8) parse_fail("truncated thrift metadata");
         p_ += 8;
         return;
-      case CT_BINARY: binary(); return;
-      case CT_LIST: case CT_SET: {
+      case CT_BINARY:
+        binary();
+        return;
+      case CT_LIST:
+      case CT_SET: {
         int et;
         int64_t n = list_begin(&et);
         for (int64_t i = 0; i < n; i++) {
-          if (et == CT_TRUE || et == CT_FALSE) byte();  // booleans inside lists take one byte each
-          else skip(et, depth + 1);
+          if (et == CT_TRUE || et == CT_FALSE)
+            byte();  // booleans inside lists take one byte each
+          else
+            skip(et, depth + 1);
         }
         return;
       }
@@ -109,8 +123,11 @@ class Reader {
         }
         return;
       }
-      case CT_STRUCT: read_struct([&](int, int t) { skip(t, depth + 1); }, depth + 1); return;
-      default: parse_fail(fmt::format("unknown thrift type {}", type));
+      case CT_STRUCT:
+        read_struct([&](int, int t) { skip(t, depth + 1); }, depth + 1);
+        return;
+      default:
+        parse_fail(fmt::format("unknown thrift type {}", type));
     }
   }
   void expect(int type, int want, const char* what) {
@@ -137,12 +154,30 @@ SchemaElement read_schema_element(Reader& r) {
   SchemaElement e;
   r.read_struct([&](int id, int t) {
     switch (id) {
-      case 1: r.expect(t, CT_I32, "SchemaElement.type"); e.type = r.i32(); break;
-      case 2: r.expect(t, CT_I32, "SchemaElement.type_length"); e.type_length = r.i32(); break;
-      case 3: r.expect(t, CT_I32, "SchemaElement.repetition_type"); e.repetition = r.i32(); break;
-      case 4: r.expect(t, CT_BINARY, "SchemaElement.name"); e.name = std::string(r.binary()); break;
-      case 5: r.expect(t, CT_I32, "SchemaElement.num_children"); e.num_children = r.i32(); break;
-      case 6: r.expect(t, CT_I32, "SchemaElement.converted_type"); e.converted_type = r.i32(); break;
+      case 1:
+        r.expect(t, CT_I32, "SchemaElement.type");
+        e.type = r.i32();
+        break;
+      case 2:
+        r.expect(t, CT_I32, "SchemaElement.type_length");
+        e.type_length = r.i32();
+        break;
+      case 3:
+        r.expect(t, CT_I32, "SchemaElement.repetition_type");
+        e.repetition = r.i32();
+        break;
+      case 4:
+        r.expect(t, CT_BINARY, "SchemaElement.name");
+        e.name = std::string(r.binary());
+        break;
+      case 5:
+        r.expect(t, CT_I32, "SchemaElement.num_children");
+        e.num_children = r.i32();
+        break;
+      case 6:
+        r.expect(t, CT_I32, "SchemaElement.converted_type");
+        e.converted_type = r.i32();
+        break;
       case 10:  // LogicalType: a union; we only need to know STRING / MAP / LIST / JSON / ENUM
         r.expect(t, CT_STRUCT, "SchemaElement.logicalType");
         r.read_struct([&](int lid, int lt) {
@@ -152,10 +187,12 @@ SchemaElement read_schema_element(Reader& r) {
           r.skip(lt);
         });
         break;
-      default: r.skip(t);
+      default:
+        r.skip(t);
     }
   });
-  if (e.repetition < REQUIRED || e.repetition > REPEATED) parse_fail(fmt::format("bad repetition type {}", e.repetition));
+  if (e.repetition < REQUIRED || e.repetition > REPEATED)
+    parse_fail(fmt::format("bad repetition type {}", e.repetition));
   if (e.num_children < 0) parse_fail("negative num_children in schema");
   return e;
 }
@@ -164,7 +201,10 @@ ColumnMeta read_column_meta(Reader& r) {
   ColumnMeta m;
   r.read_struct([&](int id, int t) {
     switch (id) {
-      case 1: r.expect(t, CT_I32, "ColumnMetaData.type"); m.type = r.i32(); break;
+      case 1:
+        r.expect(t, CT_I32, "ColumnMetaData.type");
+        m.type = r.i32();
+        break;
       case 3: {
         r.expect(t, CT_LIST, "ColumnMetaData.path_in_schema");
         int et;
@@ -173,12 +213,28 @@ ColumnMeta read_column_meta(Reader& r) {
         for (int64_t i = 0; i < n; i++) m.path.emplace_back(r.binary());
         break;
       }
-      case 4: r.expect(t, CT_I32, "ColumnMetaData.codec"); m.codec = r.i32(); break;
-      case 5: r.expect(t, CT_I64, "ColumnMetaData.num_values"); m.num_values = r.zz(); break;
-      case 7: r.expect(t, CT_I64, "ColumnMetaData.total_compressed_size"); m.total_compressed_size = r.zz(); break;
-      case 9: r.expect(t, CT_I64, "ColumnMetaData.data_page_offset"); m.data_page_offset = r.zz(); break;
-      case 11: r.expect(t, CT_I64, "ColumnMetaData.dictionary_page_offset"); m.dictionary_page_offset = r.zz(); break;
-      default: r.skip(t);
+      case 4:
+        r.expect(t, CT_I32, "ColumnMetaData.codec");
+        m.codec = r.i32();
+        break;
+      case 5:
+        r.expect(t, CT_I64, "ColumnMetaData.num_values");
+        m.num_values = r.zz();
+        break;
+      case 7:
+        r.expect(t, CT_I64, "ColumnMetaData.total_compressed_size");
+        m.total_compressed_size = r.zz();
+        break;
+      case 9:
+        r.expect(t, CT_I64, "ColumnMetaData.data_page_offset");
+        m.data_page_offset = r.zz();
+        break;
+      case 11:
+        r.expect(t, CT_I64, "ColumnMetaData.dictionary_page_offset");
+        m.dictionary_page_offset = r.zz();
+        break;
+      default:
+        r.skip(t);
     }
   });
   if (m.num_values < 0 || m.total_compressed_size < 0 || m.data_page_offset < 0)
@@ -208,8 +264,12 @@ RowGroup read_row_group(Reader& r) {
           g.columns.push_back(std::move(m));
         });
         break;
-      case 3: r.expect(t, CT_I64, "RowGroup.num_rows"); g.num_rows = r.zz(); break;
-      default: r.skip(t);
+      case 3:
+        r.expect(t, CT_I64, "RowGroup.num_rows");
+        g.num_rows = r.zz();
+        break;
+      default:
+        r.skip(t);
     }
   });
   if (g.num_rows < 0) parse_fail("negative row count in a row group");
@@ -223,11 +283,22 @@ FileMeta decode_file_meta(std::string_view bytes) {
   FileMeta fm;
   r.read_struct([&](int id, int t) {
     switch (id) {
-      case 2: read_struct_list(r, t, "FileMetaData.schema", [&] { fm.schema.push_back(read_schema_element(r)); }); break;
-      case 3: r.expect(t, CT_I64, "FileMetaData.num_rows"); fm.num_rows = r.zz(); break;
-      case 4: read_struct_list(r, t, "FileMetaData.row_groups", [&] { fm.row_groups.push_back(read_row_group(r)); }); break;
-      case 6: r.expect(t, CT_BINARY, "FileMetaData.created_by"); fm.created_by = std::string(r.binary()); break;
-      default: r.skip(t);
+      case 2:
+        read_struct_list(r, t, "FileMetaData.schema", [&] { fm.schema.push_back(read_schema_element(r)); });
+        break;
+      case 3:
+        r.expect(t, CT_I64, "FileMetaData.num_rows");
+        fm.num_rows = r.zz();
+        break;
+      case 4:
+        read_struct_list(r, t, "FileMetaData.row_groups", [&] { fm.row_groups.push_back(read_row_group(r)); });
+        break;
+      case 6:
+        r.expect(t, CT_BINARY, "FileMetaData.created_by");
+        fm.created_by = std::string(r.binary());
+        break;
+      default:
+        r.skip(t);
     }
   });
   if (fm.schema.empty()) parse_fail("footer has no schema");
@@ -240,48 +311,94 @@ PageHeader decode_page_header(std::string_view bytes, size_t* header_len) {
   PageHeader h;
   auto data_header = [&](bool v2) {
     r.read_struct([&](int id, int t) {
-      auto i32 = [&](const char* what) { r.expect(t, CT_I32, what); return r.i32(); };
+      auto i32 = [&](const char* what) {
+        r.expect(t, CT_I32, what);
+        return r.i32();
+      };
       if (!v2) {
         switch (id) {
-          case 1: h.num_values = i32("DataPageHeader.num_values"); break;
-          case 2: h.encoding = i32("DataPageHeader.encoding"); break;
-          case 3: h.def_encoding = i32("DataPageHeader.definition_level_encoding"); break;
-          case 4: h.rep_encoding = i32("DataPageHeader.repetition_level_encoding"); break;
-          default: r.skip(t);
+          case 1:
+            h.num_values = i32("DataPageHeader.num_values");
+            break;
+          case 2:
+            h.encoding = i32("DataPageHeader.encoding");
+            break;
+          case 3:
+            h.def_encoding = i32("DataPageHeader.definition_level_encoding");
+            break;
+          case 4:
+            h.rep_encoding = i32("DataPageHeader.repetition_level_encoding");
+            break;
+          default:
+            r.skip(t);
         }
       } else {
         switch (id) {
-          case 1: h.num_values = i32("DataPageHeaderV2.num_values"); break;
-          case 2: h.num_nulls = i32("DataPageHeaderV2.num_nulls"); break;
-          case 3: h.num_rows = i32("DataPageHeaderV2.num_rows"); break;
-          case 4: h.encoding = i32("DataPageHeaderV2.encoding"); break;
-          case 5: h.def_bytes = i32("DataPageHeaderV2.definition_levels_byte_length"); break;
-          case 6: h.rep_bytes = i32("DataPageHeaderV2.repetition_levels_byte_length"); break;
+          case 1:
+            h.num_values = i32("DataPageHeaderV2.num_values");
+            break;
+          case 2:
+            h.num_nulls = i32("DataPageHeaderV2.num_nulls");
+            break;
+          case 3:
+            h.num_rows = i32("DataPageHeaderV2.num_rows");
+            break;
+          case 4:
+            h.encoding = i32("DataPageHeaderV2.encoding");
+            break;
+          case 5:
+            h.def_bytes = i32("DataPageHeaderV2.definition_levels_byte_length");
+            break;
+          case 6:
+            h.rep_bytes = i32("DataPageHeaderV2.repetition_levels_byte_length");
+            break;
           case 7:
             if (t != CT_TRUE && t != CT_FALSE) parse_fail("DataPageHeaderV2.is_compressed is not a bool");
             h.is_compressed = (t == CT_TRUE);
             break;
-          default: r.skip(t);
+          default:
+            r.skip(t);
         }
       }
     });
   };
   r.read_struct([&](int id, int t) {
     switch (id) {
-      case 1: r.expect(t, CT_I32, "PageHeader.type"); h.type = r.i32(); break;
-      case 2: r.expect(t, CT_I32, "PageHeader.uncompressed_page_size"); h.uncompressed_size = r.i32(); break;
-      case 3: r.expect(t, CT_I32, "PageHeader.compressed_page_size"); h.compressed_size = r.i32(); break;
-      case 5: r.expect(t, CT_STRUCT, "PageHeader.data_page_header"); data_header(false); break;
+      case 1:
+        r.expect(t, CT_I32, "PageHeader.type");
+        h.type = r.i32();
+        break;
+      case 2:
+        r.expect(t, CT_I32, "PageHeader.uncompressed_page_size");
+        h.uncompressed_size = r.i32();
+        break;
+      case 3:
+        r.expect(t, CT_I32, "PageHeader.compressed_page_size");
+        h.compressed_size = r.i32();
+        break;
+      case 5:
+        r.expect(t, CT_STRUCT, "PageHeader.data_page_header");
+        data_header(false);
+        break;
       case 7:
         r.expect(t, CT_STRUCT, "PageHeader.dictionary_page_header");
         r.read_struct([&](int did, int dt) {
-          if (did == 1) { r.expect(dt, CT_I32, "DictionaryPageHeader.num_values"); h.num_values = r.i32(); }
-          else if (did == 2) { r.expect(dt, CT_I32, "DictionaryPageHeader.encoding"); h.encoding = r.i32(); }
-          else r.skip(dt);
+          if (did == 1) {
+            r.expect(dt, CT_I32, "DictionaryPageHeader.num_values");
+            h.num_values = r.i32();
+          } else if (did == 2) {
+            r.expect(dt, CT_I32, "DictionaryPageHeader.encoding");
+            h.encoding = r.i32();
+          } else
+            r.skip(dt);
         });
         break;
-      case 8: r.expect(t, CT_STRUCT, "PageHeader.data_page_header_v2"); data_header(true); break;
-      default: r.skip(t);
+      case 8:
+        r.expect(t, CT_STRUCT, "PageHeader.data_page_header_v2");
+        data_header(true);
+        break;
+      default:
+        r.skip(t);
     }
   });
   if (h.uncompressed_size < 0 || h.compressed_size < 0 || h.num_values < 0 || h.def_bytes < 0 || h.rep_bytes < 0 ||
@@ -293,15 +410,24 @@ PageHeader decode_page_header(std::string_view bytes, size_t* header_len) {
 
 const char* codec_name(int codec) {
   switch (codec) {
-    case UNCOMPRESSED: return "UNCOMPRESSED";
-    case SNAPPY: return "SNAPPY";
-    case GZIP: return "GZIP";
-    case LZO: return "LZO";
-    case BROTLI: return "BROTLI";
-    case LZ4: return "LZ4";
-    case ZSTD: return "ZSTD";
-    case LZ4_RAW: return "LZ4_RAW";
-    default: return "unknown";
+    case UNCOMPRESSED:
+      return "UNCOMPRESSED";
+    case SNAPPY:
+      return "SNAPPY";
+    case GZIP:
+      return "GZIP";
+    case LZO:
+      return "LZO";
+    case BROTLI:
+      return "BROTLI";
+    case LZ4:
+      return "LZ4";
+    case ZSTD:
+      return "ZSTD";
+    case LZ4_RAW:
+      return "LZ4_RAW";
+    default:
+      return "unknown";
   }
 }
 
@@ -341,14 +467,17 @@ std::string decompress(int codec, std::string_view src, int64_t n) {
       unsigned long long fs = ZSTD_getFrameContentSize(src.data(), src.size());
       if (fs == ZSTD_CONTENTSIZE_ERROR) parse_fail("corrupt zstd page (bad frame header)");
       if (fs != ZSTD_CONTENTSIZE_UNKNOWN && int64_t(fs) != n) parse_fail("corrupt zstd page (size mismatch)");
-      if (fs == ZSTD_CONTENTSIZE_UNKNOWN && n > int64_t(src.size()) * 4096 + (1 << 20)) parse_fail("implausible zstd page size");
+      if (fs == ZSTD_CONTENTSIZE_UNKNOWN && n > int64_t(src.size()) * 4096 + (1 << 20))
+        parse_fail("implausible zstd page size");
       out.resize(size_t(n));
       size_t rc = ZSTD_decompress(out.data(), out.size(), src.data(), src.size());
       if (ZSTD_isError(rc)) parse_fail(fmt::format("corrupt zstd page ({})", ZSTD_getErrorName(rc)));
       if (int64_t(rc) != n) parse_fail("corrupt zstd page (short)");
       return out;
     }
-    default: parse_fail(fmt::format("compression codec {} is not supported (use SNAPPY, GZIP, ZSTD or none)", codec_name(codec)));
+    default:
+      parse_fail(
+          fmt::format("compression codec {} is not supported (use SNAPPY, GZIP, ZSTD or none)", codec_name(codec)));
   }
 }
 
@@ -375,9 +504,18 @@ void ThriftWriter::field(int id, int type) {
   last = id;
 }
 
-void ThriftWriter::i32(int id, int32_t v) { field(id, CT_I32); varint(zigzag(v)); }
-void ThriftWriter::i64(int id, int64_t v) { field(id, CT_I64); varint(zigzag(v)); }
-void ThriftWriter::str(int id, std::string_view s) { field(id, CT_BINARY); list_str(s); }
+void ThriftWriter::i32(int id, int32_t v) {
+  field(id, CT_I32);
+  varint(zigzag(v));
+}
+void ThriftWriter::i64(int id, int64_t v) {
+  field(id, CT_I64);
+  varint(zigzag(v));
+}
+void ThriftWriter::str(int id, std::string_view s) {
+  field(id, CT_BINARY);
+  list_str(s);
+}
 void ThriftWriter::list_str(std::string_view s) {
   varint(s.size());
   out.append(s);

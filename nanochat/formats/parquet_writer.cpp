@@ -42,7 +42,8 @@ ParquetStringWriter::~ParquetStringWriter() {
 }
 
 void ParquetStringWriter::write_bytes(const std::string& s) {
-  if (std::fwrite(s.data(), 1, s.size(), f_) != s.size()) fail("cannot write {}: {}", tmp_.string(), std::strerror(errno));
+  if (std::fwrite(s.data(), 1, s.size(), f_) != s.size())
+    fail("cannot write {}: {}", tmp_.string(), std::strerror(errno));
   offset_ += int64_t(s.size());
 }
 
@@ -54,7 +55,8 @@ void ParquetStringWriter::write_row_group(const std::vector<std::string>& values
     std::string plain;
     size_t n = 0;
     while (i < values.size() && (n == 0 || plain.size() + values[i].size() + 4 <= kPageBytes)) {
-      if (values[i].size() > UINT32_MAX / 2) fail("document of {} bytes is too large for a parquet page", values[i].size());
+      if (values[i].size() > UINT32_MAX / 2)
+        fail("document of {} bytes is too large for a parquet page", values[i].size());
       put_u32(plain, uint32_t(values[i].size()));
       plain += values[i];
       i++, n++;

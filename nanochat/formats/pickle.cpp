@@ -17,27 +17,57 @@ constexpr uint32_t kMaxDepth = 1000;  // Python's default recursion limit; keeps
 // ---------------------------------------------------------------------------------------------------------------
 // PyValue
 
-PyValue PyValue::make_bool(bool b) { PyValue v; v.v_ = b; return v; }
-PyValue PyValue::make_int(int64_t i) { PyValue v; v.v_ = i; return v; }
-PyValue PyValue::make_float(double f) { PyValue v; v.v_ = f; return v; }
-PyValue PyValue::make_str(std::string utf8) { PyValue v; v.v_ = std::make_shared<PyStr>(PyStr{std::move(utf8)}); return v; }
-PyValue PyValue::make_bytes(std::string data) { PyValue v; v.v_ = std::make_shared<PyBytes>(PyBytes{std::move(data)}); return v; }
+PyValue PyValue::make_bool(bool b) {
+  PyValue v;
+  v.v_ = b;
+  return v;
+}
+PyValue PyValue::make_int(int64_t i) {
+  PyValue v;
+  v.v_ = i;
+  return v;
+}
+PyValue PyValue::make_float(double f) {
+  PyValue v;
+  v.v_ = f;
+  return v;
+}
+PyValue PyValue::make_str(std::string utf8) {
+  PyValue v;
+  v.v_ = std::make_shared<PyStr>(PyStr{std::move(utf8)});
+  return v;
+}
+PyValue PyValue::make_bytes(std::string data) {
+  PyValue v;
+  v.v_ = std::make_shared<PyBytes>(PyBytes{std::move(data)});
+  return v;
+}
 PyValue PyValue::make_list(std::vector<PyValue> items) {
   auto n = std::make_shared<PyList>();
   for (auto& x : items) n->depth = std::max(n->depth, x.depth() + 1);
   n->items = std::move(items);
-  PyValue v; v.v_ = std::move(n); return v;
+  PyValue v;
+  v.v_ = std::move(n);
+  return v;
 }
 PyValue PyValue::make_tuple(std::vector<PyValue> items) {
   auto n = std::make_shared<PyTuple>();
   for (auto& x : items) n->depth = std::max(n->depth, x.depth() + 1);
   n->items = std::move(items);
-  PyValue v; v.v_ = std::move(n); return v;
+  PyValue v;
+  v.v_ = std::move(n);
+  return v;
 }
-PyValue PyValue::make_dict(PyDict d) { PyValue v; v.v_ = std::make_shared<PyDict>(std::move(d)); return v; }
+PyValue PyValue::make_dict(PyDict d) {
+  PyValue v;
+  v.v_ = std::make_shared<PyDict>(std::move(d));
+  return v;
+}
 PyValue PyValue::make_dict() { return make_dict(PyDict{}); }
 PyValue PyValue::make_global(std::string module, std::string name) {
-  PyValue v; v.v_ = std::make_shared<PyGlobal>(PyGlobal{std::move(module), std::move(name)}); return v;
+  PyValue v;
+  v.v_ = std::make_shared<PyGlobal>(PyGlobal{std::move(module), std::move(name)});
+  return v;
 }
 PyValue PyValue::make_object(PyValue callable, PyValue args, bool newobj) {
   auto n = std::make_shared<PyObject>();
@@ -45,16 +75,24 @@ PyValue PyValue::make_object(PyValue callable, PyValue args, bool newobj) {
   n->callable = std::move(callable);
   n->args = std::move(args);
   n->newobj = newobj;
-  PyValue v; v.v_ = std::move(n); return v;
+  PyValue v;
+  v.v_ = std::move(n);
+  return v;
 }
-PyValue PyValue::make_persid(PyValue pid) { PyValue v; v.v_ = std::make_shared<PyPersId>(PyPersId{std::move(pid)}); return v; }
+PyValue PyValue::make_persid(PyValue pid) {
+  PyValue v;
+  v.v_ = std::make_shared<PyPersId>(PyPersId{std::move(pid)});
+  return v;
+}
 PyValue PyValue::make_native(std::any value, std::string type) {
-  PyValue v; v.v_ = std::make_shared<PyNative>(PyNative{std::move(value), std::move(type)}); return v;
+  PyValue v;
+  v.v_ = std::make_shared<PyNative>(PyNative{std::move(value), std::move(type)});
+  return v;
 }
 
 const char* PyValue::kind_name() const {
-  static const char* names[] = {"None", "bool", "int", "float", "str", "bytes", "list", "tuple", "dict", "global",
-                                "object", "persistent id", "native"};
+  static const char* names[] = {"None",  "bool", "int",    "float",  "str",           "bytes", "list",
+                                "tuple", "dict", "global", "object", "persistent id", "native"};
   if (kind() == Kind::Native) return std::get<std::shared_ptr<PyNative>>(v_)->type.c_str();
   return names[v_.index()];
 }
@@ -79,10 +117,10 @@ double PyValue::as_float() const {
   if (auto p = std::get_if<int64_t>(&v_)) return static_cast<double>(*p);
   wrong_kind(*this, "float");
 }
-#define NANOCHAT_NODE_ACCESSOR(Ret, fn, Node, member, want)              \
-  Ret PyValue::fn() const {                                              \
+#define NANOCHAT_NODE_ACCESSOR(Ret, fn, Node, member, want)                  \
+  Ret PyValue::fn() const {                                                  \
     if (auto p = std::get_if<std::shared_ptr<Node>>(&v_)) return (*p)member; \
-    wrong_kind(*this, want);                                             \
+    wrong_kind(*this, want);                                                 \
   }
 NANOCHAT_NODE_ACCESSOR(const std::string&, str, PyStr, ->utf8, "str")
 NANOCHAT_NODE_ACCESSOR(const std::string&, bytes, PyBytes, ->data, "bytes")
@@ -116,12 +154,18 @@ const void* PyValue::node_ptr() const {
 
 uint32_t PyValue::depth() const {
   switch (kind()) {
-    case Kind::List: return std::get<std::shared_ptr<PyList>>(v_)->depth;
-    case Kind::Tuple: return std::get<std::shared_ptr<PyTuple>>(v_)->depth;
-    case Kind::Dict: return std::get<std::shared_ptr<PyDict>>(v_)->depth;
-    case Kind::Object: return std::get<std::shared_ptr<PyObject>>(v_)->depth;
-    case Kind::PersId: return std::get<std::shared_ptr<PyPersId>>(v_)->pid.depth() + 1;
-    default: return 0;
+    case Kind::List:
+      return std::get<std::shared_ptr<PyList>>(v_)->depth;
+    case Kind::Tuple:
+      return std::get<std::shared_ptr<PyTuple>>(v_)->depth;
+    case Kind::Dict:
+      return std::get<std::shared_ptr<PyDict>>(v_)->depth;
+    case Kind::Object:
+      return std::get<std::shared_ptr<PyObject>>(v_)->depth;
+    case Kind::PersId:
+      return std::get<std::shared_ptr<PyPersId>>(v_)->pid.depth() + 1;
+    default:
+      return 0;
   }
 }
 
@@ -132,7 +176,9 @@ bool PyValue::same(const PyValue& o) const {
 }
 
 namespace {
-bool is_number(PyValue::Kind k) { return k == PyValue::Kind::Bool || k == PyValue::Kind::Int || k == PyValue::Kind::Float; }
+bool is_number(PyValue::Kind k) {
+  return k == PyValue::Kind::Bool || k == PyValue::Kind::Int || k == PyValue::Kind::Float;
+}
 }  // namespace
 
 bool PyValue::equals(const PyValue& o) const {
@@ -143,9 +189,12 @@ bool PyValue::equals(const PyValue& o) const {
   }
   if (a != b) return false;
   switch (a) {
-    case Kind::None: return true;
-    case Kind::Str: return str() == o.str();
-    case Kind::Bytes: return bytes() == o.bytes();
+    case Kind::None:
+      return true;
+    case Kind::Str:
+      return str() == o.str();
+    case Kind::Bytes:
+      return bytes() == o.bytes();
     case Kind::Tuple: {
       auto &x = tuple(), &y = o.tuple();
       if (x.size() != y.size()) return false;
@@ -153,32 +202,41 @@ bool PyValue::equals(const PyValue& o) const {
         if (!x[i].equals(y[i])) return false;
       return true;
     }
-    case Kind::Global: return global().module == o.global().module && global().name == o.global().name;
-    default: return node_ptr() == o.node_ptr();
+    case Kind::Global:
+      return global().module == o.global().module && global().name == o.global().name;
+    default:
+      return node_ptr() == o.node_ptr();
   }
 }
 
 size_t PyValue::hash() const {
   switch (kind()) {
-    case Kind::None: return 0x9e3779b9u;
+    case Kind::None:
+      return 0x9e3779b9u;
     case Kind::Bool:
-    case Kind::Int: return std::hash<int64_t>()(as_int());
+    case Kind::Int:
+      return std::hash<int64_t>()(as_int());
     case Kind::Float: {
       double f = as_float();
       if (std::isfinite(f) && f == std::floor(f) && std::fabs(f) < 9.2e18) return std::hash<int64_t>()((int64_t)f);
       return std::hash<double>()(f);
     }
-    case Kind::Str: return std::hash<std::string>()(str()) * 31 + 1;
-    case Kind::Bytes: return std::hash<std::string>()(bytes()) * 31 + 2;
+    case Kind::Str:
+      return std::hash<std::string>()(str()) * 31 + 1;
+    case Kind::Bytes:
+      return std::hash<std::string>()(bytes()) * 31 + 2;
     case Kind::Tuple: {
       size_t h = 0x345678;
       for (auto& x : tuple()) h = h * 1000003 ^ x.hash();
       return h;
     }
-    case Kind::Global: return std::hash<std::string>()(global().module + "." + global().name);
+    case Kind::Global:
+      return std::hash<std::string>()(global().module + "." + global().name);
     case Kind::List:
-    case Kind::Dict: fail("pickle: unhashable {} used as a dict key", kind_name());
-    default: return std::hash<const void*>()(node_ptr());
+    case Kind::Dict:
+      fail("pickle: unhashable {} used as a dict key", kind_name());
+    default:
+      return std::hash<const void*>()(node_ptr());
   }
 }
 
@@ -189,12 +247,19 @@ void repr_bytes(const std::string& s, std::string& out, bool is_bytes) {
   if (is_bytes) out += 'b';
   out += '\'';
   for (unsigned char c : s) {
-    if (c == '\'' || c == '\\') { out += '\\'; out += (char)c; }
-    else if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else if (c == '\t') out += "\\t";
-    else if (c < 0x20 || c == 0x7f || (is_bytes && c >= 0x80)) out += fmt::format("\\x{:02x}", c);
-    else out += (char)c;
+    if (c == '\'' || c == '\\') {
+      out += '\\';
+      out += (char)c;
+    } else if (c == '\n')
+      out += "\\n";
+    else if (c == '\r')
+      out += "\\r";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c < 0x20 || c == 0x7f || (is_bytes && c >= 0x80))
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += (char)c;
   }
   out += '\'';
 }
@@ -206,7 +271,8 @@ void repr_seq(const std::vector<PyValue>& items, std::string& out, size_t max_le
   }
 }
 
-void repr_items(const std::vector<std::pair<PyValue, PyValue>>& items, std::string& out, size_t max_len, uint32_t depth) {
+void repr_items(const std::vector<std::pair<PyValue, PyValue>>& items, std::string& out, size_t max_len,
+                uint32_t depth) {
   for (size_t i = 0; i < items.size() && out.size() < max_len; i++) {
     if (i) out += ", ";
     repr_into(items[i].first, out, max_len, depth + 1);
@@ -217,35 +283,78 @@ void repr_items(const std::vector<std::pair<PyValue, PyValue>>& items, std::stri
 
 void repr_into(const PyValue& v, std::string& out, size_t max_len, uint32_t depth) {
   if (out.size() >= max_len) return;
-  if (depth > 50) { out += "..."; return; }
+  if (depth > 50) {
+    out += "...";
+    return;
+  }
   using K = PyValue::Kind;
   switch (v.kind()) {
-    case K::None: out += "None"; break;
-    case K::Bool: out += v.as_bool() ? "True" : "False"; break;
-    case K::Int: out += std::to_string(v.as_int()); break;
-    case K::Float: out += fmt::format("{}", v.as_float()); break;
-    case K::Str: repr_bytes(v.str(), out, false); break;
-    case K::Bytes: repr_bytes(v.bytes(), out, true); break;
-    case K::List: out += '['; repr_seq(v.list(), out, max_len, depth); out += ']'; break;
+    case K::None:
+      out += "None";
+      break;
+    case K::Bool:
+      out += v.as_bool() ? "True" : "False";
+      break;
+    case K::Int:
+      out += std::to_string(v.as_int());
+      break;
+    case K::Float:
+      out += fmt::format("{}", v.as_float());
+      break;
+    case K::Str:
+      repr_bytes(v.str(), out, false);
+      break;
+    case K::Bytes:
+      repr_bytes(v.bytes(), out, true);
+      break;
+    case K::List:
+      out += '[';
+      repr_seq(v.list(), out, max_len, depth);
+      out += ']';
+      break;
     case K::Tuple:
       out += '(';
       repr_seq(v.tuple(), out, max_len, depth);
       if (v.tuple().size() == 1) out += ',';
       out += ')';
       break;
-    case K::Dict: out += '{'; repr_items(v.dict().items, out, max_len, depth); out += '}'; break;
-    case K::Global: out += v.global().module + "." + v.global().name; break;
+    case K::Dict:
+      out += '{';
+      repr_items(v.dict().items, out, max_len, depth);
+      out += '}';
+      break;
+    case K::Global:
+      out += v.global().module + "." + v.global().name;
+      break;
     case K::Object: {
       const PyObject& o = v.object();
       repr_into(o.callable, out, max_len, depth + 1);
       repr_into(o.args, out, max_len, depth + 1);
-      if (!o.dict_items.empty()) { out += "{"; repr_items(o.dict_items, out, max_len, depth); out += "}"; }
-      if (!o.list_items.empty()) { out += "["; repr_seq(o.list_items, out, max_len, depth); out += "]"; }
-      if (!o.state.is_none()) { out += ".__setstate__("; repr_into(o.state, out, max_len, depth + 1); out += ")"; }
+      if (!o.dict_items.empty()) {
+        out += "{";
+        repr_items(o.dict_items, out, max_len, depth);
+        out += "}";
+      }
+      if (!o.list_items.empty()) {
+        out += "[";
+        repr_seq(o.list_items, out, max_len, depth);
+        out += "]";
+      }
+      if (!o.state.is_none()) {
+        out += ".__setstate__(";
+        repr_into(o.state, out, max_len, depth + 1);
+        out += ")";
+      }
       break;
     }
-    case K::PersId: out += "persistent_id("; repr_into(v.persid().pid, out, max_len, depth + 1); out += ")"; break;
-    case K::Native: out += "<" + v.native().type + ">"; break;
+    case K::PersId:
+      out += "persistent_id(";
+      repr_into(v.persid().pid, out, max_len, depth + 1);
+      out += ")";
+      break;
+    case K::Native:
+      out += "<" + v.native().type + ">";
+      break;
   }
 }
 }  // namespace
@@ -307,7 +416,8 @@ std::string PyObject::qualname() const {
 }
 
 bool PyObject::is(std::string_view module, std::string_view name) const {
-  return callable.kind() == PyValue::Kind::Global && callable.global().module == module && callable.global().name == name;
+  return callable.kind() == PyValue::Kind::Global && callable.global().module == module &&
+         callable.global().name == name;
 }
 
 }  // namespace nanochat
@@ -397,10 +507,16 @@ class Unpickler {
   void append(PyValue& target, std::vector<PyValue> items) {
     if (target.is(PyValue::Kind::List)) {
       auto& l = *std::get<std::shared_ptr<PyList>>(target.v_);
-      for (auto& x : items) { l.depth = grow(l.depth, x); l.items.push_back(std::move(x)); }
+      for (auto& x : items) {
+        l.depth = grow(l.depth, x);
+        l.items.push_back(std::move(x));
+      }
     } else if (target.is(PyValue::Kind::Object)) {
       auto& o = target.object();
-      for (auto& x : items) { o.depth = grow(o.depth, x); o.list_items.push_back(std::move(x)); }
+      for (auto& x : items) {
+        o.depth = grow(o.depth, x);
+        o.list_items.push_back(std::move(x));
+      }
     } else {
       err("APPEND to a {}", target.kind_name());
     }
@@ -412,7 +528,8 @@ class Unpickler {
       auto& d = target.dict();
       for (size_t i = 0; i < kv.size(); i += 2) {
         d.depth = grow(grow(d.depth, kv[i]), kv[i + 1]);
-        if (kv[i].is(PyValue::Kind::List) || kv[i].is(PyValue::Kind::Dict)) err("unhashable {} as a dict key", kv[i].kind_name());
+        if (kv[i].is(PyValue::Kind::List) || kv[i].is(PyValue::Kind::Dict))
+          err("unhashable {} as a dict key", kv[i].kind_name());
         d.set(std::move(kv[i]), std::move(kv[i + 1]));
       }
     } else if (target.is(PyValue::Kind::Object)) {
@@ -439,7 +556,8 @@ class Unpickler {
   }
 
   PyValue reduce(PyValue callable, PyValue args, bool newobj) {
-    if (!args.is(PyValue::Kind::Tuple)) err("{} arguments must be a tuple, got {}", newobj ? "NEWOBJ" : "REDUCE", args.kind_name());
+    if (!args.is(PyValue::Kind::Tuple))
+      err("{} arguments must be a tuple, got {}", newobj ? "NEWOBJ" : "REDUCE", args.kind_name());
     if (hooks_.reduce && callable.is(PyValue::Kind::Global))
       if (auto r = hooks_.reduce(callable.global(), args)) return std::move(*r);
     uint32_t d = grow(grow(1, callable), args);
@@ -472,7 +590,11 @@ class Unpickler {
     size_t i = 0;
     while (i < s.size()) {
       uint8_t c = s[i];
-      size_t n = c < 0x80 ? 0 : (c >= 0xc2 && c <= 0xdf) ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c >= 0xf0 && c <= 0xf4) ? 3 : 9;
+      size_t n = c < 0x80                   ? 0
+                 : (c >= 0xc2 && c <= 0xdf) ? 1
+                 : (c & 0xf0) == 0xe0       ? 2
+                 : (c >= 0xf0 && c <= 0xf4) ? 3
+                                            : 9;
       if (n == 9 || i + n >= s.size() + (n == 0)) err("string is not valid UTF-8 (byte {} of it)", i);
       for (size_t k = 1; k <= n; k++)
         if (((uint8_t)s[i + k] & 0xc0) != 0x80) err("string is not valid UTF-8 (byte {} of it)", i);
@@ -493,17 +615,39 @@ class Unpickler {
         if (n > d_.size() - pos_) err("truncated data: frame of {} bytes, {} left", n, d_.size() - pos_);
         break;
       }
-      case '(': marks_.push_back(stack_.size()); break;
-      case '0': pop(); break;  // POP
-      case '1': pop_mark(); break;  // POP_MARK
-      case '2': push(top()); break;  // DUP
-      case 'N': push(PyValue()); break;
-      case 0x88: push(PyValue::make_bool(true)); break;
-      case 0x89: push(PyValue::make_bool(false)); break;
-      case 'J': push(PyValue::make_int((int32_t)(uint32_t)le(4, "BININT"))); break;
-      case 'K': push(PyValue::make_int(u8("BININT1"))); break;
-      case 'M': push(PyValue::make_int((int64_t)le(2, "BININT2"))); break;
-      case 0x8a: push(read_int(u8("LONG1"))); break;
+      case '(':
+        marks_.push_back(stack_.size());
+        break;
+      case '0':
+        pop();
+        break;  // POP
+      case '1':
+        pop_mark();
+        break;  // POP_MARK
+      case '2':
+        push(top());
+        break;  // DUP
+      case 'N':
+        push(PyValue());
+        break;
+      case 0x88:
+        push(PyValue::make_bool(true));
+        break;
+      case 0x89:
+        push(PyValue::make_bool(false));
+        break;
+      case 'J':
+        push(PyValue::make_int((int32_t)(uint32_t)le(4, "BININT")));
+        break;
+      case 'K':
+        push(PyValue::make_int(u8("BININT1")));
+        break;
+      case 'M':
+        push(PyValue::make_int((int64_t)le(2, "BININT2")));
+        break;
+      case 0x8a:
+        push(read_int(u8("LONG1")));
+        break;
       case 0x8b: {
         uint64_t n = le(4, "LONG4");
         push(read_int(n));
@@ -518,9 +662,15 @@ class Unpickler {
         push(PyValue::make_float(f));
         break;
       }
-      case 0x8c: push(PyValue::make_str(utf8(take(u8("SHORT_BINUNICODE"), "SHORT_BINUNICODE")))); break;
-      case 'X': push(PyValue::make_str(utf8(take(le(4, "BINUNICODE"), "BINUNICODE")))); break;
-      case 0x8d: push(PyValue::make_str(utf8(take(le(8, "BINUNICODE8"), "BINUNICODE8")))); break;
+      case 0x8c:
+        push(PyValue::make_str(utf8(take(u8("SHORT_BINUNICODE"), "SHORT_BINUNICODE"))));
+        break;
+      case 'X':
+        push(PyValue::make_str(utf8(take(le(4, "BINUNICODE"), "BINUNICODE"))));
+        break;
+      case 0x8d:
+        push(PyValue::make_str(utf8(take(le(8, "BINUNICODE8"), "BINUNICODE8"))));
+        break;
       case 'U':
       case 'T': {  // SHORT_BINSTRING / BINSTRING (Python 2 str): decoded as ASCII, Python 3's default
         auto s = op == 'U' ? take(u8("SHORT_BINSTRING"), "SHORT_BINSTRING") : take(le(4, "BINSTRING"), "BINSTRING");
@@ -529,36 +679,89 @@ class Unpickler {
         push(PyValue::make_str(std::string(s)));
         break;
       }
-      case 'C': push(PyValue::make_bytes(std::string(take(u8("SHORT_BINBYTES"), "SHORT_BINBYTES")))); break;
-      case 'B': push(PyValue::make_bytes(std::string(take(le(4, "BINBYTES"), "BINBYTES")))); break;
-      case 0x8e: push(PyValue::make_bytes(std::string(take(le(8, "BINBYTES8"), "BINBYTES8")))); break;
-      case 0x96: push(PyValue::make_bytes(std::string(take(le(8, "BYTEARRAY8"), "BYTEARRAY8")))); break;
-      case '}': push(PyValue::make_dict()); break;
-      case ']': push(PyValue::make_list()); break;
-      case ')': push(PyValue::make_tuple()); break;
-      case 't': push(make_tuple(pop_mark())); break;
-      case 0x85: { auto a = pop(); push(make_tuple({std::move(a)})); break; }
-      case 0x86: { auto b = pop(); auto a = pop(); push(make_tuple({std::move(a), std::move(b)})); break; }
+      case 'C':
+        push(PyValue::make_bytes(std::string(take(u8("SHORT_BINBYTES"), "SHORT_BINBYTES"))));
+        break;
+      case 'B':
+        push(PyValue::make_bytes(std::string(take(le(4, "BINBYTES"), "BINBYTES"))));
+        break;
+      case 0x8e:
+        push(PyValue::make_bytes(std::string(take(le(8, "BINBYTES8"), "BINBYTES8"))));
+        break;
+      case 0x96:
+        push(PyValue::make_bytes(std::string(take(le(8, "BYTEARRAY8"), "BYTEARRAY8"))));
+        break;
+      case '}':
+        push(PyValue::make_dict());
+        break;
+      case ']':
+        push(PyValue::make_list());
+        break;
+      case ')':
+        push(PyValue::make_tuple());
+        break;
+      case 't':
+        push(make_tuple(pop_mark()));
+        break;
+      case 0x85: {
+        auto a = pop();
+        push(make_tuple({std::move(a)}));
+        break;
+      }
+      case 0x86: {
+        auto b = pop();
+        auto a = pop();
+        push(make_tuple({std::move(a), std::move(b)}));
+        break;
+      }
       case 0x87: {
-        auto c = pop(); auto b = pop(); auto a = pop();
+        auto c = pop();
+        auto b = pop();
+        auto a = pop();
         push(make_tuple({std::move(a), std::move(b), std::move(c)}));
         break;
       }
-      case 'a': { auto v = pop(); std::vector<PyValue> one; one.push_back(std::move(v)); append(top(), std::move(one)); break; }
-      case 'e': { auto items = pop_mark(); append(top(), std::move(items)); break; }
+      case 'a': {
+        auto v = pop();
+        std::vector<PyValue> one;
+        one.push_back(std::move(v));
+        append(top(), std::move(one));
+        break;
+      }
+      case 'e': {
+        auto items = pop_mark();
+        append(top(), std::move(items));
+        break;
+      }
       case 's': {
-        auto v = pop(); auto k = pop();
+        auto v = pop();
+        auto k = pop();
         std::vector<PyValue> kv;
-        kv.push_back(std::move(k)); kv.push_back(std::move(v));
+        kv.push_back(std::move(k));
+        kv.push_back(std::move(v));
         setitems(top(), std::move(kv));
         break;
       }
-      case 'u': { auto kv = pop_mark(); setitems(top(), std::move(kv)); break; }
-      case 'q': memo_put(u8("BINPUT")); break;
-      case 'r': memo_put(le(4, "LONG_BINPUT")); break;
-      case 0x94: memo_put(memo_.size()); break;  // MEMOIZE
-      case 'h': memo_get(u8("BINGET")); break;
-      case 'j': memo_get(le(4, "LONG_BINGET")); break;
+      case 'u': {
+        auto kv = pop_mark();
+        setitems(top(), std::move(kv));
+        break;
+      }
+      case 'q':
+        memo_put(u8("BINPUT"));
+        break;
+      case 'r':
+        memo_put(le(4, "LONG_BINPUT"));
+        break;
+      case 0x94:
+        memo_put(memo_.size());
+        break;  // MEMOIZE
+      case 'h':
+        memo_get(u8("BINGET"));
+        break;
+      case 'j':
+        memo_get(le(4, "LONG_BINGET"));
+        break;
       case 'c': {  // GLOBAL "module\nname\n"
         std::string module = line("GLOBAL module");
         std::string name = line("GLOBAL name");
@@ -571,8 +774,18 @@ class Unpickler {
         push(global(module.str(), name.str()));
         break;
       }
-      case 'R': { auto args = pop(); auto fn = pop(); push(reduce(std::move(fn), std::move(args), false)); break; }
-      case 0x81: { auto args = pop(); auto cls = pop(); push(reduce(std::move(cls), std::move(args), true)); break; }
+      case 'R': {
+        auto args = pop();
+        auto fn = pop();
+        push(reduce(std::move(fn), std::move(args), false));
+        break;
+      }
+      case 0x81: {
+        auto args = pop();
+        auto cls = pop();
+        push(reduce(std::move(cls), std::move(args), true));
+        break;
+      }
       case 'b': {  // BUILD
         PyValue state = pop();
         PyValue& obj = top();

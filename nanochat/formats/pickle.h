@@ -85,7 +85,7 @@ class PyValue {
 
   // Typed access; each throws nanochat::Error("pickle: expected <kind>, got <kind> ...") on a mismatch.
   bool as_bool() const;
-  int64_t as_int() const;  // int (or bool, as Python allows)
+  int64_t as_int() const;   // int (or bool, as Python allows)
   double as_float() const;  // float or int
   const std::string& str() const;
   const std::string& bytes() const;

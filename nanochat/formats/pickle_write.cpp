@@ -48,7 +48,10 @@ class PickleWriter {
     out_.append(p, n);
   }
   void write(std::string_view s) { write(s.data(), s.size()); }
-  void op(uint8_t o) { char c = (char)o; write(&c, 1); }
+  void op(uint8_t o) {
+    char c = (char)o;
+    write(&c, 1);
+  }
   void op_le(uint8_t o, uint64_t v, int n) {
     char buf[9];
     buf[0] = (char)o;
@@ -90,13 +93,18 @@ class PickleWriter {
     memo_put_index(idx);
   }
   void memo_put_index(uint32_t idx) {
-    if (proto_ >= 4) op(0x94);
-    else if (idx < 256) op_le('q', idx, 1);
-    else op_le('r', idx, 4);
+    if (proto_ >= 4)
+      op(0x94);
+    else if (idx < 256)
+      op_le('q', idx, 1);
+    else
+      op_le('r', idx, 4);
   }
   void memo_get(uint32_t idx) {
-    if (idx < 256) op_le('h', idx, 1);
-    else op_le('j', idx, 4);
+    if (idx < 256)
+      op_le('h', idx, 1);
+    else
+      op_le('j', idx, 4);
   }
   // A memo entry keyed by value rather than by node (see global_memo_).
   bool memo_get_named(const std::string& key) {
@@ -112,9 +120,12 @@ class PickleWriter {
   }
 
   void save_int(int64_t v) {
-    if (v >= 0 && v <= 0xff) op_le('K', v, 1);
-    else if (v >= 0 && v <= 0xffff) op_le('M', v, 2);
-    else if (v >= INT32_MIN && v <= INT32_MAX) op_le('J', (uint32_t)(int32_t)v, 4);
+    if (v >= 0 && v <= 0xff)
+      op_le('K', v, 1);
+    else if (v >= 0 && v <= 0xffff)
+      op_le('M', v, 2);
+    else if (v >= INT32_MIN && v <= INT32_MAX)
+      op_le('J', (uint32_t)(int32_t)v, 4);
     else {
       // LONG1 as Python's encode_long: (bit_length(|v|) >> 3) + 1 bytes of little-endian two's complement,
       // dropping a redundant 0xff for negatives.
@@ -132,8 +143,11 @@ class PickleWriter {
   void save_str_data(uint8_t short_op, uint8_t op4, uint8_t op8, const std::string& s) {
     char h[9];
     size_t hl;
-    if (s.size() <= 0xff && short_op) { h[0] = (char)short_op; h[1] = (char)s.size(); hl = 2; }
-    else if (s.size() > 0xffffffffull && proto_ >= 4) {
+    if (s.size() <= 0xff && short_op) {
+      h[0] = (char)short_op;
+      h[1] = (char)s.size();
+      hl = 2;
+    } else if (s.size() > 0xffffffffull && proto_ >= 4) {
       h[0] = (char)op8;
       for (int i = 0; i < 8; i++) h[1 + i] = (char)((s.size() >> (8 * i)) & 0xff);
       hl = 9;
@@ -151,9 +165,15 @@ class PickleWriter {
     if (memo_get_named(key)) return;
     if (proto_ >= 4) {
       std::string mkey = "M\n" + g.module, nkey = "N\n" + g.module + "\n" + g.name;
-      if (!memo_get_named(mkey)) { save_str_data(0x8c, 'X', 0x8d, g.module); memo_put_named(mkey); }
+      if (!memo_get_named(mkey)) {
+        save_str_data(0x8c, 'X', 0x8d, g.module);
+        memo_put_named(mkey);
+      }
       boundary();
-      if (!memo_get_named(nkey)) { save_str_data(0x8c, 'X', 0x8d, g.name); memo_put_named(nkey); }
+      if (!memo_get_named(nkey)) {
+        save_str_data(0x8c, 'X', 0x8d, g.name);
+        memo_put_named(nkey);
+      }
       boundary();
       op(0x93);
     } else {
@@ -175,19 +195,29 @@ class PickleWriter {
       }
       op('(');
       size_t k = 0;
-      while (i < n && k < kBatch) { save_item(i++); k++; }
+      while (i < n && k < kBatch) {
+        save_item(i++);
+        k++;
+      }
       op(many_op);
     }
   }
 
   void save(const PyValue& v, uint32_t depth) {
-    if (depth > kMaxDepth) fail("pickle: value nested deeper than {} levels (or recursive) cannot be written", kMaxDepth);
+    if (depth > kMaxDepth)
+      fail("pickle: value nested deeper than {} levels (or recursive) cannot be written", kMaxDepth);
     boundary();  // as CPython's save(): a full frame is closed before every object, atoms and memo hits included
     using K = PyValue::Kind;
     switch (v.kind()) {  // atoms: never memoized
-      case K::None: op('N'); return;
-      case K::Bool: op(v.as_bool() ? 0x88 : 0x89); return;
-      case K::Int: save_int(v.as_int()); return;
+      case K::None:
+        op('N');
+        return;
+      case K::Bool:
+        op(v.as_bool() ? 0x88 : 0x89);
+        return;
+      case K::Int:
+        save_int(v.as_int());
+        return;
       case K::Float: {
         double f = v.as_float();
         uint64_t bits;
@@ -198,7 +228,8 @@ class PickleWriter {
         write(b, 9);
         return;
       }
-      default: break;
+      default:
+        break;
     }
     const void* key = v.node_ptr();
     if (auto it = memo_.find(key); it != memo_.end()) {
@@ -217,7 +248,10 @@ class PickleWriter {
         break;
       case K::Tuple: {
         auto& t = v.tuple();
-        if (t.empty()) { op(')'); break; }
+        if (t.empty()) {
+          op(')');
+          break;
+        }
         if (t.size() <= 3) {
           for (auto& x : t) save(x, depth + 1);
           if (auto it = memo_.find(key); it != memo_.end()) {  // the tuple was reached through its own items
@@ -244,7 +278,11 @@ class PickleWriter {
         memo_put(key);
         auto& l = v.list();
         size_t n = l.size();
-        if (n == 1) { save(l[0], depth + 1); op('a'); break; }
+        if (n == 1) {
+          save(l[0], depth + 1);
+          op('a');
+          break;
+        }
         size_t i = 0;  // batch_list_exact
         while (i < n) {
           op('(');
@@ -259,16 +297,26 @@ class PickleWriter {
         auto& items = v.dict().items;
         size_t n = items.size();
         if (n == 0) break;
-        if (n == 1) { save(items[0].first, depth + 1); save(items[0].second, depth + 1); op('s'); break; }
+        if (n == 1) {
+          save(items[0].first, depth + 1);
+          save(items[0].second, depth + 1);
+          op('s');
+          break;
+        }
         size_t i = 0, k;  // batch_dict_exact: a full last batch is followed by an empty MARK SETITEMS
         do {
           op('(');
-          for (k = 0; i < n && k < kBatch; k++, i++) { save(items[i].first, depth + 1); save(items[i].second, depth + 1); }
+          for (k = 0; i < n && k < kBatch; k++, i++) {
+            save(items[i].first, depth + 1);
+            save(items[i].second, depth + 1);
+          }
           op('u');
         } while (k == kBatch);
         break;
       }
-      case K::Global: save_global(v.global()); break;
+      case K::Global:
+        save_global(v.global());
+        break;
       case K::Object: {
         const PyObject& o = v.object();
         if (!o.args.is(K::Tuple)) fail("pickle: object arguments must be a tuple, got {}", o.args.kind_name());
@@ -281,12 +329,20 @@ class PickleWriter {
           save(o.dict_items[i].first, depth + 1);
           save(o.dict_items[i].second, depth + 1);
         });
-        if (!o.state.is_none()) { save(o.state, depth + 1); op('b'); }
+        if (!o.state.is_none()) {
+          save(o.state, depth + 1);
+          op('b');
+        }
         break;
       }
-      case K::PersId: save(v.persid().pid, depth + 1); op('Q'); break;
-      case K::Native: fail("pickle: cannot write a {} value", v.kind_name());
-      default: break;
+      case K::PersId:
+        save(v.persid().pid, depth + 1);
+        op('Q');
+        break;
+      case K::Native:
+        fail("pickle: cannot write a {} value", v.kind_name());
+      default:
+        break;
     }
   }
 };

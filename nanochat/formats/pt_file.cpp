@@ -1,5 +1,5 @@
-// pt_file: see pt_file.h. Layout of what torch.save writes (torch.serialization's zip format): a zip with one top folder holding
-// data.pkl (protocol 2), data/<key> (raw little-endian storage bytes), version and optionally byteorder.
+// pt_file: see pt_file.h. Layout of what torch.save writes (torch.serialization's zip format): a zip with one top
+// folder holding data.pkl (protocol 2), data/<key> (raw little-endian storage bytes), version and optionally byteorder.
 #include "nanochat/formats/pt_file.h"
 
 #include <fcntl.h>
@@ -28,12 +28,19 @@ namespace {
 
 // Storage class names as torch pickles them (torch.<Name>Storage) and their dtypes.
 const std::vector<std::pair<std::string, at::ScalarType>>& storage_types() {
-  static const std::vector<std::pair<std::string, at::ScalarType>> t = {
-      {"FloatStorage", at::kFloat},   {"BFloat16Storage", at::kBFloat16}, {"HalfStorage", at::kHalf},
-      {"DoubleStorage", at::kDouble}, {"LongStorage", at::kLong},         {"IntStorage", at::kInt},
-      {"ShortStorage", at::kShort},   {"CharStorage", at::kChar},         {"ByteStorage", at::kByte},
-      {"BoolStorage", at::kBool},     {"ComplexFloatStorage", at::kComplexFloat},
-      {"ComplexDoubleStorage", at::kComplexDouble}, {"UntypedStorage", at::kByte}};
+  static const std::vector<std::pair<std::string, at::ScalarType>> t = {{"FloatStorage", at::kFloat},
+                                                                        {"BFloat16Storage", at::kBFloat16},
+                                                                        {"HalfStorage", at::kHalf},
+                                                                        {"DoubleStorage", at::kDouble},
+                                                                        {"LongStorage", at::kLong},
+                                                                        {"IntStorage", at::kInt},
+                                                                        {"ShortStorage", at::kShort},
+                                                                        {"CharStorage", at::kChar},
+                                                                        {"ByteStorage", at::kByte},
+                                                                        {"BoolStorage", at::kBool},
+                                                                        {"ComplexFloatStorage", at::kComplexFloat},
+                                                                        {"ComplexDoubleStorage", at::kComplexDouble},
+                                                                        {"UntypedStorage", at::kByte}};
   return t;
 }
 
@@ -44,7 +51,9 @@ struct LoadedStorage {
 
 // ----- reading -------------------------------------------------------------------------------------------------
 
-uint32_t le32(const unsigned char* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24; }
+uint32_t le32(const unsigned char* p) {
+  return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+}
 uint64_t le64(const unsigned char* p) { return uint64_t(le32(p)) | uint64_t(le32(p + 4)) << 32; }
 uint16_t le16(const unsigned char* p) { return uint16_t(p[0] | p[1] << 8); }
 
@@ -68,7 +77,10 @@ std::unordered_map<std::string, uint32_t> zip_crcs(const fs::path& path) {
   const std::string tail = read_at(size - tail_len, tail_len);
   size_t eocd = std::string::npos;
   for (size_t i = tail.size() >= 22 ? tail.size() - 22 + 1 : 0; i-- > 0;)
-    if (le32(reinterpret_cast<const unsigned char*>(tail.data() + i)) == 0x06054b50) { eocd = i; break; }
+    if (le32(reinterpret_cast<const unsigned char*>(tail.data() + i)) == 0x06054b50) {
+      eocd = i;
+      break;
+    }
   if (eocd == std::string::npos) fail("{}: no zip end-of-directory record (truncated file?)", path.string());
   auto* e = reinterpret_cast<const unsigned char*>(tail.data() + eocd);
   uint64_t entries = le16(e + 10), dir_size = le32(e + 12), dir_off = le32(e + 16);
@@ -115,7 +127,8 @@ class PtReader {
     if (reader_->hasRecord("byteorder")) {
       auto [ptr, n] = record("byteorder");
       std::string order(static_cast<const char*>(ptr.get()), n);
-      if (order != "little") fail("{} was saved on a {}-endian machine; only little-endian files are supported", path_.string(), order);
+      if (order != "little")
+        fail("{} was saved on a {}-endian machine; only little-endian files are supported", path_.string(), order);
     }
     if (!reader_->hasRecord("data.pkl")) fail("{} has no data.pkl: not a torch.save file", path_.string());
     auto [ptr, n] = record("data.pkl");
@@ -157,8 +170,10 @@ class PtReader {
     }
     // 0 is what a writer stores when told not to compute CRCs (torch.serialization.set_crc32_options(False)).
     if (it->second != 0 && uint32_t(crc) != it->second)
-      fail("{} is corrupted: record {} fails its CRC-32 check (the file was damaged after it was written; restore it "
-           "or use another checkpoint)", path_.string(), name);
+      fail(
+          "{} is corrupted: record {} fails its CRC-32 check (the file was damaged after it was written; restore it "
+          "or use another checkpoint)",
+          path_.string(), name);
     return {std::move(ptr), n};
   }
 
@@ -172,7 +187,10 @@ class PtReader {
     at::ScalarType dtype = at::kByte;
     bool known = false;
     for (auto& [name, st] : storage_types())
-      if (cls.module == "torch" && cls.name == name) { dtype = st; known = true; }
+      if (cls.module == "torch" && cls.name == name) {
+        dtype = st;
+        known = true;
+      }
     if (!known) fail("unsupported storage type {}.{}", cls.module, cls.name);
     auto it = storages_.find(key);
     if (it == storages_.end()) {
@@ -208,8 +226,10 @@ class PtReader {
       bool empty = false;
       for (size_t i = 0; i < size.size(); i++) {
         if (size[i] < 0 || stride[i] < 0) fail("tensor with negative size or stride");
-        if (size[i] == 0) empty = true;
-        else last += (size[i] - 1) * stride[i];
+        if (size[i] == 0)
+          empty = true;
+        else
+          last += (size[i] - 1) * stride[i];
       }
       if (offset < 0 || (!empty && last >= numel))
         fail("tensor view (offset {}, size {}, stride {}) reaches past its storage of {} elements", offset,
@@ -222,11 +242,13 @@ class PtReader {
       if (a.empty()) fail("{} without arguments", g.name);
       return a[0];
     }
-    if ((g.module == "torch.jit._pickle" && g.name == "restore_type_tag") || (g.module == "torch" && g.name == "Size")) {
+    if ((g.module == "torch.jit._pickle" && g.name == "restore_type_tag") ||
+        (g.module == "torch" && g.name == "Size")) {
       if (args.tuple().empty()) fail("{}.{} without arguments", g.module, g.name);
       return args.tuple()[0];
     }
-    if (g.module == "torch.jit._pickle" && g.name.rfind("build_", 0) == 0 && !args.tuple().empty()) return args.tuple()[0];
+    if (g.module == "torch.jit._pickle" && g.name.rfind("build_", 0) == 0 && !args.tuple().empty())
+      return args.tuple()[0];
     return std::nullopt;
   }
 
@@ -246,11 +268,16 @@ class PtReader {
   c10::IValue to_ivalue(const PyValue& v) {
     using K = PyValue::Kind;
     switch (v.kind()) {
-      case K::None: return c10::IValue();
-      case K::Bool: return v.as_bool();
-      case K::Int: return v.as_int();
-      case K::Float: return v.as_float();
-      case K::Str: return v.str();
+      case K::None:
+        return c10::IValue();
+      case K::Bool:
+        return v.as_bool();
+      case K::Int:
+        return v.as_int();
+      case K::Float:
+        return v.as_float();
+      case K::Str:
+        return v.str();
       case K::List: {
         c10::impl::GenericList l(c10::AnyType::get());
         for (auto& x : v.list()) l.push_back(to_ivalue(x));
@@ -261,7 +288,8 @@ class PtReader {
         for (auto& x : v.tuple()) items.push_back(to_ivalue(x));
         return c10::ivalue::Tuple::create(std::move(items));
       }
-      case K::Dict: return dict_to_ivalue(v.dict().items);
+      case K::Dict:
+        return dict_to_ivalue(v.dict().items);
       case K::Object: {
         const PyObject& o = v.object();
         if (o.is("collections", "OrderedDict")) return dict_to_ivalue(o.dict_items);  // _metadata state dropped
@@ -270,7 +298,8 @@ class PtReader {
       case K::Native:
         if (v.native().type == "tensor") return std::any_cast<const at::Tensor&>(v.native().value);
         fail("a bare storage (not wrapped in a tensor) is not supported");
-      default: fail("unsupported value {} of type {}", v.repr(80), v.kind_name());
+      default:
+        fail("unsupported value {} of type {}", v.repr(80), v.kind_name());
     }
   }
 };
@@ -324,11 +353,15 @@ class PtWriter {
     at::ScalarType dtype = t.scalar_type();
     std::string cls;
     for (auto& [name, st] : storage_types())
-      if (st == dtype && name != "UntypedStorage") { cls = name; break; }
+      if (st == dtype && name != "UntypedStorage") {
+        cls = name;
+        break;
+      }
     if (cls.empty()) fail("cannot save a tensor of dtype {}", c10::toString(dtype));
     size_t itemsize = c10::elementSize(dtype);
     const at::Storage& storage = t.storage();
-    if (storage.nbytes() % itemsize) fail("tensor storage of {} bytes is not a whole number of {}", storage.nbytes(), c10::toString(dtype));
+    if (storage.nbytes() % itemsize)
+      fail("tensor storage of {} bytes is not a whole number of {}", storage.nbytes(), c10::toString(dtype));
     int64_t storage_numel = (int64_t)(storage.nbytes() / itemsize);
     const void* id = storage.unsafeGetStorageImpl();
     auto it = saved_.find(id);
@@ -341,8 +374,8 @@ class PtWriter {
     } else if (it->second.dtype != dtype) {
       fail("cannot save tensors that view the same storage as different dtypes");
     }
-    PyValue pid = PyValue::make_tuple({storage_str_, PyValue::make_global("torch", cls), PyValue::make_str(it->second.key),
-                                       cpu_str_, PyValue::make_int(storage_numel)});
+    PyValue pid = PyValue::make_tuple({storage_str_, PyValue::make_global("torch", cls),
+                                       PyValue::make_str(it->second.key), cpu_str_, PyValue::make_int(storage_numel)});
     std::vector<PyValue> size, stride;
     for (int64_t s : t.sizes()) size.push_back(PyValue::make_int(s));
     for (int64_t s : t.strides()) stride.push_back(PyValue::make_int(s));
@@ -377,7 +410,9 @@ NamedTensors load_state_dict(const fs::path& path) {
   NamedTensors out;
   for (auto& e : v.toGenericDict()) {
     if (!e.key().isString()) fail("{}: state dict key {} is not a string", path.string(), e.key().tagKind());
-    if (!e.value().isTensor()) fail("{}: state dict entry '{}' is a {}, not a tensor", path.string(), e.key().toStringRef(), e.value().tagKind());
+    if (!e.value().isTensor())
+      fail("{}: state dict entry '{}' is a {}, not a tensor", path.string(), e.key().toStringRef(),
+           e.value().tagKind());
     out.emplace_back(e.key().toStringRef(), e.value().toTensor());
   }
   return out;

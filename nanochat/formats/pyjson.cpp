@@ -25,16 +25,32 @@ void dump_string(const std::string& s, std::string& out) {
     unsigned char c = s[i];
     if (c < 0x80) {
       switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        case '\b': out += "\\b"; break;
-        case '\f': out += "\\f"; break;
+        case '"':
+          out += "\\\"";
+          break;
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\b':
+          out += "\\b";
+          break;
+        case '\f':
+          out += "\\f";
+          break;
         default:
-          if (c < 0x20 || c == 0x7f) out += fmt::format("\\u{:04x}", c);
-          else out += (char)c;
+          if (c < 0x20 || c == 0x7f)
+            out += fmt::format("\\u{:04x}", c);
+          else
+            out += (char)c;
       }
       i++;
       continue;
@@ -63,14 +79,29 @@ void dump(const Json& j, int indent, int level, std::string& out) {
   };
   const char* item_sep = indent >= 0 ? "," : ", ";
   switch (j.type()) {
-    case Json::value_t::null: out += "null"; break;
-    case Json::value_t::boolean: out += j.get<bool>() ? "true" : "false"; break;
-    case Json::value_t::number_integer: out += std::to_string(j.get<int64_t>()); break;
-    case Json::value_t::number_unsigned: out += std::to_string(j.get<uint64_t>()); break;
-    case Json::value_t::number_float: out += json_float_repr(j.get<double>()); break;
-    case Json::value_t::string: dump_string(j.get_ref<const std::string&>(), out); break;
+    case Json::value_t::null:
+      out += "null";
+      break;
+    case Json::value_t::boolean:
+      out += j.get<bool>() ? "true" : "false";
+      break;
+    case Json::value_t::number_integer:
+      out += std::to_string(j.get<int64_t>());
+      break;
+    case Json::value_t::number_unsigned:
+      out += std::to_string(j.get<uint64_t>());
+      break;
+    case Json::value_t::number_float:
+      out += json_float_repr(j.get<double>());
+      break;
+    case Json::value_t::string:
+      dump_string(j.get_ref<const std::string&>(), out);
+      break;
     case Json::value_t::array: {
-      if (j.empty()) { out += "[]"; break; }
+      if (j.empty()) {
+        out += "[]";
+        break;
+      }
       out += '[';
       bool first = true;
       for (auto& x : j) {
@@ -84,7 +115,10 @@ void dump(const Json& j, int indent, int level, std::string& out) {
       break;
     }
     case Json::value_t::object: {
-      if (j.empty()) { out += "{}"; break; }
+      if (j.empty()) {
+        out += "{}";
+        break;
+      }
       out += '{';
       bool first = true;
       for (auto& [k, v] : j.items()) {
@@ -99,12 +133,13 @@ void dump(const Json& j, int indent, int level, std::string& out) {
       out += '}';
       break;
     }
-    default: fail("json: cannot write a {} value", j.type_name());
+    default:
+      fail("json: cannot write a {} value", j.type_name());
   }
 }
 
 // Python's bare NaN / Infinity / -Infinity become marked strings for nlohmann's parser, then doubles again.
-constexpr std::string_view kMark = "\x01nanochat-nonfinite:";          // the parsed string
+constexpr std::string_view kMark = "\x01nanochat-nonfinite:";         // the parsed string
 constexpr std::string_view kMarkJson = "\\u0001nanochat-nonfinite:";  // how it is spelled in the JSON text
 
 void restore_nonfinite(Json& j) {
@@ -135,8 +170,10 @@ Json json_loads_python(std::string_view text) {
     char c = text[i];
     if (in_str) {
       t += c;
-      if (c == '\\' && i + 1 < text.size()) t += text[++i];
-      else if (c == '"') in_str = false;
+      if (c == '\\' && i + 1 < text.size())
+        t += text[++i];
+      else if (c == '"')
+        in_str = false;
       continue;
     }
     if (c == '"') in_str = true;

@@ -1,5 +1,6 @@
 // pyrandom: see pyrandom.h. The algorithms follow CPython's _randommodule.c / random.py and numpy's
-// SeedSequence, PCG64 and random_interval, written from their documented behaviour (CPython's Lib/random.py and numpy's documented algorithms).
+// SeedSequence, PCG64 and random_interval, written from their documented behaviour (CPython's Lib/random.py and numpy's
+// documented algorithms).
 #include "nanochat/formats/pyrandom.h"
 
 #include <bit>
@@ -22,13 +23,19 @@ void PyRandom::init_by_array(const std::vector<uint32_t>& key) {
   for (size_t k = std::max<size_t>(624, n); k; k--) {
     mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525u)) + key[j] + uint32_t(j);
     i++, j++;
-    if (i >= 624) { mt_[0] = mt_[623]; i = 1; }
+    if (i >= 624) {
+      mt_[0] = mt_[623];
+      i = 1;
+    }
     if (j >= n) j = 0;
   }
   for (size_t k = 623; k; k--) {
     mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941u)) - uint32_t(i);
     i++;
-    if (i >= 624) { mt_[0] = mt_[623]; i = 1; }
+    if (i >= 624) {
+      mt_[0] = mt_[623];
+      i = 1;
+    }
   }
   mt_[0] = 0x80000000u;  // MSB is 1, assuring a non-zero initial array
 }

@@ -15,11 +15,20 @@ std::string xml_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -88,21 +97,26 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
 
   // grid and tick labels
   svg += "<g stroke=\"#e5e5e5\" stroke-width=\"1\">\n";
-  for (double t : xt) svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\"/>\n", px(t), top, top + ph);
-  for (double t : yt) svg += fmt::format("<line x1=\"{1}\" y1=\"{0:.1f}\" x2=\"{2}\" y2=\"{0:.1f}\"/>\n", py(t), left, left + pw);
+  for (double t : xt)
+    svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1}\" x2=\"{0:.1f}\" y2=\"{2}\"/>\n", px(t), top, top + ph);
+  for (double t : yt)
+    svg += fmt::format("<line x1=\"{1}\" y1=\"{0:.1f}\" x2=\"{2}\" y2=\"{0:.1f}\"/>\n", py(t), left, left + pw);
   svg += "</g>\n<g fill=\"#333\">\n";
   for (double t : xt)
-    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px(t), top + ph + 18, format_tick(t));
+    svg += fmt::format("<text x=\"{:.1f}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", px(t), top + ph + 18,
+                       format_tick(t));
   for (double t : yt)
-    svg += fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", left - 8, py(t) + 4, format_tick(t));
+    svg +=
+        fmt::format("<text x=\"{}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>\n", left - 8, py(t) + 4, format_tick(t));
   svg += "</g>\n";
   // axes and their labels
   svg += fmt::format("<path d=\"M{0} {1} V{2} H{3}\" fill=\"none\" stroke=\"#333\" stroke-width=\"1.2\"/>\n", left, top,
                      top + ph, left + pw);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" font-size=\"13\">{}</text>\n", left + pw / 2,
                      height - 14, xml_escape(x_label));
-  svg += fmt::format("<text x=\"18\" y=\"{0}\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 {0})\">{1}</text>\n",
-                     top + ph / 2, xml_escape(y_label));
+  svg += fmt::format(
+      "<text x=\"18\" y=\"{0}\" text-anchor=\"middle\" font-size=\"13\" transform=\"rotate(-90 18 {0})\">{1}</text>\n",
+      top + ph / 2, xml_escape(y_label));
   // the lines
   for (size_t k = 0; k < series.size(); k++) {
     const auto& s = series[k];
@@ -114,8 +128,9 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
       pts += fmt::format("{}{:.1f},{:.1f}", n++ ? " " : "", px(s.x[i]), py(s.y[i]));
     }
     if (n == 0) continue;
-    svg += fmt::format("<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" stroke-linejoin=\"round\" points=\"{}\"/>\n",
-                       color, pts);
+    svg += fmt::format(
+        "<polyline fill=\"none\" stroke=\"{}\" stroke-width=\"1.6\" stroke-linejoin=\"round\" points=\"{}\"/>\n", color,
+        pts);
     if (n <= 40) {  // short series (evaluations every N steps): show where the measurements are
       svg += fmt::format("<g fill=\"{}\">\n", color);
       for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); i++) {
@@ -127,13 +142,14 @@ std::string svg_line_chart(const std::string& title, const std::string& x_label,
   }
   if (series.size() > 1) {
     double lx = left + pw - 150, ly = top + 10;
-    svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"142\" height=\"{}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
-                       lx, ly, 8 + 18 * series.size());
+    svg += fmt::format(
+        "<rect x=\"{}\" y=\"{}\" width=\"142\" height=\"{}\" fill=\"white\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n",
+        lx, ly, 8 + 18 * series.size());
     for (size_t k = 0; k < series.size(); k++) {
       const char* color = kPalette[k % (sizeof(kPalette) / sizeof(kPalette[0]))];
       double yy = ly + 16 + 18 * k;
-      svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2.5\"/>\n", lx + 8, yy - 4,
-                         lx + 30, color);
+      svg += fmt::format("<line x1=\"{0}\" y1=\"{1}\" x2=\"{2}\" y2=\"{1}\" stroke=\"{3}\" stroke-width=\"2.5\"/>\n",
+                         lx + 8, yy - 4, lx + 30, color);
       svg += fmt::format("<text x=\"{}\" y=\"{}\">{}</text>\n", lx + 36, yy, xml_escape(series[k].label));
     }
   }

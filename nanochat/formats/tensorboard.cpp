@@ -41,7 +41,9 @@ void put_varint(std::string& out, uint64_t v) {
   out.push_back(char(v));
 }
 void put_key(std::string& out, int field, WireType type) { put_varint(out, (uint64_t(field) << 3) | type); }
-void put_fixed(std::string& out, const void* p, size_t n) { out.append(static_cast<const char*>(p), n); }  // little-endian host
+void put_fixed(std::string& out, const void* p, size_t n) {
+  out.append(static_cast<const char*>(p), n);
+}  // little-endian host
 void put_bytes(std::string& out, int field, std::string_view bytes) {
   put_key(out, field, kLengthDelimited);
   put_varint(out, bytes.size());
@@ -71,11 +73,20 @@ struct Reader {
   // Reads one field's payload; returns the wire type so the caller can interpret it.
   void skip(int type) {
     switch (type) {
-      case kVarint: varint(); break;
-      case kFixed64: take(8); break;
-      case kLengthDelimited: take(varint()); break;
-      case kFixed32: take(4); break;
-      default: fail("event record: unsupported protobuf wire type {}", type);
+      case kVarint:
+        varint();
+        break;
+      case kFixed64:
+        take(8);
+        break;
+      case kLengthDelimited:
+        take(varint());
+        break;
+      case kFixed32:
+        take(4);
+        break;
+      default:
+        fail("event record: unsupported protobuf wire type {}", type);
     }
   }
 };
@@ -89,8 +100,8 @@ T read_le(std::string_view bytes) {
 
 std::string encode_value(const std::string& tag, float value) {
   std::string v;
-  put_bytes(v, 1, tag);           // Summary.Value.tag
-  put_key(v, 2, kFixed32);        // Summary.Value.simple_value
+  put_bytes(v, 1, tag);     // Summary.Value.tag
+  put_key(v, 2, kFixed32);  // Summary.Value.simple_value
   put_fixed(v, &value, 4);
   return v;
 }
@@ -203,8 +214,8 @@ EventWriter::EventWriter(const fs::path& dir) {
   if (ec) fail("cannot create TensorBoard log dir {}: {}", dir.string(), ec.message());
   char host[256] = "localhost";
   ::gethostname(host, sizeof(host) - 1);
-  path_ = dir / fmt::format("events.out.tfevents.{}.{}.{}.{}", int64_t(unix_time_now()), host, ::getpid(),
-                            g_file_counter++);
+  path_ = dir /
+          fmt::format("events.out.tfevents.{}.{}.{}.{}", int64_t(unix_time_now()), host, ::getpid(), g_file_counter++);
   file_ = std::fopen(path_.c_str(), "wb");
   if (!file_) fail("cannot write TensorBoard event file {}: {}", path_.string(), std::strerror(errno));
   TbEvent first;

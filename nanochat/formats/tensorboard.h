@@ -31,8 +31,8 @@ uint32_t masked_crc32c(std::string_view data);
 struct TbEvent {
   double wall_time = 0;
   int64_t step = 0;
-  std::string file_version;                               // set only on the first event of a file
-  std::vector<std::pair<std::string, float>> scalars;     // Summary values with a simple_value
+  std::string file_version;                            // set only on the first event of a file
+  std::vector<std::pair<std::string, float>> scalars;  // Summary values with a simple_value
 };
 
 // Protobuf encoding/decoding of one Event (exposed for tests).

@@ -43,14 +43,16 @@ struct FusedLinearSoftcapCE : torch::autograd::Function<FusedLinearSoftcapCE> {
       if (!need_grad) continue;
       // d loss_row / d z = (softmax - onehot) · (1 - t²), zero on ignored rows; scaled by 1/n_valid below.
       auto& p = e.div_(sum);
-      p.scatter_add_(1, tgt_idx, all_valid ? torch::full({n, 1}, -1.0f, p.options())
-                                            : -vc.to(torch::kFloat).unsqueeze(1));
+      p.scatter_add_(1, tgt_idx,
+                     all_valid ? torch::full({n, 1}, -1.0f, p.options()) : -vc.to(torch::kFloat).unsqueeze(1));
       if (!all_valid) p.mul_(vc.unsqueeze(1));
       p.addcmul_(p, t.mul_(t), -1.0);  // p·(1 - t²)
       auto dz = p.to(x.scalar_type());
       dx.narrow(0, r0, n).copy_(torch::mm(dz, wv));
-      if (dz.scalar_type() == torch::kFloat) dw.narrow(0, 0, vocab_size).addmm_(dz.t(), xc);
-      else dw.narrow(0, 0, vocab_size).add_(torch::mm(dz.t(), xc));
+      if (dz.scalar_type() == torch::kFloat)
+        dw.narrow(0, 0, vocab_size).addmm_(dz.t(), xc);
+      else
+        dw.narrow(0, 0, vocab_size).add_(torch::mm(dz.t(), xc));
     }
     if (need_grad) {
       auto inv = 1.0 / n_valid;
@@ -64,8 +66,12 @@ struct FusedLinearSoftcapCE : torch::autograd::Function<FusedLinearSoftcapCE> {
                                                  torch::autograd::variable_list grad_out) {
     auto g = grad_out[0];
     auto dx = ctx->saved_data["dx"].toTensor(), dw = ctx->saved_data["dw"].toTensor();
-    return {dx * g.to(dx.scalar_type()), dw * g.to(dw.scalar_type()), torch::Tensor(), torch::Tensor(),
-            torch::Tensor(), torch::Tensor()};
+    return {dx * g.to(dx.scalar_type()),
+            dw * g.to(dw.scalar_type()),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor()};
   }
 };
 }  // namespace
@@ -77,6 +83,5 @@ torch::Tensor fused_linear_softcap_ce(const torch::Tensor& x, const torch::Tenso
   bool need_grad = torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad());
   return FusedLinearSoftcapCE::apply(x, weight, targets, vocab_size, softcap, need_grad);
 }
-
 
 }  // namespace nanochat

@@ -13,10 +13,10 @@
 //   - special_id(name)    the id of a special token by its literal name ("<|bos|>", "<|user_start|>", ...).
 //   - sequence_len()      the model's context length; the server refuses prompt + max_tokens beyond it.
 //   - generate(...)       samples up to params.max_tokens tokens after `prompt` (Engine.generate with
-//                         num_samples=1, nanochat/engine.py Engine.generate), calling on_token(id) for each one as soon as it is sampled,
-//                         forced tool tokens included. If on_token returns false, stop at once (the client left or
-//                         the server is stopping). Returns when done. May throw std::exception on failure; the server
-//                         reports it to that request only and keeps the replica.
+//                         num_samples=1, nanochat/engine.py Engine.generate), calling on_token(id) for each one as soon
+//                         as it is sampled, forced tool tokens included. If on_token returns false, stop at once (the
+//                         client left or the server is stopping). Returns when done. May throw std::exception on
+//                         failure; the server reports it to that request only and keeps the replica.
 //   - device()            a label for /stats, e.g. "cuda:0" or "cpu".
 //   - max_batch()         how many conversations the replica decodes together (continuous batching). With N > 1,
 //                         generate() may be called by up to N threads at once on this replica, each call one

@@ -60,8 +60,10 @@ std::string get_content(const json& m, size_t i, ChatApi api) {
       auto type = part.is_object() ? part.find("type") : part.end();
       auto t = part.is_object() ? part.find("text") : part.end();
       if (type == part.end() || *type != "text" || t == part.end() || !t->is_string())
-        bad_request(fmt::format("Message {} has a content part that is not {{\"type\": \"text\", \"text\": \"...\"}} "
-                                "(only text is supported)", i));
+        bad_request(
+            fmt::format("Message {} has a content part that is not {{\"type\": \"text\", \"text\": \"...\"}} "
+                        "(only text is supported)",
+                        i));
       text += t->get<std::string>();
     }
     return text;
@@ -133,20 +135,22 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
     if (raw[i].content.empty()) bad_request(fmt::format("Message {} has empty content", i));
     size_t n = utf8_length(raw[i].content);  // code points, as Python's len()
     if (n > size_t(kMaxMessageLength))
-      bad_request(fmt::format("Message {} is too long. Maximum {} characters allowed per message", i,
-                              kMaxMessageLength));
+      bad_request(
+          fmt::format("Message {} is too long. Maximum {} characters allowed per message", i, kMaxMessageLength));
     total += n;
   }
   if (total > size_t(kMaxTotalConversationLength))
-    bad_request(fmt::format("Total conversation is too long. Maximum {} characters allowed",
-                            kMaxTotalConversationLength));
+    bad_request(
+        fmt::format("Total conversation is too long. Maximum {} characters allowed", kMaxTotalConversationLength));
   for (size_t i = 0; i < raw.size(); i++) {
     const auto& role = raw[i].role;
     bool ok = role == "user" || role == "assistant" || (api == ChatApi::OpenAI && role == "system" && i == 0);
     if (!ok) {
       if (api == ChatApi::OpenAI)
-        bad_request(fmt::format("Message {} has invalid role '{}'. Must be 'user' or 'assistant' ('system' only as "
-                                "the first message)", i, role));
+        bad_request(
+            fmt::format("Message {} has invalid role '{}'. Must be 'user' or 'assistant' ('system' only as "
+                        "the first message)",
+                        i, role));
       bad_request(fmt::format("Message {} has invalid role. Must be 'user', 'assistant', or 'system'", i));
     }
   }
@@ -188,9 +192,10 @@ std::vector<int> build_prompt(const ChatModel& model, const std::vector<ChatMess
 
 void check_token_budget(size_t prompt_tokens, int max_tokens, int sequence_len) {
   if (prompt_tokens + size_t(max_tokens) > size_t(sequence_len))
-    bad_request(fmt::format("the conversation is too long for this model: {} prompt tokens + max_tokens {} > the "
-                            "model's context of {} tokens; start a new conversation or lower max_tokens",
-                            prompt_tokens, max_tokens, sequence_len));
+    bad_request(
+        fmt::format("the conversation is too long for this model: {} prompt tokens + max_tokens {} > the "
+                    "model's context of {} tokens; start a new conversation or lower max_tokens",
+                    prompt_tokens, max_tokens, sequence_len));
 }
 
 }  // namespace nanochat

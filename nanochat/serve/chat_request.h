@@ -1,6 +1,7 @@
 // chat_request: parsing and validating a chat request body for the web server (chat_server.h), and turning its
 // messages into prompt token ids (scripts/chat_web.py's endpoints). Two request shapes:
-//   - nanochat's  POST /chat/completions     {"messages": [{"role", "content"}...], "temperature", "top_k", "max_tokens"}
+//   - nanochat's  POST /chat/completions     {"messages": [{"role", "content"}...], "temperature", "top_k",
+//   "max_tokens"}
 //   - OpenAI's    POST /v1/chat/completions  the same plus "model", "stream", "stream_options", "seed", "n", "stop",
 //                 "max_completion_tokens"; content may be a list of {"type": "text", "text"} parts; a leading
 //                 "system" message is merged into the first user message (nanochat/tokenizer.py render_conversation).
@@ -21,7 +22,7 @@
 namespace nanochat {
 
 inline constexpr int kMaxMessagesPerRequest = 500;
-inline constexpr int kMaxMessageLength = 8000;           // code points per message
+inline constexpr int kMaxMessageLength = 8000;             // code points per message
 inline constexpr int kMaxTotalConversationLength = 32000;  // code points over all messages
 inline constexpr double kMinTemperature = 0.0, kMaxTemperature = 2.0;
 inline constexpr int kMinTopK = 0, kMaxTopK = 200;  // 0 disables top-k filtering

@@ -155,11 +155,16 @@ void send_error(httplib::Response& res, int status, const std::string& type, con
 
 const char* default_error_type(int status) {
   switch (status) {
-    case 401: return "authentication_error";
-    case 404: return "not_found_error";
-    case 429: return "rate_limit_error";
-    case 503: return "unavailable_error";
-    default: return status >= 500 ? "server_error" : "invalid_request_error";
+    case 401:
+      return "authentication_error";
+    case 404:
+      return "not_found_error";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "unavailable_error";
+    default:
+      return status >= 500 ? "server_error" : "invalid_request_error";
   }
 }
 
@@ -243,7 +248,7 @@ void ChatServer::routes() {
   // Errors httplib produces itself (404, 413, unparsable requests) get the same JSON body as ours.
   svr.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string msg = res.status == 413 ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
+    std::string msg = res.status == 413   ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
                       : res.status == 404 ? fmt::format("no such endpoint: {} {}", req.method, req.path)
                                           : fmt::format("bad request (HTTP {})", res.status);
     send_error(res, res.status, default_error_type(res.status), msg);
@@ -255,8 +260,7 @@ void ChatServer::routes() {
       if (ep) std::rethrow_exception(ep);
     } catch (const std::exception& e) {
       what = e.what();
-    } catch (...) {
-    }
+    } catch (...) {}
     log("internal error: " + what);
     send_error(res, 500, "server_error", "internal error: " + what);
   });
@@ -289,7 +293,7 @@ void ChatServer::routes() {
                });
                if (!ok || too_big) {
                  too_big = too_big || res.status == 413;  // httplib refused a Content-Length over the cap
-                 res.set_header("Connection", "close");  // the rest of the body is left unread
+                 res.set_header("Connection", "close");   // the rest of the body is left unread
                  send_error(res, too_big ? 413 : 400, "invalid_request_error",
                             too_big ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
                                     : std::string("the request body could not be read (bad chunked encoding?)"));
@@ -302,9 +306,13 @@ void ChatServer::routes() {
 
 void ChatServer::handle_health(httplib::Response& res) {
   auto s = pool_.stats();
-  json j = {{"status", "ok"},          {"ready", ready_ && s.total > 0}, {"num_gpus", opt_.num_gpus},
-            {"available_workers", s.available}, {"queued", s.queued},
-            {"slots_total", s.slots_total}, {"slots_free", s.slots_free}};
+  json j = {{"status", "ok"},
+            {"ready", ready_ && s.total > 0},
+            {"num_gpus", opt_.num_gpus},
+            {"available_workers", s.available},
+            {"queued", s.queued},
+            {"slots_total", s.slots_total},
+            {"slots_free", s.slots_free}};
   res.set_content(j.dump(), "application/json");
 }
 
@@ -314,7 +322,7 @@ void ChatServer::handle_stats(httplib::Response& res) {
   for (auto& w : s.workers)
     workers.push_back({{"gpu_id", w.id}, {"device", w.device}, {"slots", w.slots}, {"busy_slots", w.busy}});
   json j = {{"total_workers", s.total},
-            {"available_workers", s.available},  // idle
+            {"available_workers", s.available},       // idle
             {"busy_workers", s.total - s.available},  // generating at least one reply
             {"slots_total", s.slots_total},
             {"slots_free", s.slots_free},
@@ -369,9 +377,12 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
   } catch (const std::exception& e) {
     r.error = e.what();
   }
-  if (r.cancelled) n_cancelled_++;
-  else if (!r.error.empty()) n_failed_++;
-  else n_completed_++;
+  if (r.cancelled)
+    n_cancelled_++;
+  else if (!r.error.empty())
+    n_failed_++;
+  else
+    n_completed_++;
   return r;
 }
 
@@ -404,7 +415,8 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
       auto s = pool_.stats();
       throw HttpError(429, "rate_limit_error",
                       fmt::format("the server is busy: all {} slots of its {} workers are generating and {} requests "
-                                  "are waiting; retry in a moment", s.slots_total, s.total, s.queued));
+                                  "are waiting; retry in a moment",
+                                  s.slots_total, s.total, s.queued));
     }
     log(std::string(20, '='));
     for (const auto& m : cr.messages) {
@@ -453,7 +465,8 @@ void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> 
     if (stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
     throw HttpError(499, "client_closed_request", "the client closed the connection while the request was queued");
   }
-  Reply r = generate(lease->worker(), job, [](const std::string&) { return true; }, client_gone);
+  Reply r = generate(
+      lease->worker(), job, [](const std::string&) { return true; }, client_gone);
   int gpu = lease->worker().id;
   lease.reset();
   log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
@@ -502,13 +515,19 @@ bool ChatServer::reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket
   if (r.cancelled) return false;
   if (!r.error.empty()) {
     std::string msg = sanitize_utf8("generation failed: " + r.error);
-    if (job.openai) write(sse_event(json{{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}}.dump()));
-    else write(sse_error_event(msg));
+    if (job.openai)
+      write(sse_event(json{{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}}.dump()));
+    else
+      write(sse_error_event(msg));
   } else if (job.openai) {
     write(chunk(json::object(), r.finish_reason()));
     if (job.include_usage) {
-      json u = {{"id", job.id},           {"object", "chat.completion.chunk"}, {"created", job.created},
-                {"model", opt_.model_name}, {"choices", json::array()},         {"usage", usage(job, r)}};
+      json u = {{"id", job.id},
+                {"object", "chat.completion.chunk"},
+                {"created", job.created},
+                {"model", opt_.model_name},
+                {"choices", json::array()},
+                {"usage", usage(job, r)}};
       write(sse_event(u.dump()));
     }
   }
@@ -551,8 +570,7 @@ sigset_t block_shutdown_signals() {
   return sigs;
 }
 
-int run_chat_server(const ChatServerOptions& opt,
-                    const std::function<std::unique_ptr<ChatModel>(int)>& load_replica) {
+int run_chat_server(const ChatServerOptions& opt, const std::function<std::unique_ptr<ChatModel>(int)>& load_replica) {
   std::printf("Starting NanoChat Web Server\n");
   std::printf("Temperature: %g, Top-k: %d, Max tokens: %d\n", opt.temperature, opt.top_k, opt.max_tokens);
   std::fflush(stdout);

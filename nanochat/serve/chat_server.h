@@ -62,7 +62,7 @@ struct ChatServerOptions {
   std::string device_type;
   std::string host = "127.0.0.1";  // nanochat binds 0.0.0.0; we serve only this machine unless told otherwise
   // Serving limits.
-  int max_queue = 64;     // requests waiting for a free slot before 429
+  int max_queue = 64;  // requests waiting for a free slot before 429
   // Conversations one worker decodes together (continuous batching); 1 = one at a time. For load_replica to give
   // its model: the server sizes each worker by its model's max_batch(), and reads this only to size its pool of
   // connection threads.
@@ -72,7 +72,8 @@ struct ChatServerOptions {
   std::string model_name = "nanochat";  // the id /v1/models reports
 };
 
-// The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also $NANOCHAT_API_KEY).
+// The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
+// $NANOCHAT_API_KEY).
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)

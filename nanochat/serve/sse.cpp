@@ -61,8 +61,6 @@ std::string sse_token_event(std::string_view text, int gpu_id) {
 
 std::string sse_done_event() { return sse_event("{\"done\": true}"); }
 
-std::string sse_error_event(std::string_view message) {
-  return sse_event("{\"error\": " + json_quote(message) + "}");
-}
+std::string sse_error_event(std::string_view message) { return sse_event("{\"error\": " + json_quote(message) + "}"); }
 
 }  // namespace nanochat

@@ -65,8 +65,8 @@ class WorkerPool {
     // Runs model->generate when the worker has one slot (destroyed before the model); nullptr when it has several
     // (the model then runs its own decode thread and each request calls generate on its own thread).
     std::unique_ptr<WorkerThread> thread;
-    int slots = 1;         // model->max_batch(), at least 1
-    int busy = 0;          // slots leased now (guarded by the pool's mutex)
+    int slots = 1;            // model->max_batch(), at least 1
+    int busy = 0;             // slots leased now (guarded by the pool's mutex)
     uint64_t idle_since = 0;  // pool clock at the last release (guarded by the pool's mutex)
   };
 

@@ -9,9 +9,9 @@
 namespace nanochat {
 
 namespace {
-const char* const kSpecials[] = {"<|bos|>",        "<|user_start|>",   "<|user_end|>",
-                                 "<|assistant_start|>", "<|assistant_end|>", "<|python_start|>",
-                                 "<|python_end|>", "<|output_start|>", "<|output_end|>"};
+const char* const kSpecials[] = {"<|bos|>",           "<|user_start|>",   "<|user_end|>",   "<|assistant_start|>",
+                                 "<|assistant_end|>", "<|python_start|>", "<|python_end|>", "<|output_start|>",
+                                 "<|output_end|>"};
 constexpr int kNumSpecials = 9;
 
 uint64_t splitmix64(uint64_t x) {
@@ -32,9 +32,12 @@ std::vector<int> MockChatModel::encode(std::string_view text) const {
 std::string MockChatModel::decode(std::span<const int> ids) const {
   std::string s;
   for (int id : ids) {
-    if (id >= 0 && id < 256) s += char(id);
-    else if (id >= 256 && id < 256 + kNumSpecials) s += kSpecials[id - 256];
-    else throw std::out_of_range("mock: token id out of range");
+    if (id >= 0 && id < 256)
+      s += char(id);
+    else if (id >= 256 && id < 256 + kNumSpecials)
+      s += kSpecials[id - 256];
+    else
+      throw std::out_of_range("mock: token id out of range");
   }
   return s;
 }
@@ -62,10 +65,14 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
   // The last user message: between the last <|user_start|> and the <|user_end|> after it.
   size_t start = prompt.size();
   for (size_t i = prompt.size(); i-- > 0;)
-    if (prompt[i] == user_start) { start = i + 1; break; }
+    if (prompt[i] == user_start) {
+      start = i + 1;
+      break;
+    }
   size_t end = start;
   while (end < prompt.size() && prompt[end] != user_end) end++;
-  if (start >= prompt.size() || end >= prompt.size()) throw std::invalid_argument("mock: no user message in the prompt");
+  if (start >= prompt.size() || end >= prompt.size())
+    throw std::invalid_argument("mock: no user message in the prompt");
   std::string said = decode(std::span<const int>(prompt.data() + start, end - start));
 
   // Count this call among those running on the replica for as long as it runs (however it returns).
@@ -87,8 +94,10 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
     if (n == 3 && std::find(opt_.fail_on.begin(), opt_.fail_on.end(), call) != opt_.fail_on.end())
       throw std::runtime_error("mock: injected failure in forward");
     int token;
-    if (forever) token = (unsigned char)reply[n % reply.size()];
-    else token = size_t(n) < reply.size() ? (unsigned char)reply[n] : assistant_end;
+    if (forever)
+      token = (unsigned char)reply[n % reply.size()];
+    else
+      token = size_t(n) < reply.size() ? (unsigned char)reply[n] : assistant_end;
     if (!on_token(token)) return;
     if (token == assistant_end) return;  // a real engine would keep stepping; callers stop here anyway
   }

@@ -4,7 +4,8 @@
 // generate() checks the prompt is shaped as the server must build it, then replies byte by byte — so multi-byte
 // characters (🦙 = F0 9F A6 99, 你好) are always split across tokens — and ends with <|assistant_end|>:
 //   last user message "forever..."  -> "🦙 llama " repeated until max_tokens (or until cancelled)
-//   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature > 0)
+//   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature >
+//   0)
 // Knobs: a delay per token (a decode step), failures injected on chosen generate() calls counted across all
 // replicas sharing `calls` (they throw after three tokens), and max_batch: how many generate() calls the replica
 // takes at once. Concurrent calls simply run side by side (each sleeps its own delay, as in one batched step); one
@@ -21,8 +22,8 @@ namespace nanochat {
 
 struct MockOptions {
   int sequence_len = 1024;
-  int delay_ms = 0;  // per generated token
-  int max_batch = 1;  // generate() calls served at once (the server's slots for this replica)
+  int delay_ms = 0;          // per generated token
+  int max_batch = 1;         // generate() calls served at once (the server's slots for this replica)
   std::vector<int> fail_on;  // 1-based generate() calls that throw (after three tokens)
   std::shared_ptr<std::atomic<int>> calls = std::make_shared<std::atomic<int>>(0);
   std::string device = "mock";

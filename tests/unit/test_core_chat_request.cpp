@@ -62,9 +62,9 @@ TEST(ChatRequest, MalformedBodiesAreRejected) {
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": "hi"}], "temperature": NaN})"), "");
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": "hi"}], "temperature": 1e309})"), "");
   EXPECT_NE(error_of("{\"messages\": [{\"role\": \"user\", \"content\": \"\xff\xfe\"}]}"), "");
-  EXPECT_THROW(parse_chat_request(R"({"messages": [{"role": "user", "content": "hi"}]})", "text/plain",
-                                  ChatApi::Nanochat),
-               HttpError);
+  EXPECT_THROW(
+      parse_chat_request(R"({"messages": [{"role": "user", "content": "hi"}]})", "text/plain", ChatApi::Nanochat),
+      HttpError);
   EXPECT_NO_THROW(parse_chat_request(R"({"messages": [{"role": "user", "content": "hi"}]})",
                                      "Application/JSON; charset=utf-8", ChatApi::Nanochat));
 }
@@ -105,9 +105,7 @@ TEST(ChatRequest, RolesAndRanges) {
     EXPECT_EQ(error_of(json{{"messages", {{{"role", role}, {"content", "x"}}}}}.dump()),
               "Message 0 has invalid role. Must be 'user', 'assistant', or 'system'")
         << role;
-  auto with = [](const char* key, json v) {
-    return json{{"messages", messages(1, "x")}, {key, v}}.dump();
-  };
+  auto with = [](const char* key, json v) { return json{{"messages", messages(1, "x")}, {key, v}}.dump(); };
   for (double t : {-0.01, 2.01}) EXPECT_EQ(error_of(with("temperature", t)), "Temperature must be between 0.0 and 2.0");
   for (double t : {0.0, 2.0}) EXPECT_EQ(error_of(with("temperature", t)), "");
   for (int k : {-1, 201}) EXPECT_EQ(error_of(with("top_k", k)), "top_k must be between 0 and 200");

@@ -39,10 +39,14 @@ TEST(Utf8Holdback, HoldsBackSplitCharacters) {
 TEST(Utf8Holdback, InvalidBytesBecomeReplacementCharacters) {
   const std::string R = "\xEF\xBF\xBD";
   Utf8Holdback h;
-  EXPECT_EQ(h.push("\xFF" "a"), R + "a");
-  EXPECT_EQ(h.push("\xF0\x9F" "b"), R + "b");  // a truncated sequence followed by more text: one U+FFFD
-  EXPECT_EQ(h.push("\xC0\xAF"), R + R);        // overlong: each byte is its own ill-formed subpart
-  EXPECT_EQ(h.push("\xED\xA0\x80"), R + R + R);  // a surrogate
+  EXPECT_EQ(h.push("\xFF"
+                   "a"),
+            R + "a");
+  EXPECT_EQ(h.push("\xF0\x9F"
+                   "b"),
+            R + "b");                                // a truncated sequence followed by more text: one U+FFFD
+  EXPECT_EQ(h.push("\xC0\xAF"), R + R);              // overlong: each byte is its own ill-formed subpart
+  EXPECT_EQ(h.push("\xED\xA0\x80"), R + R + R);      // a surrogate
   EXPECT_EQ(sanitize_utf8("ok\xE4\xBD"), "ok" + R);  // nothing held back at the end
 }
 
@@ -74,9 +78,16 @@ TEST(WorkerPool, BoundedQueueAndFifo) {
 
   // t2 waits behind t1 even when the worker comes back: FIFO.
   std::atomic<int> order{0}, t1_pos{0}, t2_pos{0};
-  std::thread w2([&] { auto l = pool.wait(*t2, never); t2_pos = ++order; });
+  std::thread w2([&] {
+    auto l = pool.wait(*t2, never);
+    t2_pos = ++order;
+  });
   std::this_thread::sleep_for(50ms);
-  std::thread w1([&] { auto l = pool.wait(*t1, never); t1_pos = ++order; std::this_thread::sleep_for(20ms); });
+  std::thread w1([&] {
+    auto l = pool.wait(*t1, never);
+    t1_pos = ++order;
+    std::this_thread::sleep_for(20ms);
+  });
   std::this_thread::sleep_for(50ms);
   lease.reset();
   w1.join();
@@ -119,7 +130,7 @@ TEST(WorkerPool, SlotsSpreadOverWorkersThenFill) {
   EXPECT_EQ(s.workers[0].slots, 2);
   EXPECT_EQ(s.workers[0].busy, 2);
   EXPECT_EQ(pool.try_enqueue(), nullptr);  // every slot busy and the queue full
-  l[1].reset();  // a slot of worker 1 comes back: the queued request takes it
+  l[1].reset();                            // a slot of worker 1 comes back: the queued request takes it
   s = pool.stats();
   EXPECT_EQ(s.slots_free, 1);
   EXPECT_EQ(s.available, 0);  // both workers still generate
@@ -148,7 +159,7 @@ TEST(WorkerPool, OneSlotWorkersKeepTheirThread) {
 // The mock refuses more concurrent generate() calls than its max_batch, so a server that overfills a replica fails
 // the HTTP tests instead of passing them.
 TEST(MockChatModel, RefusesMoreCallsAtOnceThanItsMaxBatch) {
-  MockChatModel model{MockOptions{}};  // max_batch 1
+  MockChatModel model{MockOptions{}};                              // max_batch 1
   const std::vector<int> prompt = {256, 257, 'h', 'i', 258, 259};  // bos, user_start, "hi", user_end, assistant_start
   std::promise<void> inside, checked;
   std::thread first([&] {
@@ -268,8 +279,9 @@ int connect_local(int port) {
 void send_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), 0), ssize_t(s.size())); }
 
 std::string post(const std::string& path, const std::string& body) {
-  return "POST " + path + " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
+  return "POST " + path +
+         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\n\r\n" + body;
 }
 
 }  // namespace

@@ -43,7 +43,9 @@ struct Pos {
   int64_t pq, rg, epoch;
   bool operator==(const Pos&) const = default;
 };
-std::ostream& operator<<(std::ostream& os, const Pos& p) { return os << "(" << p.pq << "," << p.rg << "," << p.epoch << ")"; }
+std::ostream& operator<<(std::ostream& os, const Pos& p) {
+  return os << "(" << p.pq << "," << p.rg << "," << p.epoch << ")";
+}
 
 Pos pos_of(const DocumentBatches::Slice& s) { return {s.state.pq_idx, s.state.rg_idx, s.state.epoch}; }
 
@@ -88,10 +90,13 @@ TEST(Dataset, IterBatchedStartStep) {
   fs::path dir = temp_dir("dsiter");
   make_shards(dir, 2, 5, 1);
   std::vector<std::string> got;
-  parquets_iter_batched("train", 1, 2, [&](std::vector<std::string>&& t) {
-    got.push_back(t.at(0));
-    return true;
-  }, dir);
+  parquets_iter_batched(
+      "train", 1, 2,
+      [&](std::vector<std::string>&& t) {
+        got.push_back(t.at(0));
+        return true;
+      },
+      dir);
   EXPECT_EQ(got, (std::vector<std::string>{"f0r1d0", "f0r3d0"}));
   fs::remove_all(dir);
 }
@@ -101,8 +106,8 @@ TEST(Dataset, DocumentStreamSlicesAndRanks) {
   auto files = make_shards(dir, 2, 5, 3);
   // Rank 0 of 2, slices of 2 documents: row groups 0, 2, 4 of each file, each cut into [2 docs, 1 doc].
   DocumentBatches r0(files, 0, 2, 2);
-  std::vector<Pos> want = {{0, 0, 1}, {0, 0, 1}, {0, 2, 1}, {0, 2, 1}, {0, 4, 1}, {0, 4, 1},
-                           {1, 0, 1}, {1, 0, 1}, {1, 2, 1}, {1, 2, 1}, {1, 4, 1}, {1, 4, 1}, {0, 0, 2}};
+  std::vector<Pos> want = {{0, 0, 1}, {0, 0, 1}, {0, 2, 1}, {0, 2, 1}, {0, 4, 1}, {0, 4, 1}, {1, 0, 1},
+                           {1, 0, 1}, {1, 2, 1}, {1, 2, 1}, {1, 4, 1}, {1, 4, 1}, {0, 0, 2}};
   for (size_t k = 0; k < want.size(); k++) {
     auto s = r0.next();
     EXPECT_EQ(pos_of(s), want[k]) << k;
@@ -139,7 +144,7 @@ TEST(Dataset, DocumentStreamResume) {
   EXPECT_EQ(first(1, 2, {0, 2, 1}), (Pos{1, 1, 1}));  // rg 5 is past the end: next file, its rank-1 row group
   EXPECT_EQ(first(1, 2, {0, 1, 1}), (Pos{0, 3, 1}));
   EXPECT_EQ(first(0, 1, {1, 3, 2}), (Pos{1, 4, 2}));
-  EXPECT_EQ(first(0, 1, {1, 4, 3}), (Pos{0, 0, 4}));  // end of the last file: next epoch from file 0
+  EXPECT_EQ(first(0, 1, {1, 4, 3}), (Pos{0, 0, 4}));   // end of the last file: next epoch from file 0
   EXPECT_EQ(first(0, 1, {1, -1, 3}), (Pos{1, 0, 3}));  // rg_idx None: start the file at the rank's row group
   // The state of a slice, fed back, continues right after it (single rank: nothing skipped).
   DocumentBatches a(files, 0, 1, 128);
@@ -151,7 +156,8 @@ TEST(Dataset, DocumentStreamResume) {
   DocumentBatches c(files, 0, 1, 128, DataState{0, 3, 1});
   std::vector<Pos> got;
   for (int k = 0; k < 8; k++) got.push_back(pos_of(c.next()));
-  EXPECT_EQ(got, (std::vector<Pos>{{0, 4, 1}, {1, 0, 1}, {1, 1, 1}, {1, 2, 1}, {1, 3, 1}, {1, 4, 1}, {0, 0, 2}, {0, 1, 2}}));
+  EXPECT_EQ(got,
+            (std::vector<Pos>{{0, 4, 1}, {1, 0, 1}, {1, 1, 1}, {1, 2, 1}, {1, 3, 1}, {1, 4, 1}, {0, 0, 2}, {0, 1, 2}}));
   fs::remove_all(dir);
 }
 
@@ -163,7 +169,8 @@ TEST(Dataset, SplitParagraphs) {
   // pieces put back together are the text.
   std::string text = "one one\n\ntwo\n\n\nthree three three three\nstill three\n\nfour\n";
   auto pieces = split_paragraphs(text, 12);
-  EXPECT_EQ(pieces, (std::vector<std::string>{"one one\n\n", "two\n\n\n", "three three three three\nstill three\n\n", "four\n"}));
+  EXPECT_EQ(pieces, (std::vector<std::string>{"one one\n\n", "two\n\n\n", "three three three three\nstill three\n\n",
+                                              "four\n"}));
   std::string joined;
   for (auto& p : pieces) joined += p;
   EXPECT_EQ(joined, text);
@@ -177,7 +184,8 @@ TEST(Dataset, BuildShardsFromText) {
   fs::create_directories(dir / "in" / "sub");
   std::ofstream(dir / "in" / "a.txt") << "first document\nwith two lines";
   std::ofstream(dir / "in" / "sub" / "b.txt") << "second ü🦙";
-  std::ofstream(dir / "in" / "c.jsonl") << "{\"text\": \"third\"}\n\n{\"text\": \"fourth\", \"id\": 4}\n{\"text\": \"\"}\n";
+  std::ofstream(dir / "in" / "c.jsonl")
+      << "{\"text\": \"third\"}\n\n{\"text\": \"fourth\", \"id\": 4}\n{\"text\": \"\"}\n";
   int n = build_shards_from_text({(dir / "in").string()}, dir / "out", 1000, 2);
   EXPECT_EQ(n, 2);  // small input still makes a train and a val shard
   std::vector<std::string> back;

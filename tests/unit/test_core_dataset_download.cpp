@@ -35,7 +35,7 @@ struct ShardServer {
   std::map<std::string, std::string> files;
   std::mutex mu;
   std::map<std::string, int> hits;
-  fs::path watch_dir;            // while serving a flaky request, the final file must not exist there
+  fs::path watch_dir;  // while serving a flaky request, the final file must not exist there
   std::atomic<bool> saw_final_early{false};
   std::string last_authorization;  // the Authorization header of the last /ok request ("" = none)
 

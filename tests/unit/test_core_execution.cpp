@@ -37,8 +37,10 @@ class Sandbox : public ::testing::Test {
     setenv("TMPDIR", base_.c_str(), 1);
   }
   void TearDown() override {
-    if (old_tmp_.empty()) unsetenv("TMPDIR");
-    else setenv("TMPDIR", old_tmp_.c_str(), 1);
+    if (old_tmp_.empty())
+      unsetenv("TMPDIR");
+    else
+      setenv("TMPDIR", old_tmp_.c_str(), 1);
     fs::remove_all(base_);
   }
   size_t leftover_dirs() const {
@@ -167,7 +169,9 @@ TEST_F(Sandbox, ForkBombThroughCtypesIsBoundedAndCleanedUp) {
       "for i in range(200):\n"
       "    pid = libc.fork()\n"
       "    if pid == 0:\n"
-      "        libc.prctl(15, b'" + comm + "', 0, 0, 0)\n"
+      "        libc.prctl(15, b'" +
+      comm +
+      "', 0, 0, 0)\n"
       "        libc.pause()\n"
       "        os._exit(0)\n"
       "    if pid < 0:\n"
@@ -182,8 +186,10 @@ TEST_F(Sandbox, ForkBombThroughCtypesIsBoundedAndCleanedUp) {
   std::string tok;
   long forks = -1;
   while (in >> tok) {
-    if (tok == "forks") in >> forks;
-    else pids.push_back(std::stol(tok));
+    if (tok == "forks")
+      in >> forks;
+    else
+      pids.push_back(std::stol(tok));
   }
   EXPECT_EQ(forks, long(pids.size()));
   EXPECT_LT(forks, 200) << "the process limit did not stop the fork loop";
@@ -199,7 +205,9 @@ TEST_F(Sandbox, ChildThatLeavesTheProcessGroupDiesWithTheRun) {
       "libc = ctypes.CDLL(None)\n"
       "if libc.fork() == 0:\n"
       "    libc.setsid()\n"
-      "    libc.prctl(15, b'" + comm + "', 0, 0, 0)\n"
+      "    libc.prctl(15, b'" +
+      comm +
+      "', 0, 0, 0)\n"
       "    time.sleep(60)\n"
       "time.sleep(0.3)\n"
       "print('parent done')\n";
@@ -220,7 +228,9 @@ TEST_F(Sandbox, OnlyItsTempDirIsWritable) {
   const std::string code =
       "import os\n"
       "tmp = os.environ['TMPDIR']\n"
-      "for p in ['" + outside.string() + "', tmp + '/../" + sibling.filename().string() + "', tmp + '/inside']:\n"
+      "for p in ['" +
+      outside.string() + "', tmp + '/../" + sibling.filename().string() +
+      "', tmp + '/inside']:\n"
       "    try:\n"
       "        open(p, 'w').write('x')\n"
       "        print('wrote', p)\n"
@@ -321,7 +331,8 @@ TEST_F(Sandbox, NetworkNamespaceWhenAvailable) {
   socklen_t len = sizeof(addr);
   getsockname(fd, (sockaddr*)&addr, &len);
   int port = ntohs(addr.sin_port);
-  auto r = execute_code("import socket\nsocket.create_connection(('127.0.0.1', " + std::to_string(port) + "), timeout=1)");
+  auto r =
+      execute_code("import socket\nsocket.create_connection(('127.0.0.1', " + std::to_string(port) + "), timeout=1)");
   close(fd);
   RecordProperty("network_isolated", r.network_isolated ? "yes" : "no");
   if (r.network_isolated) {
@@ -333,8 +344,9 @@ TEST_F(Sandbox, NetworkNamespaceWhenAvailable) {
 }
 
 TEST_F(Sandbox, TempDirIsTheWorkingDirAndIsRemoved) {
-  auto r = execute_code("import os\nopen('scratch.txt', 'w').write('hi')\nprint(os.environ['TMPDIR'])\n"
-                        "print(open('scratch.txt').read())");
+  auto r = execute_code(
+      "import os\nopen('scratch.txt', 'w').write('hi')\nprint(os.environ['TMPDIR'])\n"
+      "print(open('scratch.txt').read())");
   ASSERT_TRUE(r.success) << r.error.value_or("");
   std::string dir = r.stdout_text.substr(0, r.stdout_text.find('\n'));
   EXPECT_EQ(dir.rfind((base_ / "nanochat-exec-").string(), 0), 0u) << dir;

@@ -38,8 +38,8 @@ Parsed parse(std::vector<std::string> args) {
 }
 
 TEST(Flags, GivenTwiceTakesTheLastValue) {
-  Parsed p = parse({"--num-iterations", "8", "--depth=2", "--num-iterations", "12", "--model-tag", "a",
-                    "--model-tag=b"});
+  Parsed p =
+      parse({"--num-iterations", "8", "--depth=2", "--num-iterations", "12", "--model-tag", "a", "--model-tag=b"});
   EXPECT_EQ(p.rc, -1);
   EXPECT_EQ(p.steps, 12);
   EXPECT_EQ(p.depth, 2);
@@ -48,9 +48,9 @@ TEST(Flags, GivenTwiceTakesTheLastValue) {
 
 TEST(Flags, IntegersMustBeWholeAndFit) {
   EXPECT_EQ(parse({"--depth", "2.5"}).rc, 2);
-  EXPECT_EQ(parse({"--depth", "4000000000"}).rc, 2);  // beyond int32
+  EXPECT_EQ(parse({"--depth", "4000000000"}).rc, 2);                     // beyond int32
   EXPECT_EQ(parse({"--num-iterations", "99999999999999999999"}).rc, 2);  // beyond int64
-  EXPECT_EQ(parse({"-s", "99999999999999999999"}).rc, 2);              // std::optional<int64_t>
+  EXPECT_EQ(parse({"-s", "99999999999999999999"}).rc, 2);                // std::optional<int64_t>
   EXPECT_EQ(parse({"--depth", "12abc"}).rc, 2);
   Parsed ok = parse({"--depth", "-3", "--num-iterations", "9223372036854775807", "-s", "7"});
   EXPECT_EQ(ok.rc, -1);

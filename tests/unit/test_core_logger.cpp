@@ -77,11 +77,20 @@ TEST(TensorBoard, EventEncodingIsProtobuf) {
   ev.scalars = {{"a", 1.0f}};
   // wall_time (field 1, fixed64) 1.5; step (field 2, varint) 3; summary (field 5) { value (1) { tag (1) "a",
   // simple_value (2, fixed32) 1.0f } }
-  EXPECT_EQ(hex(encode_event(ev)), "09000000000000f83f" "1003" "2a0a" "0a08" "0a0161" "150000803f");
+  EXPECT_EQ(hex(encode_event(ev)),
+            "09000000000000f83f"
+            "1003"
+            "2a0a"
+            "0a08"
+            "0a0161"
+            "150000803f");
   TbEvent first;
   first.wall_time = 0;
   first.file_version = "brain.Event:2";
-  EXPECT_EQ(hex(encode_event(first)), "090000000000000000" "1a0d" + hex("brain.Event:2"));
+  EXPECT_EQ(hex(encode_event(first)),
+            "090000000000000000"
+            "1a0d" +
+                hex("brain.Event:2"));
   // Multi-byte varints and negative steps round-trip.
   for (int64_t step : {int64_t(0), int64_t(127), int64_t(128), int64_t(300), int64_t(1) << 40, int64_t(-5)}) {
     TbEvent e;
@@ -116,7 +125,8 @@ TEST(TensorBoard, WriterFileParsesBack) {
     EventWriter w(tmp.dir / "tb");
     path = w.path();
     EXPECT_NE(path.filename().string().find("events.out.tfevents."), std::string::npos);
-    for (int step = 0; step < 5; step++) w.add_scalars(step * 10, {{"train/loss", 4.0 - step * 0.5}, {"train/lrm", 1.0}}, 1000.0 + step);
+    for (int step = 0; step < 5; step++)
+      w.add_scalars(step * 10, {{"train/loss", 4.0 - step * 0.5}, {"train/lrm", 1.0}}, 1000.0 + step);
     w.add_scalar("val/bpb", 1.25, 40, 2000.0);
   }
   auto events = read_events(path);
@@ -171,7 +181,7 @@ TEST(Logger, BackendChoice) {
   EXPECT_THROW(resolve_logger_backend("mlflow", "d12"), Error);
   EXPECT_THROW(resolve_logger_backend("wandb", "d12"), Error);
   ::setenv("NANOCHAT_LOGGER", "none", 1);
-  EXPECT_EQ(resolve_logger_backend("auto", "d12"), LoggerBackend::None);   // env fills in for auto
+  EXPECT_EQ(resolve_logger_backend("auto", "d12"), LoggerBackend::None);    // env fills in for auto
   EXPECT_EQ(resolve_logger_backend("jsonl", "d12"), LoggerBackend::Jsonl);  // an explicit flag wins
   ::setenv("NANOCHAT_LOGGER", "bogus", 1);
   EXPECT_THROW(resolve_logger_backend("", "d12"), Error);
@@ -214,11 +224,20 @@ TEST(Logger, WritesJsonlConfigAndEventFiles) {
 
 TEST(Logger, ResumeAppendsAndANewRunStartsOver) {
   TempBaseDir tmp;
-  { Logger l("nanochat-sft", "r", "jsonl"); l.log(1, {{"x", 1}}); }
-  { Logger l("nanochat-sft", "r", "jsonl", nlohmann::json::object(), /*resume=*/true); l.log(2, {{"x", 2}}); }
+  {
+    Logger l("nanochat-sft", "r", "jsonl");
+    l.log(1, {{"x", 1}});
+  }
+  {
+    Logger l("nanochat-sft", "r", "jsonl", nlohmann::json::object(), /*resume=*/true);
+    l.log(2, {{"x", 2}});
+  }
   fs::path jsonl = tmp.dir / "logs" / "nanochat-sft" / "r" / "metrics.jsonl";
   EXPECT_EQ(read_jsonl(jsonl).size(), 2u);
-  { Logger l("nanochat-sft", "r", "jsonl"); l.log(3, {{"x", 3}}); }
+  {
+    Logger l("nanochat-sft", "r", "jsonl");
+    l.log(3, {{"x", 3}});
+  }
   auto rows = read_jsonl(jsonl);
   ASSERT_EQ(rows.size(), 1u);
   EXPECT_EQ(rows[0]["step"], 3);
@@ -255,7 +274,10 @@ TEST(Logger, DummyNoneAndOtherRanksWriteNothingExtra) {
 
 TEST(Logger, ConsoleLineFormat) {
   std::string plain = format_log_line(LogLevel::Info, "nanochat.dataset", "Downloaded 95.1 MB (Shard 12, 40%)", false);
-  EXPECT_TRUE(std::regex_match(plain, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.dataset - INFO - Downloaded 95\.1 MB \(Shard 12, 40%\))")))
+  EXPECT_TRUE(std::regex_match(
+      plain,
+      std::regex(
+          R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - nanochat\.dataset - INFO - Downloaded 95\.1 MB \(Shard 12, 40%\))")))
       << plain;
   std::string colored = format_log_line(LogLevel::Info, "n", "Downloaded 95.1 MB (Shard 12, 40%)", true);
   EXPECT_NE(colored.find("\033[32m\033[1mINFO\033[0m"), std::string::npos);

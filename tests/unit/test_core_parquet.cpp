@@ -160,9 +160,12 @@ TEST(Parquet, FuzzCorruptFilesOnlyThrowError) {
       int flips = 1 + int(rng() % 8);
       for (int f = 0; f < flips; f++) {
         size_t n = bytes.size(), pos;
-        if (mode == 1) pos = n - 1 - rng() % std::min<size_t>(n, 2048);
-        else if (mode == 2) pos = rng() % std::min<size_t>(n, 512);
-        else pos = rng() % n;
+        if (mode == 1)
+          pos = n - 1 - rng() % std::min<size_t>(n, 2048);
+        else if (mode == 2)
+          pos = rng() % std::min<size_t>(n, 512);
+        else
+          pos = rng() % n;
         bytes[pos] = char(uint8_t(bytes[pos]) ^ uint8_t(1 + rng() % 255));
       }
     }
@@ -179,8 +182,7 @@ TEST(Parquet, FuzzCorruptFilesOnlyThrowError) {
         if (names.size() == 1) {
           try {
             pf.read_strings(rg, names[0]);
-          } catch (const Error&) {
-          }
+          } catch (const Error&) {}
         }
       }
       readable++;
@@ -188,7 +190,8 @@ TEST(Parquet, FuzzCorruptFilesOnlyThrowError) {
       errors++;
       ASSERT_NE(std::string(e.what()).find("fuzzed.parquet"), std::string::npos) << e.what();
     } catch (const std::exception& e) {
-      FAIL() << "iteration " << it << " (" << src.filename() << ", mode " << mode << ") threw a non-Error: " << e.what();
+      FAIL() << "iteration " << it << " (" << src.filename() << ", mode " << mode
+             << ") threw a non-Error: " << e.what();
     }
   }
   EXPECT_EQ(iterations, 3000);

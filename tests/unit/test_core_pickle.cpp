@@ -50,9 +50,11 @@ TEST(Pickle, BuildsTokenizerPklFromScratch) {
   PyValue python = pickle_loads(data);
   const PyDict& st = python.object().state.dict();
   PyDict ranks;
-  for (auto& [k, r] : st.at("mergeable_ranks").dict().items) ranks.set(PyValue::make_bytes(k.bytes()), PyValue::make_int(r.as_int()));
+  for (auto& [k, r] : st.at("mergeable_ranks").dict().items)
+    ranks.set(PyValue::make_bytes(k.bytes()), PyValue::make_int(r.as_int()));
   PyDict special;
-  for (auto& [k, r] : st.at("special_tokens").dict().items) special.set(PyValue::make_str(k.str()), PyValue::make_int(r.as_int()));
+  for (auto& [k, r] : st.at("special_tokens").dict().items)
+    special.set(PyValue::make_str(k.str()), PyValue::make_int(r.as_int()));
   PyDict state;
   state.set(PyValue::make_str("name"), PyValue::make_str("rustbpe"));
   state.set(PyValue::make_str("pat_str"), PyValue::make_str(st.at("pat_str").str()));
@@ -64,7 +66,8 @@ TEST(Pickle, BuildsTokenizerPklFromScratch) {
 }
 
 TEST(Pickle, RoundTripsPythonFixturesByteForByte) {
-  for (const char* name : {"pickle/mixed_p2.pkl", "pickle/mixed_p3.pkl", "pickle/mixed_p4.pkl", "pickle/frames_p4.pkl"}) {
+  for (const char* name :
+       {"pickle/mixed_p2.pkl", "pickle/mixed_p3.pkl", "pickle/mixed_p4.pkl", "pickle/frames_p4.pkl"}) {
     SCOPED_TRACE(name);
     std::string data = fixture(name);
     int proto = (uint8_t)data[1];
@@ -79,9 +82,28 @@ TEST(Pickle, RoundTripsPythonFixturesByteForByte) {
 TEST(Pickle, ReadsMixedValues) {
   PyValue v = pickle_loads(fixture("pickle/mixed_p4.pkl"));
   const PyDict& d = v.dict();
-  std::vector<int64_t> ints = {0, 1, 255, 256, 65535, 65536, -1, -256, 2147483647LL, -2147483648LL, 2147483648LL,
-                               -2147483649LL, 1LL << 40, -(1LL << 40), INT64_MAX, INT64_MIN, 128, -128, 32768, -32769,
-                               1LL << 55, -(1LL << 55) - 7};
+  std::vector<int64_t> ints = {0,
+                               1,
+                               255,
+                               256,
+                               65535,
+                               65536,
+                               -1,
+                               -256,
+                               2147483647LL,
+                               -2147483648LL,
+                               2147483648LL,
+                               -2147483649LL,
+                               1LL << 40,
+                               -(1LL << 40),
+                               INT64_MAX,
+                               INT64_MIN,
+                               128,
+                               -128,
+                               32768,
+                               -32769,
+                               1LL << 55,
+                               -(1LL << 55) - 7};
   auto& got = d.at("ints").list();
   ASSERT_EQ(got.size(), ints.size());
   for (size_t i = 0; i < ints.size(); i++) EXPECT_EQ(got[i].as_int(), ints[i]) << i;
@@ -179,7 +201,8 @@ TEST(Pickle, ErrorsNameTheProblem) {
 
 // Truncations, byte flips and random garbage must all end in an Error or a value, never a crash or a hang.
 TEST(Pickle, FuzzNeverCrashes) {
-  std::vector<std::string> seeds = {fixture("tokenizer_pkl/tokenizer.pkl").substr(0, 4000), fixture("pickle/mixed_p2.pkl").substr(0, 3000)};
+  std::vector<std::string> seeds = {fixture("tokenizer_pkl/tokenizer.pkl").substr(0, 4000),
+                                    fixture("pickle/mixed_p2.pkl").substr(0, 3000)};
   std::mt19937_64 rng(1234);
   size_t errors = 0, values = 0;
   auto attempt = [&](const std::string& data) {

@@ -34,15 +34,17 @@ static Json sample() {
 }
 
 TEST(PyJson, DumpsLikePythonIndent2AndCompact) {
-  EXPECT_EQ(json_dumps_python(sample(), 2),
-            "{\n  \"step\": 3,\n  \"val_bpb\": null,\n  \"text\": \"h\\u00e9llo \\u2713 \\ud83d\\ude00 \\\"q\\\" \\\\ "
-            "\\n\\t\\u0001\\u007f/\",\n  \"empty_d\": {},\n  \"empty_l\": [],\n  \"nested\": {\n    \"a\": [\n      1,\n"
-            "      2.5,\n      true,\n      false,\n      null\n    ],\n    \"b\": {\n      \"c\": Infinity\n    }\n  },\n"
-            "  \"big\": 9223372036854775807,\n  \"neg\": -42\n}");
-  EXPECT_EQ(json_dumps_python(sample()),
-            "{\"step\": 3, \"val_bpb\": null, \"text\": \"h\\u00e9llo \\u2713 \\ud83d\\ude00 \\\"q\\\" \\\\ "
-            "\\n\\t\\u0001\\u007f/\", \"empty_d\": {}, \"empty_l\": [], \"nested\": {\"a\": [1, 2.5, true, false, null], "
-            "\"b\": {\"c\": Infinity}}, \"big\": 9223372036854775807, \"neg\": -42}");
+  EXPECT_EQ(
+      json_dumps_python(sample(), 2),
+      "{\n  \"step\": 3,\n  \"val_bpb\": null,\n  \"text\": \"h\\u00e9llo \\u2713 \\ud83d\\ude00 \\\"q\\\" \\\\ "
+      "\\n\\t\\u0001\\u007f/\",\n  \"empty_d\": {},\n  \"empty_l\": [],\n  \"nested\": {\n    \"a\": [\n      1,\n"
+      "      2.5,\n      true,\n      false,\n      null\n    ],\n    \"b\": {\n      \"c\": Infinity\n    }\n  },\n"
+      "  \"big\": 9223372036854775807,\n  \"neg\": -42\n}");
+  EXPECT_EQ(
+      json_dumps_python(sample()),
+      "{\"step\": 3, \"val_bpb\": null, \"text\": \"h\\u00e9llo \\u2713 \\ud83d\\ude00 \\\"q\\\" \\\\ "
+      "\\n\\t\\u0001\\u007f/\", \"empty_d\": {}, \"empty_l\": [], \"nested\": {\"a\": [1, 2.5, true, false, null], "
+      "\"b\": {\"c\": Infinity}}, \"big\": 9223372036854775807, \"neg\": -42}");
 }
 
 TEST(PyJson, LoadsPythonTokensAndRoundTrips) {

@@ -1,7 +1,8 @@
 // Python random.Random / numpy default_rng permutation / tuple hash compatibility (nanochat/formats/pyrandom.h).
-// Expected values: the CPython's Lib/random.py and numpy's documented algorithms vectors (CPython 3.10/3.11), plus vectors computed on this machine with
-// CPython 3.11.7 (`random` stdlib, `hash()`) and numpy 1.24.2 (`np.random.default_rng(seed).permutation(n)`,
-// `SeedSequence(42).generate_state(4, np.uint64)`, `bit_generator.random_raw`).
+// Expected values: the CPython's Lib/random.py and numpy's documented algorithms vectors (CPython 3.10/3.11), plus
+// vectors computed on this machine with CPython 3.11.7 (`random` stdlib, `hash()`) and numpy 1.24.2
+// (`np.random.default_rng(seed).permutation(n)`, `SeedSequence(42).generate_state(4, np.uint64)`,
+// `bit_generator.random_raw`).
 #include <gtest/gtest.h>
 
 #include <cstdint>
@@ -75,11 +76,11 @@ TEST(PyRandom, MoreVectorsFromCPython) {
 
   auto v = range(0, 100);
   PyRandom(11).shuffle(v);
-  EXPECT_EQ(v, (std::vector<int64_t>{
-                   82, 72, 51, 58, 54, 47, 49, 87, 69, 53, 90, 37, 52, 27, 28, 34, 19, 9,  62, 10, 73, 21, 39, 48, 84,
-                   2,  46, 91, 22, 86, 15, 81, 33, 13, 74, 44, 43, 70, 88, 55, 64, 6,  36, 98, 94, 61, 32, 14, 79, 16,
-                   45, 77, 35, 26, 17, 66, 63, 89, 42, 0,  31, 83, 40, 29, 25, 56, 41, 97, 3,  30, 93, 4,  7,  8,  67,
-                   1,  20, 85, 50, 76, 5,  68, 11, 18, 38, 96, 12, 92, 78, 80, 60, 95, 23, 24, 75, 65, 99, 59, 71, 57}));
+  EXPECT_EQ(v, (std::vector<int64_t>{82, 72, 51, 58, 54, 47, 49, 87, 69, 53, 90, 37, 52, 27, 28, 34, 19, 9,  62, 10,
+                                     73, 21, 39, 48, 84, 2,  46, 91, 22, 86, 15, 81, 33, 13, 74, 44, 43, 70, 88, 55,
+                                     64, 6,  36, 98, 94, 61, 32, 14, 79, 16, 45, 77, 35, 26, 17, 66, 63, 89, 42, 0,
+                                     31, 83, 40, 29, 25, 56, 41, 97, 3,  30, 93, 4,  7,  8,  67, 1,  20, 85, 50, 76,
+                                     5,  68, 11, 18, 38, 96, 12, 92, 78, 80, 60, 95, 23, 24, 75, 65, 99, 59, 71, 57}));
   // set method (n=1000 > setsize 277) and pool method (n=30 <= setsize 85)
   EXPECT_EQ(PyRandom(3).sample(range(0, 1000), 30),
             (std::vector<int64_t>{243, 606, 557, 133, 378, 937, 618, 485, 640, 594, 67,  620, 13,  930, 857,

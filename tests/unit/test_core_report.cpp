@@ -38,7 +38,8 @@ size_t count(const std::string& text, const std::string& what) {
 std::string fake_header(const std::string& started, const std::string& rate_line) {
   return "# nanochat training report\n\nGenerated: " + started + "\n\n## Environment\n\n### Hardware\n" + rate_line +
          "\n### Software\n- libtorch: 1.13.0\n\n\n### Bloat\n- Characters: 1,000\n- Lines: 100\n- Files: 3\n"
-         "- Tokens (approx): 250\n- Dependencies (setup.sh packages): 20\n\nRun started: " + started + "\n\n---\n\n";
+         "- Tokens (approx): 250\n- Dependencies (setup.sh packages): 20\n\nRun started: " +
+         started + "\n\n---\n\n";
 }
 
 }  // namespace
@@ -58,7 +59,8 @@ TEST(Report, SlugAndValues) {
   EXPECT_EQ(format_report_value(true), "True");
   EXPECT_EQ(format_report_value(nullptr), "None");
   EXPECT_EQ(format_report_value("SSSL"), "SSSL");
-  EXPECT_EQ(format_report_value(ReportItem::parse(R"([1, 2.5, "a", 3.0, null, true])")), "[1, 2.5, 'a', 3.0, None, True]");
+  EXPECT_EQ(format_report_value(ReportItem::parse(R"([1, 2.5, "a", 3.0, null, true])")),
+            "[1, 2.5, 'a', 3.0, None, True]");
   EXPECT_EQ(with_thousands(999), "999");
   EXPECT_EQ(with_thousands(1000), "1,000");
 }
@@ -76,10 +78,11 @@ TEST(Report, SectionMatchesNanochat) {
                                     {config, nullptr, ReportItem(""), ReportItem::object(), ReportItem("free text\n"),
                                      ReportItem{{"Minimum validation bpb", 0.8123}, {"Steps", 5000}}},
                                     "2026-01-01 10:00:00");
-  EXPECT_EQ(text,
-            "## Base model training\ntimestamp: 2026-01-01 10:00:00\n\n- depth: 4\n- lr: 0.0200\n- num_params: 123,456\n"
-            "- flag: True\n- none: None\n- name: d4\n- list: [1, 2.5, 'a']\nfree text\n"
-            "- Minimum validation bpb: 0.8123\n- Steps: 5000\n\n");
+  EXPECT_EQ(
+      text,
+      "## Base model training\ntimestamp: 2026-01-01 10:00:00\n\n- depth: 4\n- lr: 0.0200\n- num_params: 123,456\n"
+      "- flag: True\n- none: None\n- name: d4\n- list: [1, 2.5, 'a']\nfree text\n"
+      "- Minimum validation bpb: 0.8123\n- Steps: 5000\n\n");
   EXPECT_THROW(render_section("x", {ReportItem::array({1, 2})}, "t"), Error);
   // A plain nlohmann::json config (what the scripts hold) converts; its keys come out sorted.
   nlohmann::json cfg = {{"run", "dummy"}, {"depth", 20}};
@@ -103,8 +106,13 @@ TEST(Report, LogWritesOnlyWhenEnabled) {
 TEST(Report, SummaryTableMatchesNanochat) {
   std::map<std::string, std::map<std::string, std::string>> m = {
       {"base", {{"CORE", "0.2219"}}},
-      {"sft", {{"ARC-Easy", "0.4588"}, {"ARC-Challenge", "0.3635"}, {"MMLU", "0.3370"}, {"GSM8K", "0.0250"},
-               {"HumanEval", "0.0915"}, {"ChatCORE", "0.2500"}}},
+      {"sft",
+       {{"ARC-Easy", "0.4588"},
+        {"ARC-Challenge", "0.3635"},
+        {"MMLU", "0.3370"},
+        {"GSM8K", "0.0250"},
+        {"HumanEval", "0.0915"},
+        {"ChatCORE", "0.2500"}}},
       {"rl", {{"GSM8K", "0.0750"}}},
   };
   EXPECT_EQ(summary_table(m),
@@ -137,7 +145,8 @@ TEST(Report, HourlyRates) {
 }
 
 TEST(Report, NvidiaSmiOutput) {
-  const std::string csv = "0, NVIDIA H100 80GB HBM3, 81559\n1, NVIDIA H100 80GB HBM3, 81559\n2, NVIDIA H100 80GB HBM3, 81559\n";
+  const std::string csv =
+      "0, NVIDIA H100 80GB HBM3, 81559\n1, NVIDIA H100 80GB HBM3, 81559\n2, NVIDIA H100 80GB HBM3, 81559\n";
   const std::string banner =
       "+---------------------------------------------------------------------------------------+\n"
       "| NVIDIA-SMI 535.104.05             Driver Version: 535.104.05   CUDA Version: 12.2     |\n";
@@ -160,8 +169,10 @@ TEST(Report, HeaderDescribesGitHardwareAndBloat) {
   write_file_atomic(src / "scripts" / "setup.sh", "PACKAGES=(\n  cmake ninja-build\n  libfmt-dev\n)\n");
   write_file_atomic(src / "data.bin", "not counted\n");
   std::string q = "'" + src.string() + "'";
-  int rc = std::system(("cd " + q + " && git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t "
-                        "commit -q -m 'first commit line' -m 'body' >/dev/null 2>&1").c_str());
+  int rc = std::system(("cd " + q +
+                        " && git init -q -b main && git add -A && git -c user.name=t -c user.email=t@t "
+                        "commit -q -m 'first commit line' -m 'body' >/dev/null 2>&1")
+                           .c_str());
   if (rc != 0) GTEST_SKIP() << "git is not available";
   SoftwareInfo sw;
   sw.torch_version = "1.13.0";
@@ -216,8 +227,10 @@ TEST(Report, GenerateAssemblesSectionsSummaryCostAndCharts) {
   TempDir tmp;
   fs::path dir = tmp.dir / "report";
   fs::create_directories(dir);
-  write_file_atomic(dir / "header.md", fake_header("2026-01-01 10:00:00", "- GPUs: 8x NVIDIA H100 80GB HBM3\n- Hourly Rate: $24.00/hour\n"));
-  auto section = [&](const std::string& file, const std::string& title, const std::string& time, const std::string& body) {
+  write_file_atomic(dir / "header.md", fake_header("2026-01-01 10:00:00",
+                                                   "- GPUs: 8x NVIDIA H100 80GB HBM3\n- Hourly Rate: $24.00/hour\n"));
+  auto section = [&](const std::string& file, const std::string& title, const std::string& time,
+                     const std::string& body) {
     write_file_atomic(dir / file, "## " + title + "\ntimestamp: " + time + "\n\n" + body + "\n");
   };
   section("tokenizer-training.md", "Tokenizer training", "2026-01-01 10:05:00", "- vocab_size: 32,768\n");
@@ -249,11 +262,16 @@ TEST(Report, GenerateAssemblesSectionsSummaryCostAndCharts) {
   std::string text = read_file(report.generate(cwd));
 
   // Order: header, tokenizer, base training (+ charts), base eval, SFT (from sft.md), chat eval sft, chat eval rl.
-  std::vector<std::string> order = {"# nanochat training report", "## Tokenizer training", "## Base model training",
+  std::vector<std::string> order = {"# nanochat training report",
+                                    "## Tokenizer training",
+                                    "## Base model training",
                                     "![Base model: train loss](report-charts/base-train-loss.svg)",
                                     "![Base model: validation bits per byte](report-charts/base-val-bpb.svg)",
-                                    "## Base model evaluation", "## SFT", "## Chat evaluation sft",
-                                    "## Chat evaluation rl", "## Summary"};
+                                    "## Base model evaluation",
+                                    "## SFT",
+                                    "## Chat evaluation sft",
+                                    "## Chat evaluation rl",
+                                    "## Summary"};
   size_t pos = 0;
   for (const auto& s : order) {
     size_t p = text.find(s, pos);
@@ -263,15 +281,17 @@ TEST(Report, GenerateAssemblesSectionsSummaryCostAndCharts) {
   EXPECT_EQ(count(text, "## Tokenizer training"), 1u);
   EXPECT_EQ(text.find("sft-train-loss"), std::string::npos);  // stale SFT metrics are not charted
   EXPECT_NE(text.find("- Minimum validation bpb: 0.8123\n\n![Base model: train loss]"), std::string::npos) << text;
-  EXPECT_NE(text.find("## Summary\n\n- Characters: 1,000\n- Lines: 100\n- Files: 3\n- Tokens (approx): 250\n"
-                      "- Dependencies (setup.sh packages): 20\n\n| Metric          | BASE     | SFT      | RL       |\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("## Summary\n\n- Characters: 1,000\n- Lines: 100\n- Files: 3\n- Tokens (approx): 250\n"
+                "- Dependencies (setup.sh packages): 20\n\n| Metric          | BASE     | SFT      | RL       |\n"),
+      std::string::npos)
       << text;
   EXPECT_NE(text.find("| CORE            | 0.2219   | -        | -        |\n"), std::string::npos);
   EXPECT_NE(text.find("| GSM8K           | -        | -        | 0.0750   |\n"), std::string::npos);
   EXPECT_NE(text.find("| ChatCORE        | -        | 0.2500   | -        |\n\n"), std::string::npos);
   // The end time is the last non-RL section (13:25:30): 3h25m; 3.425 h at $24/hour.
-  EXPECT_NE(text.find("Total wall clock time: 3h25m\nEstimated cost: $82.20 (3.42 h at $24.00/hour)\n"), std::string::npos)
+  EXPECT_NE(text.find("Total wall clock time: 3h25m\nEstimated cost: $82.20 (3.42 h at $24.00/hour)\n"),
+            std::string::npos)
       << text;
 
   std::string loss_svg = read_file(dir / "report-charts" / "base-train-loss.svg");
@@ -288,8 +308,9 @@ TEST(Report, GenerateWithoutHeaderOrSections) {
   TempDir tmp;
   Report report(tmp.dir / "report");
   std::string text = read_file(report.generate(fs::path()));
-  EXPECT_EQ(text, "## Summary\n\n[bloat data missing]\n\n| Metric          | BASE     | SFT      | RL       |\n"
-                  "|-----------------|----------|----------|----------|\n\nTotal wall clock time: unknown\n");
+  EXPECT_EQ(text,
+            "## Summary\n\n[bloat data missing]\n\n| Metric          | BASE     | SFT      | RL       |\n"
+            "|-----------------|----------|----------|----------|\n\nTotal wall clock time: unknown\n");
 }
 
 TEST(Report, AscendCostInYuan) {
@@ -299,6 +320,7 @@ TEST(Report, AscendCostInYuan) {
   write_file_atomic(dir / "header.md", fake_header("2026-01-01 10:00:00", "- Hourly Rate: ¥12.00/hour (CNY)\n"));
   write_file_atomic(dir / "base-model-training.md", "## Base model training\ntimestamp: 2026-01-01 12:00:00\n\n");
   std::string text = read_file(Report(dir).generate(fs::path()));
-  EXPECT_NE(text.find("Total wall clock time: 2h0m\nEstimated cost: ¥24.00 (2.00 h at ¥12.00/hour)\n"), std::string::npos)
+  EXPECT_NE(text.find("Total wall clock time: 2h0m\nEstimated cost: ¥24.00 (2.00 h at ¥12.00/hour)\n"),
+            std::string::npos)
       << text;
 }

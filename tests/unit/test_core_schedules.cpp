@@ -1,4 +1,5 @@
-// Tests for nanochat/schedules against values computed by hand from scripts/base_train.py get_lr_multiplier, get_muon_momentum, scripts/chat_sft.py get_lr_multiplier.
+// Tests for nanochat/schedules against values computed by hand from scripts/base_train.py get_lr_multiplier,
+// get_muon_momentum, scripts/chat_sft.py get_lr_multiplier.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,8 +10,8 @@ using namespace nanochat;
 
 TEST(Schedules, WarmdownItersRoundsHalfToEven) {
   EXPECT_EQ(warmdown_iters(100, 0.65), 65);
-  EXPECT_EQ(warmdown_iters(10, 0.25), 2);   // 2.5 -> 2
-  EXPECT_EQ(warmdown_iters(14, 0.25), 4);   // 3.5 -> 4
+  EXPECT_EQ(warmdown_iters(10, 0.25), 2);  // 2.5 -> 2
+  EXPECT_EQ(warmdown_iters(14, 0.25), 4);  // 3.5 -> 4
   EXPECT_EQ(warmdown_iters(100, 0.0), 0);
 }
 

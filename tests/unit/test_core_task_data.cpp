@@ -20,7 +20,8 @@ class TaskDataDir : public ::testing::Test {
     fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "parquet/tasks/arc_easy_test.parquet",
                   dir_ / "hf_datasets/allenai/ai2_arc/ARC-Easy/test/0000.parquet");
     fs::create_directories(dir_ / "hf_datasets/openai/gsm8k/main/test");
-    fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "chat/gsm8k_test.jsonl", dir_ / "hf_datasets/openai/gsm8k/main/test/test.jsonl");
+    fs::copy_file(fs::path(NANOCHAT_FIXTURES) / "chat/gsm8k_test.jsonl",
+                  dir_ / "hf_datasets/openai/gsm8k/main/test/test.jsonl");
     std::ofstream(dir_ / "words_alpha.txt") << "apple\nbanana\ncherry\n";
     setenv("NANOCHAT_BASE_DIR", dir_.c_str(), 1);
     setenv("NANOCHAT_DOWNLOAD_BACKOFF", "0.001", 1);

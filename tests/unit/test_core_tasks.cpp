@@ -1,5 +1,6 @@
 // Tasks (tasks/*.h). Expected values come from tests/fixtures/tasks/gen_expected.py, a Python script written from
-// tasks/*.py and the Python libraries they call (CPython 3.11 `random`, numpy 1.24 `default_rng(42).permutation`, Python `re`):
+// tasks/*.py and the Python libraries they call (CPython 3.11 `random`, numpy 1.24 `default_rng(42).permutation`,
+// Python `re`):
 //   cd tests/fixtures/tasks && /usr/bin/python3 gen_expected.py
 // SpellingBee / SimpleSpelling use the fixed word list tests/fixtures/words/words.txt; ARC / MMLU / SmolTalk use
 // the rows of the parquet fixtures (tests/fixtures/parquet/tasks/*.expected.jsonl) in HF shuffle order.
@@ -174,15 +175,19 @@ TEST(Tasks, GSM8KAnswerParts) {
 TEST(Tasks, ExtractAnswer) {
   for (auto& c : read_jsonl(fixture("tasks/extract_answer.jsonl"))) {
     auto got = extract_answer(c["text"]);
-    if (c["answer"].is_null()) EXPECT_FALSE(got.has_value()) << c["text"].dump();
-    else EXPECT_EQ(got, c["answer"].get<std::string>()) << c["text"].dump();
+    if (c["answer"].is_null())
+      EXPECT_FALSE(got.has_value()) << c["text"].dump();
+    else
+      EXPECT_EQ(got, c["answer"].get<std::string>()) << c["text"].dump();
   }
 }
 
 TEST(Tasks, HumanEvalExtraction) {
   for (auto& c : read_jsonl(fixture("tasks/humaneval_extract.jsonl"))) {
-    if (c.contains("completion")) EXPECT_EQ(humaneval_extract_program(c["completion"]), c["program"]) << c["completion"].dump();
-    else EXPECT_EQ(humaneval_extract_imports(c["prompt"]), c["imports"]) << c["prompt"].dump();
+    if (c.contains("completion"))
+      EXPECT_EQ(humaneval_extract_program(c["completion"]), c["program"]) << c["completion"].dump();
+    else
+      EXPECT_EQ(humaneval_extract_imports(c["prompt"]), c["imports"]) << c["prompt"].dump();
   }
 }
 
@@ -194,14 +199,17 @@ TEST(Tasks, HumanEvalRunsTheTests) {
               {"entry_point", "total"}};
   HumanEval task(ShuffledRows(std::vector<json>{row}));
   auto conv = task[0];
-  EXPECT_EQ(conv["messages"][1]["content"], row["prompt"].get<std::string>() + "\n" + row["canonical_solution"].get<std::string>());
+  EXPECT_EQ(conv["messages"][1]["content"],
+            row["prompt"].get<std::string>() + "\n" + row["canonical_solution"].get<std::string>());
   EXPECT_EQ(task.evaluate(conv, "```python\ndef total(xs: List[int]) -> int:\n    return sum(xs)\n```"), 1);
   EXPECT_EQ(task.evaluate(conv, "def total(xs):\n    return 0"), 0);
 }
 
 TEST(Tasks, SmolTalkValidation) {
-  json ok = {{"messages", {{{"role", "system"}, {"content", "s"}}, {{"role", "user"}, {"content", "u"}},
-                           {{"role", "assistant"}, {"content", "a"}}}}};
+  json ok = {{"messages",
+              {{{"role", "system"}, {"content", "s"}},
+               {{"role", "user"}, {"content", "u"}},
+               {{"role", "assistant"}, {"content", "a"}}}}};
   EXPECT_EQ(SmolTalk::conversation_from_row(ok)["messages"].size(), 3u);
   json bad = {{"messages", {{{"role", "user"}, {"content", "u"}}, {{"role", "user"}, {"content", "a"}}}}};
   EXPECT_THROW(SmolTalk::conversation_from_row(bad), Error);
@@ -222,9 +230,12 @@ TEST(Tasks, CustomJSON) {
   CustomJSON task(dir / "ok.jsonl");
   ASSERT_EQ(task.size(), 2);
   EXPECT_EQ(task[1]["messages"][3]["content"], "d");
-  EXPECT_EQ(task[0], json({{"messages", {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", "hello"}}}}}));
+  EXPECT_EQ(
+      task[0],
+      json({{"messages", {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", "hello"}}}}}));
   EXPECT_EQ(CustomJSON(dir / "missing.jsonl").size(), 0);  // a warning, no conversations
-  std::ofstream(dir / "bad.jsonl") << "[{\"role\":\"assistant\",\"content\":\"x\"},{\"role\":\"user\",\"content\":\"y\"}]\n";
+  std::ofstream(dir / "bad.jsonl")
+      << "[{\"role\":\"assistant\",\"content\":\"x\"},{\"role\":\"user\",\"content\":\"y\"}]\n";
   EXPECT_THROW(CustomJSON(dir / "bad.jsonl"), Error);
   std::ofstream(dir / "bad2.jsonl") << "{not json\n";
   EXPECT_THROW(CustomJSON(dir / "bad2.jsonl"), Error);

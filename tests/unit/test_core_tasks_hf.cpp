@@ -45,8 +45,10 @@ class HFTasks : public ::testing::Test {
     setenv("NANOCHAT_BASE_DIR", base_.c_str(), 1);
   }
   void TearDown() override {
-    if (old_.empty()) unsetenv("NANOCHAT_BASE_DIR");
-    else setenv("NANOCHAT_BASE_DIR", old_.c_str(), 1);
+    if (old_.empty())
+      unsetenv("NANOCHAT_BASE_DIR");
+    else
+      setenv("NANOCHAT_BASE_DIR", old_.c_str(), 1);
     fs::remove_all(base_);
   }
   void place(const std::string& fixture, const std::string& repo, const std::string& subset, const std::string& split) {
@@ -120,7 +122,8 @@ TEST_F(HFTasks, DownloadsAMissingSplitThroughTheParquetListing) {
     GSM8K missing("main", "test");
     ADD_FAILURE() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(hf_split_dir("openai/gsm8k", "main", "test").string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(hf_split_dir("openai/gsm8k", "main", "test").string()), std::string::npos)
+        << e.what();
   }
   svr.stop();
   t.join();

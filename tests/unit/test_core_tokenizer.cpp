@@ -31,16 +31,23 @@ static void check_cases(const Tokenizer& tok, const char* file, const char* fiel
   EXPECT_GE(checked, 544);
 }
 
-TEST(TokenizerParity, Cl100kNanochatPatternAllCases) { check_cases(tok_test::cl100k(true), "tokenizer/encode_cases.jsonl", "nanochat_pattern_ids"); }
-TEST(TokenizerParity, Cl100kGpt4PatternAllCases) { check_cases(tok_test::cl100k(false), "tokenizer/encode_cases.jsonl", "gpt4_pattern_ids"); }
-TEST(TokenizerParity, PklVocabAllCases) { check_cases(tok_test::small_pkl(), "tokenizer_pkl/encode_cases.jsonl", "ids"); }
+TEST(TokenizerParity, Cl100kNanochatPatternAllCases) {
+  check_cases(tok_test::cl100k(true), "tokenizer/encode_cases.jsonl", "nanochat_pattern_ids");
+}
+TEST(TokenizerParity, Cl100kGpt4PatternAllCases) {
+  check_cases(tok_test::cl100k(false), "tokenizer/encode_cases.jsonl", "gpt4_pattern_ids");
+}
+TEST(TokenizerParity, PklVocabAllCases) {
+  check_cases(tok_test::small_pkl(), "tokenizer_pkl/encode_cases.jsonl", "ids");
+}
 
 TEST(TokenizerParity, PklCaseWithSpecialsAllowed) {
   int n = 0;
   for (const auto& row : read_jsonl(fixture("tokenizer_pkl/encode_cases.jsonl"))) {
     if (!row.contains("ids_with_special")) continue;
     n++;
-    EXPECT_EQ(tok_test::small_pkl().encode_with_specials(row["text"].get<std::string>()), as_ids(row["ids_with_special"]));
+    EXPECT_EQ(tok_test::small_pkl().encode_with_specials(row["text"].get<std::string>()),
+              as_ids(row["ids_with_special"]));
   }
   EXPECT_EQ(n, 1);
 }
@@ -54,7 +61,8 @@ TEST(TokenizerParity, RenderConversationCases) {
     auto [ids, mask] = tok.render_conversation(row["conversation"], max_tokens);
     EXPECT_EQ(ids, as_ids(row["ids"]));
     EXPECT_EQ(mask, as_ids(row["mask"]));
-    if (row.contains("completion_ids")) EXPECT_EQ(tok.render_for_completion(row["conversation"]), as_ids(row["completion_ids"]));
+    if (row.contains("completion_ids"))
+      EXPECT_EQ(tok.render_for_completion(row["conversation"]), as_ids(row["completion_ids"]));
   }
 }
 
@@ -104,22 +112,29 @@ TEST(TokenizerParity, TokenBytesMatchPython) {
 TEST(TokenizerDecode, ReplacementLikePython) {
   // Expected strings from Python: bytes.decode("utf-8", errors="replace").
   const std::string R = "\xEF\xBF\xBD";
-  EXPECT_EQ(decode_utf8_replace("\xE6"), R);                       // lone lead byte
-  EXPECT_EQ(decode_utf8_replace("\xE6\x97"), R);                   // truncated 3-byte sequence: one U+FFFD
-  EXPECT_EQ(decode_utf8_replace("\xE6\x97" "A"), R + "A");
-  EXPECT_EQ(decode_utf8_replace("\x80\x80"), R + R);               // each stray continuation byte
-  EXPECT_EQ(decode_utf8_replace("\xC0\xAF"), R + R);               // overlong lead bytes are invalid alone
-  EXPECT_EQ(decode_utf8_replace("\xED\xA0\x80"), R + R + R);       // surrogate: ED then 2 strays
-  EXPECT_EQ(decode_utf8_replace("\xF0\x9F\x98"), R);               // truncated emoji
+  EXPECT_EQ(decode_utf8_replace("\xE6"), R);      // lone lead byte
+  EXPECT_EQ(decode_utf8_replace("\xE6\x97"), R);  // truncated 3-byte sequence: one U+FFFD
+  EXPECT_EQ(decode_utf8_replace("\xE6\x97"
+                                "A"),
+            R + "A");
+  EXPECT_EQ(decode_utf8_replace("\x80\x80"), R + R);          // each stray continuation byte
+  EXPECT_EQ(decode_utf8_replace("\xC0\xAF"), R + R);          // overlong lead bytes are invalid alone
+  EXPECT_EQ(decode_utf8_replace("\xED\xA0\x80"), R + R + R);  // surrogate: ED then 2 strays
+  EXPECT_EQ(decode_utf8_replace("\xF0\x9F\x98"), R);          // truncated emoji
   EXPECT_EQ(decode_utf8_replace("\xF0\x80\x80\x80"), R + R + R + R);
   EXPECT_EQ(decode_utf8_replace("\xF4\x90\x80\x80"), R + R + R + R);  // above U+10FFFF
-  EXPECT_EQ(decode_utf8_replace("\xFF" "a\xFE"), R + "a" + R);
+  EXPECT_EQ(decode_utf8_replace("\xFF"
+                                "a\xFE"),
+            R + "a" + R);
   EXPECT_EQ(decode_utf8_replace("\xE2\x82\xAC"), "\xE2\x82\xAC");
 }
 
 TEST(TokenizerEncode, InvalidUtf8IsReplacedFirst) {
   const Tokenizer& tok = tok_test::cl100k(true);
-  EXPECT_EQ(tok.encode_ordinary("a\xFF" "b"), tok.encode_ordinary("a\xEF\xBF\xBD" "b"));
+  EXPECT_EQ(tok.encode_ordinary("a\xFF"
+                                "b"),
+            tok.encode_ordinary("a\xEF\xBF\xBD"
+                                "b"));
 }
 
 TEST(TokenizerEncode, BatchMatchesSingleInOrder) {

@@ -21,7 +21,8 @@ namespace {
 
 fs::path temp_dir(const char* name) {
   const char* t = std::getenv("TMPDIR");
-  fs::path d = fs::path(t && *t ? t : "/tmp") / (std::string("nanochat_tok_") + name + "_" + std::to_string(::getpid()));
+  fs::path d =
+      fs::path(t && *t ? t : "/tmp") / (std::string("nanochat_tok_") + name + "_" + std::to_string(::getpid()));
   fs::create_directories(d);
   return d;
 }
@@ -43,10 +44,11 @@ TiktokenState synthetic(size_t n_ranks, size_t n_special, uint32_t seed) {
     size_t len = i % 97 == 5 ? 300 + rng() % 50 : 1 + rng() % 12;  // some tokens need BINBYTES
     std::string b(len, 0);
     for (auto& c : b) c = char(rng());
-    b += std::to_string(i);  // unique
+    b += std::to_string(i);                                            // unique
     st.mergeable_ranks.emplace_back(b, int32_t(i < 300 ? i : i * 3));  // ids past 65535 need BININT
   }
-  for (size_t i = 0; i < n_special; i++) st.special_tokens.emplace_back("<|s" + std::to_string(i) + "|>", int32_t(n_ranks * 3 + i));
+  for (size_t i = 0; i < n_special; i++)
+    st.special_tokens.emplace_back("<|s" + std::to_string(i) + "|>", int32_t(n_ranks * 3 + i));
   return st;
 }
 

@@ -138,6 +138,6 @@ TEST(BpeTrain, TrainedTokenizerRoundTripsAndEncodesWithItsMerges) {
     total_tokens += ids.size();
     total_bytes += d.size();
   }
-  EXPECT_LT(total_tokens * 3, total_bytes * 2);  // 247 merges on this random-word text compress it > 1.5x
+  EXPECT_LT(total_tokens * 3, total_bytes * 2);     // 247 merges on this random-word text compress it > 1.5x
   EXPECT_THROW(train_tokenizer(docs, 264), Error);  // 264 - 9 < 256
 }

@@ -71,14 +71,13 @@ struct Conversation {
   uint64_t seed;
 };
 
-const std::vector<Conversation> kConversations = {
-    {"Hello there", 30, 0.0, 0, 1},
-    {"What is 2+2?", 12, 1.0, 0, 7},
-    {"A much longer prompt, to prefill", 25, 0.8, 20, 3},
-    {"x", 40, 1.0, 0, 11},
-    {"Tell me a story", 5, 0.6, 5, 99},
-    {"Why?", 33, 1.2, 0, 42},
-    {"One more, to wait for a row", 18, 0.0, 0, 5}};
+const std::vector<Conversation> kConversations = {{"Hello there", 30, 0.0, 0, 1},
+                                                  {"What is 2+2?", 12, 1.0, 0, 7},
+                                                  {"A much longer prompt, to prefill", 25, 0.8, 20, 3},
+                                                  {"x", 40, 1.0, 0, 11},
+                                                  {"Tell me a story", 5, 0.6, 5, 99},
+                                                  {"Why?", 33, 1.2, 0, 42},
+                                                  {"One more, to wait for a row", 18, 0.0, 0, 5}};
 
 }  // namespace
 

@@ -78,9 +78,10 @@ TEST(CheckpointManager, SaveThenLoadAppliesBuildModelFixes) {
   ModelCheckpoint ck = load_model_state("sft", torch::kCPU, std::nullopt, 7);
   EXPECT_EQ(ck.step, 7);
   ASSERT_EQ(ck.state.size(), sd.size());
-  EXPECT_EQ(ck.state[0].first, "smear_lambda");  // prefix stripped, file order kept
+  EXPECT_EQ(ck.state[0].first, "smear_lambda");                          // prefix stripped, file order kept
   EXPECT_EQ(find(ck.state, "lm_head.weight").dtype(), torch::kFloat32);  // bf16 → fp32 on CPU
-  EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"), find(sd, "lm_head.weight").to(torch::kBFloat16).to(torch::kFloat32)));
+  EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"),
+                           find(sd, "lm_head.weight").to(torch::kBFloat16).to(torch::kFloat32)));
   EXPECT_TRUE(torch::equal(find(ck.state, "transformer.wte.weight"), find(sd, "transformer.wte.weight")));
   EXPECT_TRUE(torch::equal(find(ck.state, "resid_lambdas"), torch::ones({2})));
   EXPECT_TRUE(torch::equal(find(ck.state, "x0_lambdas"), torch::zeros({2})));
@@ -94,8 +95,9 @@ TEST(CheckpointManager, SaveThenLoadAppliesBuildModelFixes) {
 
   auto o7 = load_optimizer_state("sft", torch::kCPU, 0, "d2", 7);
   ASSERT_TRUE(o7.has_value());
-  EXPECT_TRUE(torch::equal(o7->toGenericDict().at("state").toGenericDict().at(int64_t(9)).toGenericDict().at("momentum_buffer").toTensor(),
-                           opt.toGenericDict().at("state").toGenericDict().at(int64_t(9)).toGenericDict().at("momentum_buffer").toTensor()));
+  EXPECT_TRUE(torch::equal(
+      o7->toGenericDict().at("state").toGenericDict().at(int64_t(9)).toGenericDict().at("momentum_buffer").toTensor(),
+      opt.toGenericDict().at("state").toGenericDict().at(int64_t(9)).toGenericDict().at("momentum_buffer").toTensor()));
   EXPECT_FALSE(load_optimizer_state("sft", torch::kCPU, 0, "d2", 12).has_value());
   EXPECT_FALSE(ck.state.empty() || has(ck.state, "_orig_mod.lm_head.weight"));
 }
@@ -116,8 +118,8 @@ TEST(CheckpointManager, FindsLargestModelAndLastCommittedStep) {
   EXPECT_THROW(find_last_step(dir), Error);
   touch("model_000003.pt");
   touch("meta_000003.json");
-  touch("model_000007.pt");        // no meta: an unfinished save
-  touch("model_000009.pt.tmp");    // temp files are never checkpoints
+  touch("model_000007.pt");      // no meta: an unfinished save
+  touch("model_000009.pt.tmp");  // temp files are never checkpoints
   touch("meta_000009.json.tmp");
   touch("model_000200_backup.pt");
   touch("meta_000200.json");
@@ -146,9 +148,18 @@ TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
   meta2["step"] = 2;
   size_t model_bytes = pt_bytes(state_dict_ivalue(sd2)).size(), optim_bytes = pt_bytes(opt).size();
   size_t meta_bytes = json_dumps_python(meta2, 2).size(), total = model_bytes + optim_bytes + meta_bytes;
-  std::vector<size_t> kill_points = {0, 1, 4096, model_bytes / 2, model_bytes - 1, model_bytes, model_bytes + 1,
-                                     model_bytes + optim_bytes / 2, model_bytes + optim_bytes,
-                                     model_bytes + optim_bytes + 1, total - 1, total};
+  std::vector<size_t> kill_points = {0,
+                                     1,
+                                     4096,
+                                     model_bytes / 2,
+                                     model_bytes - 1,
+                                     model_bytes,
+                                     model_bytes + 1,
+                                     model_bytes + optim_bytes / 2,
+                                     model_bytes + optim_bytes,
+                                     model_bytes + optim_bytes + 1,
+                                     total - 1,
+                                     total};
   for (size_t n : kill_points) {
     SCOPED_TRACE("killed after " + std::to_string(n) + " of " + std::to_string(total) + " bytes");
     pid_t pid = ::fork();
@@ -190,7 +201,8 @@ static bool python_torch_available() {
 // Python nanochat's load_checkpoint steps on our files: torch.load (weights_only=True) the model and optimizer,
 // json.load the meta; json.dump(meta, indent=2) must reproduce our meta file byte for byte.
 TEST(CheckpointManager, PythonLoadsOurCheckpoint) {
-  if (!python_torch_available()) GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
+  if (!python_torch_available())
+    GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
   fs::path dir = temp_dir("ckpt_python") / "d2";
   NamedTensors sd = load_state_dict(kD2 / "model_000003.pt");
   Json meta = load_meta(kD2, 3);
@@ -217,8 +229,8 @@ assert meta["user_config"]["run"] == "\u00fcber \U0001F600"
 assert json.dumps(meta, indent=2) == text, (json.dumps(meta, indent=2), text)
 print("python-ok")
 )PY";
-  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir.parent_path() / "check.py").string() + " " + dir.string() + " " +
-                    kD2.string() + " 2>&1";
+  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir.parent_path() / "check.py").string() + " " +
+                    dir.string() + " " + kD2.string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

@@ -52,7 +52,8 @@ TEST(PtFile, LoadsPythonOptimizerState) {
   EXPECT_EQ(get(s0, "step").toInt(), 3);
   EXPECT_EQ(get(s0, "exp_avg").toTensor().sizes(), torch::IntArrayRef({1088, 64}));
   c10::IValue s9 = get(state, int64_t(9));
-  EXPECT_NEAR(get(s9, "momentum_buffer").toTensor().to(torch::kDouble).sum().item<double>(), 0.08346857597233015, 1e-12);
+  EXPECT_NEAR(get(s9, "momentum_buffer").toTensor().to(torch::kDouble).sum().item<double>(), 0.08346857597233015,
+              1e-12);
   auto groups = get(o, "param_groups").toList();
   ASSERT_EQ(groups.size(), 10u);
   c10::IValue g0 = groups.get(0);
@@ -185,7 +186,8 @@ static bool python_torch_available() {
 
 // What we write must load in Python with weights_only=True and equal what Python itself loaded from the originals.
 TEST(PtFile, PythonReadsWhatWeWrite) {
-  if (!python_torch_available()) GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
+  if (!python_torch_available())
+    GTEST_SKIP() << NANOCHAT_PYTHON << " cannot import torch (bash scripts/setup.sh installs it into .venv)";
   fs::path dir = temp_dir("pt_python");
   fs::path model = fx("python_basedir/base_checkpoints/d2/model_000003.pt");
   fs::path optim = fx("python_basedir/base_checkpoints/d2/optim_000003_rank0.pt");
@@ -225,8 +227,8 @@ assert v["bf16_model"].dtype == torch.bfloat16 and v["bf16_model"].shape == (108
 assert torch.equal(v["bf16_model"], m["transformer.wte.weight"].bfloat16())
 print("python-ok")
 )PY";
-  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir / "check.py").string() + " " + dir.string() + " " + model.string() + " " +
-                    optim.string() + " " + fx("pt/views.pt").string() + " 2>&1";
+  std::string cmd = std::string(NANOCHAT_PYTHON) + " " + (dir / "check.py").string() + " " + dir.string() + " " +
+                    model.string() + " " + optim.string() + " " + fx("pt/views.pt").string() + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

@@ -1,6 +1,6 @@
-// Tests for nanochat/core_eval: prompt rendering (nanochat/core_eval.py evaluate_example's verified examples), Python's str.strip, and the
-// CORE numbers of the Python reference on the mini bundle in tests/fixtures/python_basedir (expected_core.json:
-// every task's accuracy exactly, CORE within 1e-6, also with max_per_task = 10).
+// Tests for nanochat/core_eval: prompt rendering (nanochat/core_eval.py evaluate_example's verified examples), Python's
+// str.strip, and the CORE numbers of the Python reference on the mini bundle in tests/fixtures/python_basedir
+// (expected_core.json: every task's accuracy exactly, CORE within 1e-6, also with max_per_task = 10).
 #include <gtest/gtest.h>
 
 #include <fstream>

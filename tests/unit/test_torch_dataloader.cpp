@@ -80,7 +80,8 @@ struct Oracle {
         }
         int64_t remaining = T + 1 - pos, best = -1, best_len = 0;
         for (size_t i = 0; i < buf.size(); i++)
-          if (int64_t(buf[i].size()) <= remaining && int64_t(buf[i].size()) > best_len) best = int64_t(i), best_len = int64_t(buf[i].size());
+          if (int64_t(buf[i].size()) <= remaining && int64_t(buf[i].size()) > best_len)
+            best = int64_t(i), best_len = int64_t(buf[i].size());
         if (best < 0) {
           best = 0;
           for (size_t i = 0; i < buf.size(); i++)
@@ -138,8 +139,10 @@ TEST(DataLoader, MatchesNanochatPackingAndRules) {
       for (int64_t k = 0; k < T + 1; k++) {
         ASSERT_GE(acc[k], 0);  // no padding
         ASSERT_LE(acc[k], kBos);
-        if (acc[k] == kBos) segs.emplace_back();
-        else segs.back().push_back(char(acc[k]));
+        if (acc[k] == kBos)
+          segs.emplace_back();
+        else
+          segs.back().push_back(char(acc[k]));
       }
       for (size_t k = 0; k + 1 < segs.size(); k++) ASSERT_TRUE(all_docs.count(segs[k])) << "cropped inside a row";
       if (!all_docs.count(segs.back())) cropped_rows++;
@@ -243,7 +246,8 @@ TokenizedConversation conv(int64_t i, int64_t long_every = 0) {
 TEST(SftLoader, BestFitWithPadding) {
   const int B = 3, T = 16;
   int64_t size = 50;
-  SftDataLoader loader(size, [](int64_t i) { return conv(i); }, kBos, B, T, true, 0, torch::kCPU, 0, 1, 8);
+  SftDataLoader loader(
+      size, [](int64_t i) { return conv(i); }, kBos, B, T, true, 0, torch::kCPU, 0, 1, 8);
   std::set<int64_t> seen;
   bool last = false;
   int steps = 0;
@@ -285,14 +289,16 @@ TEST(SftLoader, BestFitWithPadding) {
 
 TEST(SftLoader, IterationsAndOverlongConversations) {
   // num_iterations: last_step after exactly that many batches, progress = it / num_iterations.
-  SftDataLoader a(1000, [](int64_t i) { return conv(i); }, kBos, 2, 32, true, 3, torch::kCPU);
+  SftDataLoader a(
+      1000, [](int64_t i) { return conv(i); }, kBos, 2, 32, true, 3, torch::kCPU);
   EXPECT_FALSE(a.next().last_step);
   auto b2 = a.next();
   EXPECT_FALSE(b2.last_step);
   EXPECT_NEAR(b2.approx_progress, 2.0 / 3.0, 1e-12);
   EXPECT_TRUE(a.next().last_step);
   // Conversations longer than a row never fit: they stay buffered and rows around them are padded.
-  SftDataLoader c(40, [](int64_t i) { return conv(i, 5); }, kBos, 2, 16, false, 0, torch::kCPU, 0, 1, 10);
+  SftDataLoader c(
+      40, [](int64_t i) { return conv(i, 5); }, kBos, 2, 16, false, 0, torch::kCPU, 0, 1, 10);
   for (int i = 0; i < 5; i++) {
     auto b = c.next();
     EXPECT_FALSE(b.last_step);  // the val split never sets last_step

@@ -78,7 +78,7 @@ TEST(Decode, EqualsGenericPathBatch1) {
 
 TEST(Decode, EqualsGenericPathEveryBatchSize) {
   GPT m = random_model();
-  for (int64_t B = 2; B <= kSmallLinearMaxRows; ++B) expect_paths_agree(m, B, 4, 9);  // the streaming kernel
+  for (int64_t B = 2; B <= kSmallLinearMaxRows; ++B) expect_paths_agree(m, B, 4, 9);       // the streaming kernel
   for (int64_t B : {kSmallLinearMaxRows + 1, int64_t{9}}) expect_paths_agree(m, B, 4, 9);  // BLAS gemm
 }
 

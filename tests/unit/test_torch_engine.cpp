@@ -119,7 +119,8 @@ TEST(Engine, NumSamplesRows) {
 TEST(Engine, DifferentSeedsVary) {
   Engine engine(uniform_model(), byte_tokenizer());
   std::set<std::vector<int32_t>> outs;
-  for (uint64_t seed = 1000; seed < 1010; ++seed) outs.insert(engine.generate_batch(prompt(), 1, 8, 1.0, 0, seed).first[0]);
+  for (uint64_t seed = 1000; seed < 1010; ++seed)
+    outs.insert(engine.generate_batch(prompt(), 1, 8, 1.0, 0, seed).first[0]);
   EXPECT_GT(outs.size(), 1u);
 }
 

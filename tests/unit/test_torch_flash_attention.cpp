@@ -37,7 +37,7 @@ void check(const Case& c) {
 
 TEST(FlashAttention, BlockedEqualsReferenceTraining) {
   for (int64_t w : {-1, 0, 1, 9, 128, 200, 300, 1000}) check({2, 300, 300, 4, 2, 16, w});
-  check({1, 64, 64, 2, 2, 8, -1});   // a single block
+  check({1, 64, 64, 2, 2, 8, -1});  // a single block
   check({1, 257, 257, 6, 3, 8, 128});
 }
 
@@ -60,8 +60,10 @@ TEST(FlashAttention, ReferenceSemantics) {
   for (int64_t p = 0; p < T; ++p)
     for (int64_t c = 0; c < T; ++c) {
       bool allowed = c <= p && p - c <= w;
-      if (allowed) EXPECT_GT(y[p][c].item<float>(), 0.0f);
-      else EXPECT_EQ(y[p][c].item<float>(), 0.0f) << p << "," << c;
+      if (allowed)
+        EXPECT_GT(y[p][c].item<float>(), 0.0f);
+      else
+        EXPECT_EQ(y[p][c].item<float>(), 0.0f) << p << "," << c;
     }
 }
 

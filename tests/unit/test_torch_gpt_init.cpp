@@ -47,7 +47,8 @@ TEST(GptInit, SeededInitEqualsPythonSequence) {
     ASSERT_NE(p, nullptr) << e.name;
     auto flat = p->detach().flatten().to(torch::kDouble);
     int64_t n = flat.numel();
-    for (int i = 0; i < 3; ++i) EXPECT_NEAR(flat[n - 3 + i].item<double>(), e.last3[i], 1e-7 * std::max(1.0, std::abs(e.last3[i]))) << e.name;
+    for (int i = 0; i < 3; ++i)
+      EXPECT_NEAR(flat[n - 3 + i].item<double>(), e.last3[i], 1e-7 * std::max(1.0, std::abs(e.last3[i]))) << e.name;
     EXPECT_NEAR(flat.sum().item<double>(), e.sum, 1e-5 * std::max(1.0, std::abs(e.sum))) << e.name;
   }
 }

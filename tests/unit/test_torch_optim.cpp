@@ -156,8 +156,10 @@ TEST(Optim, StateDictLayoutAndRoundTrip) {
       EXPECT_EQ(s.at("momentum_buffer").toTensor().size(0), K);
       auto smb = s.at("second_momentum_buffer").toTensor();
       const auto shape = ours.params[0].sizes();
-      if (shape[0] >= shape[1]) EXPECT_EQ(smb.sizes().vec(), (std::vector<int64_t>{K, shape[0], 1}));
-      else EXPECT_EQ(smb.sizes().vec(), (std::vector<int64_t>{K, 1, shape[1]}));
+      if (shape[0] >= shape[1])
+        EXPECT_EQ(smb.sizes().vec(), (std::vector<int64_t>{K, shape[0], 1}));
+      else
+        EXPECT_EQ(smb.sizes().vec(), (std::vector<int64_t>{K, 1, shape[1]}));
       expected_states += 1;
     }
     next_id += static_cast<int64_t>(ids.size());
@@ -272,7 +274,8 @@ TEST(Optim, PolarExpressApproximatelyOrthogonalizes) {
     EXPECT_GT(s.min().item<double>(), 0.5);
     EXPECT_LT(s.max().item<double>(), 1.3);
     // and the singular vectors are G's: X·Gᵀ (or Gᵀ·X) is symmetric positive
-    torch::Tensor S = shape[1] > shape[2] ? torch::matmul(G.transpose(-2, -1), X) : torch::matmul(X, G.transpose(-2, -1));
+    torch::Tensor S =
+        shape[1] > shape[2] ? torch::matmul(G.transpose(-2, -1), X) : torch::matmul(X, G.transpose(-2, -1));
     EXPECT_LT((S - S.transpose(-2, -1)).abs().max().item<double>(), 0.05 * S.abs().max().item<double>());
   }
 }
@@ -311,11 +314,10 @@ Named d2_params() {
 }  // namespace
 
 TEST(Optim, LoadsPythonWrittenOptimizerState) {
-  const std::string path =
-      std::string(NANOCHAT_FIXTURES) + "/python_basedir/base_checkpoints/d2/optim_000003_rank0.pt";
+  const std::string path = std::string(NANOCHAT_FIXTURES) + "/python_basedir/base_checkpoints/d2/optim_000003_rank0.pt";
   c10::IValue saved = load_pt(path);
   Named params = d2_params();
-  MuonAdamW opt = setup_optimizer(params, 64);  // Python saved it with weight_decay 0 for Muon
+  MuonAdamW opt = setup_optimizer(params, 64);              // Python saved it with weight_decay 0 for Muon
   for (auto& g : opt.param_groups()) g.weight_decay = 7.0;  // overwritten by the load
   opt.load_state_dict(saved);
 
@@ -336,9 +338,14 @@ TEST(Optim, LoadsPythonWrittenOptimizerState) {
     const auto& st = opt.state()[e.key().toInt()];
     for (const auto& kv : e.value().toGenericDict()) {
       const std::string& k = kv.key().toStringRef();
-      if (k == "step") { EXPECT_EQ(st.step, 3); continue; }
-      const torch::Tensor& ours = k == "exp_avg" ? st.exp_avg : k == "exp_avg_sq" ? st.exp_avg_sq
-                                : k == "momentum_buffer" ? st.momentum_buffer : st.second_momentum_buffer;
+      if (k == "step") {
+        EXPECT_EQ(st.step, 3);
+        continue;
+      }
+      const torch::Tensor& ours = k == "exp_avg"           ? st.exp_avg
+                                  : k == "exp_avg_sq"      ? st.exp_avg_sq
+                                  : k == "momentum_buffer" ? st.momentum_buffer
+                                                           : st.second_momentum_buffer;
       EXPECT_TRUE(torch::equal(ours, kv.value().toTensor())) << e.key().toInt() << " " << k;
       n_tensors++;
     }

@@ -33,8 +33,7 @@ Group make_gloo_group(const c10::intrusive_ptr<c10d::Store>& store, int rank, in
   // ProcessGroupGloo is a Backend, served through a ProcessGroup
   auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, rank, ws);
   pg->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
-  pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO,
-                 c10::intrusive_ptr<c10d::Backend>(gloo));
+  pg->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, c10::intrusive_ptr<c10d::Backend>(gloo));
   return pg;
 }
 
@@ -286,8 +285,8 @@ TEST(OptimDist, StateOfAnotherWorldSizeIsRefused) {
       ADD_FAILURE() << "a one-process state loaded into rank " << rank << " of 2";
     } catch (const Error& e) {
       const std::string msg = e.what();
-      EXPECT_NE(msg.find("optimizer state was saved with world size 1 but this run has 2 processes"),
-                std::string::npos) << msg;
+      EXPECT_NE(msg.find("optimizer state was saved with world size 1 but this run has 2 processes"), std::string::npos)
+          << msg;
       EXPECT_NE(msg.find("resume with the same number of processes"), std::string::npos) << msg;
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     }

@@ -71,10 +71,12 @@ TEST(Scaling, ModelConfigJsonKeepsPythonKeyOrder) {
   auto back = config_from_json(nlohmann::json::parse(j.dump()));
   EXPECT_EQ(back.n_embd, 256);
   EXPECT_EQ(back.window_pattern, "SSSL");
-  EXPECT_EQ(config_from_json(nlohmann::json{{"sequence_len", 8}, {"vocab_size", 9}, {"n_layer", 1}, {"n_head", 1},
-                                            {"n_kv_head", 1}, {"n_embd", 4}})
-                .window_pattern,
-            "L");  // older checkpoints without a pattern
+  EXPECT_EQ(
+      config_from_json(
+          nlohmann::json{
+              {"sequence_len", 8}, {"vocab_size", 9}, {"n_layer", 1}, {"n_head", 1}, {"n_kv_head", 1}, {"n_embd", 4}})
+          .window_pattern,
+      "L");  // older checkpoints without a pattern
   EXPECT_THROW(config_from_json(nlohmann::json{{"n_layer", 2}}), Error);
 }
 

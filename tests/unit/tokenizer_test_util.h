@@ -27,12 +27,12 @@ inline std::vector<nlohmann::json> read_jsonl(const std::string& path) {
 
 // cl100k_base ranks under nanochat's pattern or GPT-4's, built once per process.
 inline const nanochat::Tokenizer& cl100k(bool nanochat_pattern) {
-  static const nanochat::Tokenizer a = nanochat::Tokenizer::from_tiktoken_file(
-      fixture("tokenizer/cl100k_base.tiktoken"), nanochat::kSplitPattern, {{"<|endoftext|>", 100257}},
-      "<|endoftext|>", "cl100k_nanochat_pattern");
-  static const nanochat::Tokenizer b = nanochat::Tokenizer::from_tiktoken_file(
-      fixture("tokenizer/cl100k_base.tiktoken"), nanochat::kGpt4Pattern, {{"<|endoftext|>", 100257}},
-      "<|endoftext|>", "cl100k_base");
+  static const nanochat::Tokenizer a =
+      nanochat::Tokenizer::from_tiktoken_file(fixture("tokenizer/cl100k_base.tiktoken"), nanochat::kSplitPattern,
+                                              {{"<|endoftext|>", 100257}}, "<|endoftext|>", "cl100k_nanochat_pattern");
+  static const nanochat::Tokenizer b =
+      nanochat::Tokenizer::from_tiktoken_file(fixture("tokenizer/cl100k_base.tiktoken"), nanochat::kGpt4Pattern,
+                                              {{"<|endoftext|>", 100257}}, "<|endoftext|>", "cl100k_base");
   return nanochat_pattern ? a : b;
 }
 
