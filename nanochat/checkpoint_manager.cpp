@@ -235,13 +235,23 @@ int checkpoint_world_size(const fs::path& dir, int64_t step) {
   return n;
 }
 
-void check_checkpoint_world_size(const fs::path& dir, int64_t step, int world_size) {
-  const int saved = checkpoint_world_size(dir, step);
-  if (saved != 0 && saved != world_size)
+void check_checkpoint_world_size(const fs::path& dir, int64_t step, int world_size, int rank) {
+  // On one node the directory holds every rank's file; on several, each node only its own ranks' (rank 0's meta
+  // does not say how many saved). So: no file of a rank beyond this run, and this rank's own file present.
+  const std::regex re(fmt::format(R"(optim_{:06d}_rank(\d+)\.pt)", step));
+  int highest = -1;
+  for (auto& entry : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (std::regex_match(name, m, re) && m[1].length() < 9) highest = std::max(highest, std::stoi(m[1].str()));
+  }
+  if (highest < 0) return;  // saved without optimizer state
+  const int saved = highest + 1;
+  if (saved > world_size || !fs::exists(optim_path(dir, step, rank)))
     fail(
-        "cannot resume from step {}: its optimizer state was saved by {} rank{} and this run has {}; resume with "
+        "cannot resume from step {}: its optimizer state was saved by {}{} rank{} and this run has {}; resume with "
         "the same number of processes (nanochat launch --nproc-per-node {})",
-        step, saved, saved == 1 ? "" : "s", world_size, saved);
+        step, saved > world_size ? "" : "at least ", saved, saved == 1 ? "" : "s", world_size, saved);
 }
 
 std::optional<c10::IValue> load_optimizer_state_from_dir(const fs::path& dir, int64_t step, int rank,

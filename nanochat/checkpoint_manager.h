@@ -77,9 +77,10 @@ std::optional<c10::IValue> load_optimizer_state(const std::string& source, const
 
 // How many ranks wrote the checkpoint at `step`: the number of optim_<step>_rank<r>.pt files (0 when none).
 int checkpoint_world_size(const std::filesystem::path& checkpoint_dir, int64_t step);
-// Error unless the checkpoint's optimizer files were written by exactly `world_size` ranks: sharded optimizer state
-// only resumes with the world size that saved it.
-void check_checkpoint_world_size(const std::filesystem::path& checkpoint_dir, int64_t step, int world_size);
+// Error unless the checkpoint's optimizer files fit a run of `world_size` ranks: none of a rank beyond it, and this
+// rank's own present (on several nodes each node holds only its own ranks' files). Sharded optimizer state only
+// resumes with the world size that saved it.
+void check_checkpoint_world_size(const std::filesystem::path& checkpoint_dir, int64_t step, int world_size, int rank);
 
 // Every tensor inside an IValue tree moved to `device` (dicts, lists and tuples rebuilt).
 c10::IValue ivalue_to_device(const c10::IValue& v, const torch::Device& device);

@@ -1,10 +1,17 @@
 // compute: see compute.h.
 #include "nanochat/compute.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 #include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -72,6 +79,8 @@ namespace {
 c10::intrusive_ptr<c10d::ProcessGroup> g_group;  // null when single process
 int g_rank = 0, g_world_size = 1, g_local_rank = 0;
 bool g_cuda = false;  // NCCL: collectives take CUDA tensors
+// Every rank's address, learned at the rendezvous: once a collective has failed the others cannot be asked.
+std::vector<std::string> g_peer_addrs;
 
 // An integer environment variable, or nullopt when unset; Error when set but not an integer.
 std::optional<long> env_int(const char* name) {
@@ -98,13 +107,49 @@ std::string first_line(const std::exception& e) {
 }  // namespace
 
 void collective_failed(const char* what, const std::exception& e) {
-  fail(
-      "rank {} lost its process group during {} (another rank died, or none answered within "
-      "NANOCHAT_DIST_TIMEOUT={}s): {}",
-      g_rank, what, dist_timeout().count() / 1000, first_line(e));
+  // The peers by rank and address: with two ranks that is the one lost.
+  std::string peers;
+  for (int r = 0, listed = 0; r < int(g_peer_addrs.size()); r++) {
+    if (r == g_rank) continue;
+    if (listed++ == 8) {
+      peers += ", ...";
+      break;
+    }
+    peers += fmt::format("{}rank {} at {}", peers.empty() ? "" : ", ", r, g_peer_addrs[size_t(r)]);
+  }
+  const std::string who = g_peer_addrs.size() == 2 ? "its peer " + peers
+                          : peers.empty()          ? std::string("another rank")
+                                                   : "one of its peers (" + peers + ")";
+  fail("rank {} lost its process group during {}: {} died or did not answer within NANOCHAT_DIST_TIMEOUT={}s ({})",
+       g_rank, what, who, dist_timeout().count() / 1000, first_line(e));
 }
 
 namespace {
+
+// The local address this machine reaches `host` from, or "" when it cannot tell (a connected UDP socket sends
+// nothing; the kernel only picks the route). Gloo's default device follows the hostname, which on a machine with
+// several interfaces, or in a container, often resolves to an address the other nodes cannot reach.
+std::string local_address_towards(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), "9", &hints, &res) != 0 || !res) return "";
+  std::string out;
+  int fd = socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  sockaddr_storage local{};
+  socklen_t len = sizeof(local);
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+    const void* a = local.ss_family == AF_INET
+                        ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr)
+                        : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr);
+    if (inet_ntop(local.ss_family, a, buf, sizeof(buf))) out = buf;
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(res);
+  return out;
+}
 
 // A ProcessGroup serving one backend (NCCL for CUDA tensors, Gloo for CPU ones), as torch.distributed builds it.
 template <typename BackendT>
@@ -142,6 +187,8 @@ c10::intrusive_ptr<c10d::ProcessGroup> make_group(const c10::intrusive_ptr<c10d:
     opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
   else if (master_addr == "127.0.0.1" || master_addr == "localhost")
     opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+  else if (std::string local = local_address_towards(master_addr); !local.empty())
+    opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(local));  // the route to rank 0
   else
     opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
   auto backend = c10::make_intrusive<c10d::ProcessGroupGloo>(store, g_rank, g_world_size, opts);
@@ -239,6 +286,17 @@ ComputeContext compute_init(const std::string& device_type_in) {
     fail("rank {}: rendezvous at {}:{} failed ({}); {}", ctx.rank, addr, *port, first_line(e),
          ctx.rank == 0 ? "is the port already in use? pick another MASTER_PORT"
                        : "is rank 0 running and MASTER_ADDR/MASTER_PORT reachable?");
+  }
+  try {  // for error messages only: a failure here is not one of the run
+    std::string mine = local_address_towards(addr);
+    if (mine.empty()) mine = "an unknown address";
+    store->set(fmt::format("nanochat/addr/{}", ctx.rank), std::vector<uint8_t>(mine.begin(), mine.end()));
+    for (int r = 0; r < ctx.world_size; r++) {
+      auto v = store->get(fmt::format("nanochat/addr/{}", r));
+      g_peer_addrs.emplace_back(v.begin(), v.end());
+    }
+  } catch (const std::exception&) {
+    g_peer_addrs.clear();
   }
   try {
     g_group = make_group(store, device_type == "cuda", addr);

@@ -208,7 +208,7 @@ int base_train_main(int argc, char** argv) {
     if (!std::filesystem::exists(checkpoint_dir / fmt::format("meta_{:06d}.json", o.resume_from_step)))
       fail("cannot resume: no checkpoint at step {} in {} (run base_train with --save-every to write one)",
            o.resume_from_step, checkpoint_dir.string());
-    check_checkpoint_world_size(checkpoint_dir, o.resume_from_step, ctx.world_size);
+    check_checkpoint_world_size(checkpoint_dir, o.resume_from_step, ctx.world_size, ctx.rank);
     ModelCheckpoint ck = load_model_state_from_dir(checkpoint_dir, o.resume_from_step, ctx.device);
     model->load_state_dict(ck.state, /*strict=*/true);
     resume_meta = std::move(ck.meta);
