@@ -50,6 +50,7 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("--read-timeout", o.read_timeout, "seconds before an idle or stalled connection is closed")
       ->check(CLI::Range(1, 3600));
   app.add_option("--api-key", o.api_key, "require 'Authorization: Bearer KEY' (default: $NANOCHAT_API_KEY if set)");
+  app.add_flag("--metrics", o.metrics, "serve GET /metrics in Prometheus' text format (behind --api-key when set)");
   o.api_key = getenv_or("NANOCHAT_API_KEY", o.api_key);
 }
 
@@ -178,6 +179,7 @@ struct ChatServer::Job {
   bool include_usage = false;
   std::string id;  // OpenAI completion id
   int64_t created = 0;
+  std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();  // for time to first token
 };
 
 struct ChatServer::Reply {
@@ -275,6 +277,25 @@ void ChatServer::routes() {
   });
   svr.Get("/health", [this](const httplib::Request&, httplib::Response& res) { handle_health(res); });
   svr.Get("/stats", [this](const httplib::Request&, httplib::Response& res) { handle_stats(res); });
+  if (opt_.metrics) {
+    svr.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      auto s = pool_.stats();
+      res.set_content(
+          metrics_.render({{"nanochat_queue_depth", "requests waiting for a free slot", double(s.queued)},
+                           {"nanochat_slots_busy", "slots generating a reply", double(s.slots_total - s.slots_free)},
+                           {"nanochat_slots_total", "slots of all workers", double(s.slots_total)}}),
+          "text/plain; version=0.0.4; charset=utf-8");
+    });
+  }
+  // Every answered request, by endpoint (unknown paths as one label, so a scan cannot grow the metrics) and status.
+  svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    static const char* const known[] = {"/",        "/logo.svg",  "/health",           "/stats",
+                                        "/metrics", "/v1/models", "/chat/completions", "/v1/chat/completions"};
+    std::string path = "other";
+    for (const char* k : known)
+      if (req.path == k) path = k;
+    metrics_.request_done(path, res.status);
+  });
   svr.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
     json m = {{"id", opt_.model_name}, {"object", "model"}, {"created", 0}, {"owned_by", "nanochat"}};
     res.set_content(json{{"object", "list"}, {"data", json::array({m})}}.dump(), "application/json");
@@ -346,7 +367,9 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
   const int assistant_end = model.special_id("<|assistant_end|>"), bos = model.special_id("<|bos|>");
   Reply r;
   Utf8Holdback utf8;
+  std::optional<std::chrono::steady_clock::time_point> first_token;
   auto on_token = [&](int token) {
+    if (!first_token) first_token = std::chrono::steady_clock::now();
     if (token == assistant_end || token == bos) {
       r.stopped = true;
       return false;
@@ -376,6 +399,13 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
     }
   } catch (const std::exception& e) {
     r.error = e.what();
+  }
+  if (first_token) {
+    using secs = std::chrono::duration<double>;
+    const auto end = std::chrono::steady_clock::now();
+    metrics_.generation_done(
+        int64_t(job.prompt.size()), r.completion_tokens, secs(*first_token - job.arrived).count(),
+        r.completion_tokens > 1 ? secs(end - *first_token).count() / (r.completion_tokens - 1) : -1);
   }
   if (r.cancelled)
     n_cancelled_++;

@@ -6,6 +6,8 @@
 //   POST /v1/chat/completions  OpenAI-compatible (stream: chunks then data: [DONE]; else one JSON with usage)
 //   GET  /v1/models            the one model served
 //   GET  /health, GET /stats   worker pool state (/health is always public)
+//   GET  /metrics              with --metrics: Prometheus text (requests by status, tokens, TTFT and per-token
+//                              histograms, queue depth, busy slots; nanochat/serve/metrics.h); needs --api-key's key
 //
 // Serving rules beyond nanochat's: a worker serves as many requests at once as its model's max_batch() (its slots:
 // continuous batching, --max-batch; 1 = one at a time as nanochat); requests wait in a bounded FIFO queue for a
@@ -37,6 +39,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "nanochat/serve/chat_model.h"
+#include "nanochat/serve/metrics.h"
 #include "nanochat/cli/flags.h"
 #include "nanochat/serve/worker_pool.h"
 
@@ -70,10 +73,11 @@ struct ChatServerOptions {
   int read_timeout = 30;  // seconds a connection may sit idle while sending a request
   std::string api_key;    // non-empty: require "Authorization: Bearer <key>" (not for /, /logo.svg, /health)
   std::string model_name = "nanochat";  // the id /v1/models reports
+  bool metrics = false;                 // serve GET /metrics
 };
 
 // The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
-// $NANOCHAT_API_KEY).
+// $NANOCHAT_API_KEY), --metrics.
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
@@ -117,6 +121,7 @@ class ChatServer {
   std::thread thread_;
   std::atomic<bool> ready_{false}, stopping_{false};
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
+  ServerMetrics metrics_;
 };
 
 // Blocks SIGINT and SIGTERM in the calling thread (and so in every thread it starts later) and ignores SIGPIPE.

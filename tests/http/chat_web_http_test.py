@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""chat_web_http_test: the web chat server over real HTTP on 127.0.0.1, driven with the standard library only.
+"""chat_web_http_test: the web chat server over real HTTP on 127.0.0.1, driven with the standard library (and prometheus_client for /metrics).
 
 Two targets, one suite:
   mock  tests/mock_chat_server: the real server in front of a scripted byte-level mock model, so replies are known
@@ -8,7 +8,7 @@ Two targets, one suite:
         (256-token context, 1033-token vocabulary, decodes in about a millisecond per token on one core).
 Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk,
 nanochat's JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the token budget, special-token
-text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, concurrent streams on 2 workers
+text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers
 with a bounded queue (429s), client disconnects (streaming, non-streaming, queued), 503 while loading, API keys,
 SIGTERM, a soak (RSS and open fds before/after); mock only: the suite once with workers of one slot and once of four
 (--max-batch), continuous batching (requests that run together on one worker, the queue and 429s counted in slots:
@@ -488,6 +488,63 @@ def load_tests(srv):
               tokenize_while_decoding)
 
 
+def metrics_tests():
+    """--metrics: GET /metrics parses with Prometheus' own text parser (prometheus_client), needs the API key, and its
+    counters move as requests complete; without the flag there is no /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    key = {"Authorization": "Bearer m3tr1cs"}
+    srv = Server("--num-workers", "1", "--metrics", "--api-key", "m3tr1cs")
+    try:
+        def scrape():
+            status, hdrs, data = srv.request("GET", "/metrics", headers=key, raw=True)
+            assert status == 200 and hdrs.get("Content-Type", "").startswith("text/plain"), (status, hdrs)
+            samples = {}
+            for fam in text_string_to_metric_families(data.decode()):
+                for smp in fam.samples:
+                    samples[(smp.name, tuple(sorted(smp.labels.items())))] = smp.value
+            return samples
+
+        def get(samples, name, **labels):
+            return samples.get((name, tuple(sorted((k, str(v)) for k, v in labels.items()))), 0.0)
+
+        def parses_and_moves():
+            status, _, _ = srv.request("GET", "/metrics")
+            assert status == 401, status
+            before = scrape()
+            assert get(before, "nanochat_slots_total") >= 1, before
+            for body in ({"messages": msgs("hi"), "max_tokens": 5, "temperature": 0},
+                         {"messages": msgs("hello there"), "max_tokens": 7, "temperature": 0}):
+                status, _, data = srv.request("POST", "/v1/chat/completions", body, key)
+                assert status == 200, (status, data)
+            status, _, _ = srv.request("POST", "/v1/chat/completions", {"messages": []}, key)
+            assert status == 400, status
+            after = scrape()
+            path = "/v1/chat/completions"
+            ok = lambda s, st: get(s, "nanochat_http_requests_total", path=path, status=st)  # noqa: E731
+            assert ok(after, 200) - ok(before, 200) == 2, after
+            assert ok(after, 400) - ok(before, 400) == 1, after
+            assert get(after, "nanochat_generations_total") - get(before, "nanochat_generations_total") == 2
+            gen = get(after, "nanochat_generated_tokens_total") - get(before, "nanochat_generated_tokens_total")
+            assert 2 <= gen <= 12, gen
+            assert get(after, "nanochat_prompt_tokens_total") > get(before, "nanochat_prompt_tokens_total")
+            ttft = "nanochat_time_to_first_token_seconds"
+            assert get(after, ttft + "_count") == get(before, ttft + "_count") + 2
+            assert get(after, ttft + "_bucket", le="+Inf") == get(after, ttft + "_count")
+            assert get(after, "nanochat_queue_depth") == 0 and get(after, "nanochat_slots_busy") == 0, after
+        check("/metrics: Prometheus text behind the API key; counters move as requests complete", parses_and_moves)
+    finally:
+        srv.stop()
+    plain = Server("--num-workers", "1")
+    try:
+        def absent():
+            status = plain.request("GET", "/metrics")[0]
+            assert status == 404, status
+        check("/metrics is 404 without --metrics", absent)
+    finally:
+        plain.stop()
+
+
 def aux_tests():
     """A second server, one worker: slow to load (the mock sleeps; the real model's meta file is a named pipe that
     the test writes only after checking the 503s), with an API key and a short read timeout; the mock also throws
@@ -644,6 +701,7 @@ def main():
                 one.stop()
             batching_tests()
         aux_tests()
+        metrics_tests()
     shutil.rmtree(TMP, ignore_errors=True)
     print(f"({time.time() - t0:.1f} s)")
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")

@@ -4,8 +4,8 @@
 # loading, a client leaving while queued, workers serving several requests at once (--max-batch), read timeouts and
 # slow clients, a 1,000-request soak.
 # See tests/http/chat_web_http_test.py; e2e_chat_web_real.sh runs the same suite against `nanochat chat_web` itself.
-# Needs python3 (standard library only).
+# Needs .venv's python ($NANOCHAT_PYTHON; the standard library and prometheus_client).
 set -euo pipefail
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 MOCK_CHAT_SERVER=${MOCK_CHAT_SERVER:-$SOURCE_DIR/build/tests/mock_chat_server}
-exec python3 "$SOURCE_DIR/tests/http/chat_web_http_test.py" mock "$MOCK_CHAT_SERVER"
+exec "${NANOCHAT_PYTHON:-$SOURCE_DIR/.venv/bin/python}" "$SOURCE_DIR/tests/http/chat_web_http_test.py" mock "$MOCK_CHAT_SERVER"

@@ -4,8 +4,8 @@
 # API, the token budget, special-token text, UTF-8 held back across byte tokens, 32 concurrent streams with 429s,
 # client disconnects (streaming and not), 503 while loading, --api-key, SIGTERM and a 200-request soak.
 # The same suite as e2e_chat_web_http.sh (tests/http/chat_web_http_test.py); the 1,000-request soak is
-# bench/chat_web_soak.sh. Needs python3 (standard library only).
+# bench/chat_web_soak.sh. Needs .venv's python ($NANOCHAT_PYTHON; the standard library and prometheus_client).
 set -euo pipefail
 : "${NANOCHAT:?set NANOCHAT to the nanochat binary}" "${FIXTURES:?set FIXTURES to tests/fixtures}"
 SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-exec python3 "$SOURCE_DIR/tests/http/chat_web_http_test.py" real "$NANOCHAT" "$FIXTURES"
+exec "${NANOCHAT_PYTHON:-$SOURCE_DIR/.venv/bin/python}" "$SOURCE_DIR/tests/http/chat_web_http_test.py" real "$NANOCHAT" "$FIXTURES"
