@@ -6,9 +6,12 @@
 //   nanochat tok_encode --tiktoken cl100k_base.tiktoken --encoding cl100k_base --text "hi"
 // The tokenizer is <base_dir>/tokenizer/tokenizer.pkl unless --tokenizer-dir or --tiktoken is given.
 // Not covered: chat rendering (see render_conversation in nanochat/tokenizer.h).
+#include <charconv>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
-#include <iterator>
-#include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -25,6 +28,33 @@ std::optional<TokenRef> parse_ref(const std::string& s) {
   if (s.empty()) return std::nullopt;
   if (s.find_first_not_of("0123456789") == std::string::npos && s.size() < 10) return TokenRef(int32_t(std::stoi(s)));
   return TokenRef(s);
+}
+
+// The CLI's I/O at the encoder's pace: whole reads and writes, ids printed with to_chars. Building a JSON value
+// per id array and dumping it, and reading through istream iterators, cost several times the encoding itself.
+std::string read_all(FILE* f) {
+  std::string s;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) s.append(buf, n);
+  if (std::ferror(f)) fail("cannot read stdin: {}", std::strerror(errno));
+  return s;
+}
+
+void write_all(FILE* f, std::string& s) {
+  if (!s.empty() && std::fwrite(s.data(), 1, s.size(), f) != s.size())
+    fail("cannot write the output: {}", std::strerror(errno));
+  s.clear();
+}
+
+void append_ids(std::string& out, const std::vector<int32_t>& ids) {
+  out += '[';
+  char buf[16];
+  for (size_t i = 0; i < ids.size(); i++) {
+    if (i) out += ',';
+    auto [p, ec] = std::to_chars(buf, buf + sizeof(buf), ids[i]);
+    out.append(buf, p);
+  }
+  out += ']';
 }
 
 }  // namespace
@@ -51,7 +81,7 @@ int tok_encode_main(int argc, char** argv) {
   Tokenizer tok = !tiktoken.empty()        ? Tokenizer::from_pretrained(encoding, tiktoken)
                   : !tokenizer_dir.empty() ? Tokenizer::from_directory(tokenizer_dir)
                                            : Tokenizer::from_directory(get_base_dir() / "tokenizer");
-  if (!text_given) text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+  if (!text_given) text = read_all(stdin);
   auto pre = parse_ref(prepend), app_ref = parse_ref(append);
 
   if (decode) {
@@ -72,9 +102,13 @@ int tok_encode_main(int argc, char** argv) {
   }
   if (jsonl) {
     std::vector<std::string> texts;
-    std::istringstream in(text);
-    std::string line;
-    for (size_t n = 1; std::getline(in, line); n++) {
+    size_t n = 0;
+    for (size_t pos = 0; pos < text.size();) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      const std::string_view line(text.data() + pos, end - pos);
+      pos = end + 1;
+      n++;
       if (line.empty()) continue;
       json row;
       try {
@@ -82,12 +116,19 @@ int tok_encode_main(int argc, char** argv) {
       } catch (const std::exception& e) {
         fail("--jsonl line {}: not valid JSON ({})", n, e.what());
       }
-      if (!row.is_object() || !row.contains("text") || !row["text"].is_string())
+      auto it = row.is_object() ? row.find("text") : row.end();
+      if (it == row.end() || !it->is_string())
         fail("--jsonl line {}: expected an object with a string field \"text\"", n);
-      texts.push_back(row["text"]);
+      texts.push_back(std::move(it->get_ref<std::string&>()));
     }
-    for (const auto& ids : tok.encode_batch(texts, pre, app_ref, threads))
-      std::cout << json{{"ids", ids}}.dump() << "\n";
+    std::string out;
+    for (const auto& ids : tok.encode_batch(texts, pre, app_ref, threads)) {
+      out += "{\"ids\":";
+      append_ids(out, ids);
+      out += "}\n";
+      if (out.size() > (1 << 20)) write_all(stdout, out);
+    }
+    write_all(stdout, out);
     return 0;
   }
   std::vector<int32_t> ids;
@@ -99,6 +140,9 @@ int tok_encode_main(int argc, char** argv) {
   } else {
     ids = tok.encode(text, pre, app_ref);
   }
-  std::cout << json{{"ids", ids}, {"num_tokens", ids.size()}, {"num_bytes", text.size()}}.dump() << "\n";
+  std::string out = "{\"ids\":";
+  append_ids(out, ids);
+  out += fmt::format(",\"num_bytes\":{},\"num_tokens\":{}}}\n", text.size(), ids.size());
+  write_all(stdout, out);
   return 0;
 }
