@@ -63,15 +63,6 @@ struct HttpServer : httplib::Server {
   void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
 };
 
-std::string now_string() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 std::string random_hex(size_t n) {
   static std::mutex mu;
   static std::mt19937_64 rng{std::random_device{}()};
@@ -204,7 +195,7 @@ ChatServer::~ChatServer() {
 void ChatServer::log(const std::string& line) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  std::string s = now_string() + " - " + line + "\n";
+  std::string s = format_local_time(std::time(nullptr)) + " - " + line + "\n";
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
 }
