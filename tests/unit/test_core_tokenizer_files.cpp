@@ -30,7 +30,7 @@ fs::path temp_dir(const char* name) {
 bool have_python() { return fs::exists("/usr/bin/python3"); }
 
 int run_python_check(const std::vector<fs::path>& files, const fs::path& json_out = {}) {
-  std::string cmd = "/usr/bin/python3 " + std::string(NANOCHAT_FIXTURES) + "/../tokenizer_pkl_check.py";
+  std::string cmd = "/usr/bin/python3 " + std::string(NANOCHAT_FIXTURES) + "/../e2e/tokenizer_pkl_check.py";
   if (!json_out.empty()) cmd += " --dump-json";
   for (const auto& f : files) cmd += " '" + f.string() + "'";
   cmd += json_out.empty() ? " > /dev/null" : " > '" + json_out.string() + "'";
