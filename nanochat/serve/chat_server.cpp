@@ -41,7 +41,10 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("-p,--port", o.port, "port to run the server on (0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--device-type", o.device_type, "cuda|cpu|mps (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
-  app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too");
+  app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too")
+      ->check([](const std::string& h) {
+        return h.empty() ? std::string("the address to bind is empty; give one, e.g. --host 127.0.0.1") : std::string();
+      });
   app.add_option("--max-batch", o.max_batch,
                  "conversations one worker decodes together (continuous batching); 1 = one at a time")
       ->check(CLI::Range(1, 256));
@@ -567,7 +570,13 @@ int ChatServer::start() {
          opt_.host, port);
   }
   static_cast<HttpServer&>(*svr_).raise_backlog();
-  thread_ = std::thread([this] { svr_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    svr_->listen_after_bind();
+    listener_ended_ = true;
+  });
+  // httplib's stop() does nothing until listening has begun: wait for that, so that a stop() right after start()
+  // (a model that fails to load at once) is not lost, leaving the listener in accept() and join() waiting forever.
+  while (!svr_->is_running() && !listener_ended_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
 }
 

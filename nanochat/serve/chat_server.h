@@ -77,7 +77,7 @@ struct ChatServerOptions {
 };
 
 // The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
-// $NANOCHAT_API_KEY), --metrics.
+// $NANOCHAT_API_KEY), --metrics. An empty --host is refused.
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
@@ -119,7 +119,7 @@ class ChatServer {
   WorkerPool pool_;
   std::unique_ptr<httplib::Server> svr_;
   std::thread thread_;
-  std::atomic<bool> ready_{false}, stopping_{false};
+  std::atomic<bool> ready_{false}, stopping_{false}, listener_ended_{false};
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
   ServerMetrics metrics_;
 };
