@@ -15,7 +15,8 @@
 // 1 MB, 400 for every bad input (JSON {"error": {...}}), prompt + max_tokens must fit the model's context (a
 // request without max_tokens gets the default cut to fit), a reply — streamed or not — stops within one decode
 // step of its client leaving (a queued request whose client leaves never runs), optional Bearer --api-key, binds
-// 127.0.0.1 unless --host. A worker of one slot runs its model on a thread of its own; a worker of several slots
+// 127.0.0.1 unless --host, 411 at once for a POST without a length, pipelined requests answered in order
+// (http_server.h). A worker of one slot runs its model on a thread of its own; a worker of several slots
 // is called from the connection threads of its requests at once and batches them itself (chat_model.h). HTTP
 // connections are served by httplib's thread pool and tokenize there (the tokenizer is read-only and
 // thread-safe). /health and /stats count workers (available = idle, busy = generating at least one reply) and

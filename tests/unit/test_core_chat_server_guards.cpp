@@ -1,5 +1,6 @@
-// Tests for how the web server guards itself (chat_server.h): a failed model load ends the program every time (also
-// `nanochat chat_web` on a broken checkpoint), and --host '' is refused.
+// Tests for how the web server guards itself (chat_server.h, http_server.h): a failed model load ends the program
+// every time (also `nanochat chat_web` on a broken checkpoint), --host '' refused, a POST without a length answered
+// at once, pipelined requests all answered in order.
 // In-process servers on 127.0.0.1 with the mock model, spoken to over raw sockets so every byte is the test's.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -259,4 +260,46 @@ TEST(ChatServerGuards, EmptyHostIsRefused) {
   std::string err = testing::internal::GetCapturedStderr();
   EXPECT_EQ(rc, 2) << "--host '' was accepted";
   EXPECT_NE(err.find("--host"), std::string::npos) << err;
+}
+
+// --- 5. a POST without a length ------------------------------------------------------------------------------------
+
+TEST(ChatServerGuards, BodyWithoutLengthIsAnsweredAtOnce) {
+  ChatServerOptions o = Served::opts();
+  o.read_timeout = 10;
+  Served s(o);
+  for (const char* method : {"POST", "PUT"}) {
+    SCOPED_TRACE(method);
+    const auto t0 = std::chrono::steady_clock::now();
+    bool closed = false;
+    auto r = exchange(s.port,
+                      std::string(method) + " /chat/completions HTTP/1.1\r\nHost: " + s.host() +
+                          "\r\nContent-Type: application/json\r\n\r\n",
+                      1, 4s, &closed);
+    ASSERT_EQ(r.size(), 1u) << "no answer before the read timeout";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 4s);
+    EXPECT_EQ(r[0].status, 411);
+    EXPECT_EQ(r[0].header("connection"), "close");
+    EXPECT_TRUE(closed);
+    EXPECT_NE(nlohmann::json::parse(r[0].body)["error"]["message"].get<std::string>().find("Content-Length"),
+              std::string::npos);
+  }
+}
+
+// --- 6. pipelining ---------------------------------------------------------------------------------------------------
+
+TEST(ChatServerGuards, PipelinedRequestsAreAllAnsweredInOrder) {
+  Served s;
+  std::string bytes;
+  for (int i = 0; i < 4; i++) bytes += post("/v1/chat/completions", chat_body("p" + std::to_string(i)), s.host());
+  bytes += get("/v1/models", s.host());
+  auto r = exchange(s.port, bytes, 5, 10s);
+  ASSERT_EQ(r.size(), 5u) << "only " << r.size() << " of 5 pipelined requests were answered";
+  for (int i = 0; i < 4; i++) {
+    ASSERT_EQ(r[i].status, 200) << r[i].body;
+    EXPECT_EQ(nlohmann::json::parse(r[i].body)["choices"][0]["message"]["content"],
+              MockChatModel::reply_for("p" + std::to_string(i), SamplingParams{0.0, 50, 512, 0}));
+  }
+  EXPECT_EQ(r[4].status, 200);
+  EXPECT_EQ(nlohmann::json::parse(r[4].body)["object"], "list");
 }
