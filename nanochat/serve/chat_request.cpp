@@ -71,6 +71,50 @@ std::string get_content(const json& m, size_t i, ChatApi api) {
   bad_request(fmt::format("Message {} 'content' must be a string, got {}", i, type_name(*it)));
 }
 
+// OpenAI options the server does not act on. A client that sends one expects its effect, so it gets a 400 naming the
+// option instead of a reply that silently lacks it — unless the value is the option's default, which changes nothing.
+struct UnsupportedOption {
+  const char* key;
+  bool (*neutral)(const json& v);
+  const char* why;
+};
+
+bool is_false(const json& v) { return v.is_boolean() && !v.get<bool>(); }
+bool is_zero(const json& v) { return v.is_number() && v.get<double>() == 0.0; }
+bool is_one(const json& v) { return v.is_number() && v.get<double>() == 1.0; }
+bool is_empty(const json& v) { return (v.is_array() || v.is_object()) && v.empty(); }
+bool is_none(const json& v) { return v == "none"; }
+bool is_text_format(const json& v) { return v.is_object() && v.size() == 1 && v.value("type", "") == "text"; }
+bool is_text_only(const json& v) { return v == json::array({"text"}); }
+bool never(const json&) { return false; }
+
+constexpr UnsupportedOption kUnsupportedOptions[] = {
+    {"logprobs", is_false, "the server does not return token log-probabilities"},
+    {"top_logprobs", is_zero, "the server does not return token log-probabilities"},
+    {"tools", is_empty, "the model has no tool calling"},
+    {"tool_choice", is_none, "the model has no tool calling"},
+    {"functions", is_empty, "the model has no function calling"},
+    {"function_call", is_none, "the model has no function calling"},
+    {"response_format", is_text_format, "the server cannot force JSON output; only {\"type\": \"text\"} is accepted"},
+    {"presence_penalty", is_zero, "sampling has no repetition penalties; only 0 is accepted"},
+    {"frequency_penalty", is_zero, "sampling has no repetition penalties; only 0 is accepted"},
+    {"logit_bias", is_empty, "sampling takes no logit bias"},
+    {"top_p", is_one, "sampling has no nucleus (top_p) cut; use top_k, or top_p 1"},
+    {"modalities", is_text_only, "the model reads and writes text only"},
+    {"audio", never, "the model reads and writes text only"},
+    {"prediction", never, "predicted outputs are not supported"},
+    {"reasoning_effort", never, "the model has no reasoning effort setting"},
+    {"web_search_options", never, "the server has no web search"},
+};
+
+void refuse_unsupported_options(const json& body) {
+  for (const auto& o : kUnsupportedOptions) {
+    auto it = body.find(o.key);
+    if (it != body.end() && !it->is_null() && !o.neutral(*it))
+      bad_request(fmt::format("'{}' is not supported; {}", o.key, o.why));
+  }
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(std::string_view body, std::string_view content_type, ChatApi api) {
@@ -124,6 +168,7 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
     if (auto n = get_int(j, "n"); n && *n != 1) bad_request("only n=1 is supported");
     if (auto stop = j.find("stop"); stop != j.end() && !stop->is_null() && !(stop->is_array() && stop->empty()))
       bad_request("'stop' sequences are not supported; the reply ends at the model's end-of-turn token");
+    refuse_unsupported_options(j);
   }
 
   // 3. nanochat's abuse limits, in nanochat's order.

@@ -5,6 +5,8 @@
 //   - OpenAI's    POST /v1/chat/completions  the same plus "model", "stream", "stream_options", "seed", "n", "stop",
 //                 "max_completion_tokens"; content may be a list of {"type": "text", "text"} parts; a leading
 //                 "system" message is merged into the first user message (nanochat/tokenizer.py render_conversation).
+//                 OpenAI options the server does not act on (logprobs, tools, response_format, presence_penalty,
+//                 logit_bias, top_p, ...) are refused by name unless they hold their default.
 // Every bad input becomes an HttpError (status 400, a one-line message saying what is wrong) — never a crash.
 // Limits are nanochat's abuse limits; lengths count Unicode code points, as Python's len() does.
 // Not covered here: authentication, body size (413) and queueing, which the server handles.

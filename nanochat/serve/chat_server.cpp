@@ -5,8 +5,6 @@
 // (sink.is_writable() peeks the socket for a hang-up). A non-streaming reply peeks its socket the same way.
 #include "nanochat/serve/chat_server.h"
 
-#include <dirent.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -22,6 +20,7 @@
 
 #include "nanochat/serve/chat_request.h"
 #include "nanochat/common.h"
+#include "nanochat/serve/http_server.h"
 #include "nanochat/serve/sse.h"
 #include "nanochat/serve/web_assets.h"
 
@@ -41,7 +40,10 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("-p,--port", o.port, "port to run the server on (0 = any free port)")->check(CLI::Range(0, 65535));
   app.add_option("--device-type", o.device_type, "cuda|cpu|mps (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
-  app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too");
+  app.add_option("--host", o.host, "address to bind; 0.0.0.0 serves other machines too")
+      ->check([](const std::string& h) {
+        return h.empty() ? std::string("the address to bind is empty; give one, e.g. --host 127.0.0.1") : std::string();
+      });
   app.add_option("--max-batch", o.max_batch,
                  "conversations one worker decodes together (continuous batching); 1 = one at a time")
       ->check(CLI::Range(1, 256));
@@ -55,13 +57,6 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
 }
 
 namespace {
-
-// httplib 0.11 listens with a backlog of 5: a burst of connections (many browsers, the load tests) overflows it and
-// the kernel drops SYNs, which clients retry only after a second. This subclass reaches the listening socket so we
-// can raise the backlog after binding.
-struct HttpServer : httplib::Server {
-  void raise_backlog() { ::listen(svr_sock_, SOMAXCONN); }
-};
 
 std::string random_hex(size_t n) {
   static std::mutex mu;
@@ -77,41 +72,6 @@ uint64_t random_seed() {  // uniform in [0, 2^31 - 1], as nanochat's random.rand
   static std::mt19937_64 rng{std::random_device{}()};
   std::lock_guard<std::mutex> lock(mu);
   return rng() & 0x7FFFFFFFull;
-}
-
-// httplib 0.11 gives a handler the request but not its socket, so a non-streaming reply could not tell that its
-// client left. The socket is the one open descriptor of this process whose local and peer addresses are the
-// request's (a TCP connection is unique by them); it stays this handler's until the handler returns. -1 if not found.
-std::string numeric_host(const sockaddr_storage& a, socklen_t len, int& port) {
-  char host[NI_MAXHOST], serv[NI_MAXSERV];
-  if (getnameinfo(reinterpret_cast<const sockaddr*>(&a), len, host, sizeof host, serv, sizeof serv,
-                  NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-    return {};
-  port = std::atoi(serv);
-  return host;
-}
-
-int find_connection_socket(const httplib::Request& req) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  int found = -1;
-  while (dirent* e = readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    int fd = std::atoi(e->d_name);
-    sockaddr_storage local{}, peer{};
-    socklen_t llen = sizeof local, plen = sizeof peer;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen) != 0) continue;  // not a socket
-    if (local.ss_family != AF_INET && local.ss_family != AF_INET6) continue;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0) continue;  // not connected
-    int lport = -1, pport = -1;
-    if (numeric_host(local, llen, lport) == req.local_addr && lport == req.local_port &&
-        numeric_host(peer, plen, pport) == req.remote_addr && pport == req.remote_port) {
-      found = fd;
-      break;
-    }
-  }
-  closedir(dir);
-  return found;
 }
 
 // True once the peer of a connected socket has hung up (or the socket failed): it is readable and a peek reads
@@ -211,8 +171,18 @@ void ChatServer::routes() {
   svr.set_read_timeout(opt_.read_timeout, 0);
   svr.set_keep_alive_timeout(std::min(opt_.read_timeout, 5));  // an idle connection waits no longer than this
 
-  // CORS as nanochat (allow every origin, credentials, method and header) and the API key.
+  // A request with a body but no length, before anything of it is read: httplib would read such a body until the
+  // client closes (the read timeout), though HTTP says it has none. Then CORS as nanochat (allow every origin,
+  // credentials, method and header) and the API key.
   svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
+                          req.method == "DELETE" || req.method == "PRI";
+    if (has_body && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      HttpServer::close_after(res);
+      send_error(res, 411, "invalid_request_error",
+                 fmt::format("a {} needs a Content-Length header (or Transfer-Encoding: chunked)", req.method));
+      return httplib::Server::HandlerResponse::Handled;
+    }
     std::string origin = req.get_header_value("Origin");
     res.set_header("Access-Control-Allow-Origin", origin.empty() ? "*" : origin);
     res.set_header("Access-Control-Allow-Credentials", "true");
@@ -305,7 +275,7 @@ void ChatServer::routes() {
                });
                if (!ok || too_big) {
                  too_big = too_big || res.status == 413;  // httplib refused a Content-Length over the cap
-                 res.set_header("Connection", "close");   // the rest of the body is left unread
+                 HttpServer::close_after(res);            // the rest of the body is left unread
                  send_error(res, too_big ? 413 : 400, "invalid_request_error",
                             too_big ? fmt::format("the request body is larger than {} bytes", kMaxBodyBytes)
                                     : std::string("the request body could not be read (bad chunked encoding?)"));
@@ -478,7 +448,7 @@ void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> 
   // Waits for a slot on this connection's thread, has it generate, then answers with one JSON object. The
   // connection's socket is watched while queued and before every token, as for a stream: a client that leaves
   // frees its slot at once.
-  const int fd = find_connection_socket(req);
+  const int fd = HttpServer::current_socket();
   auto client_gone = [fd] { return peer_gone(fd); };
   auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
   ticket.reset();
@@ -567,7 +537,13 @@ int ChatServer::start() {
          opt_.host, port);
   }
   static_cast<HttpServer&>(*svr_).raise_backlog();
-  thread_ = std::thread([this] { svr_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    svr_->listen_after_bind();
+    listener_ended_ = true;
+  });
+  // httplib's stop() does nothing until listening has begun: wait for that, so that a stop() right after start()
+  // (a model that fails to load at once) is not lost, leaving the listener in accept() and join() waiting forever.
+  while (!svr_->is_running() && !listener_ended_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   return port;
 }
 

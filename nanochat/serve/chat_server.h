@@ -15,7 +15,8 @@
 // 1 MB, 400 for every bad input (JSON {"error": {...}}), prompt + max_tokens must fit the model's context (a
 // request without max_tokens gets the default cut to fit), a reply — streamed or not — stops within one decode
 // step of its client leaving (a queued request whose client leaves never runs), optional Bearer --api-key, binds
-// 127.0.0.1 unless --host. A worker of one slot runs its model on a thread of its own; a worker of several slots
+// 127.0.0.1 unless --host, 411 at once for a POST without a length, pipelined requests answered in order
+// (http_server.h). A worker of one slot runs its model on a thread of its own; a worker of several slots
 // is called from the connection threads of its requests at once and batches them itself (chat_model.h). HTTP
 // connections are served by httplib's thread pool and tokenize there (the tokenizer is read-only and
 // thread-safe). /health and /stats count workers (available = idle, busy = generating at least one reply) and
@@ -77,7 +78,7 @@ struct ChatServerOptions {
 };
 
 // The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
-// $NANOCHAT_API_KEY), --metrics.
+// $NANOCHAT_API_KEY), --metrics. An empty --host is refused.
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
@@ -119,7 +120,7 @@ class ChatServer {
   WorkerPool pool_;
   std::unique_ptr<httplib::Server> svr_;
   std::thread thread_;
-  std::atomic<bool> ready_{false}, stopping_{false};
+  std::atomic<bool> ready_{false}, stopping_{false}, listener_ended_{false};
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
   ServerMetrics metrics_;
 };

@@ -141,6 +141,63 @@ TEST(ChatRequest, OpenAIShape) {
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", ChatApi::OpenAI), "");
 }
 
+// OpenAI options the server does not act on are refused by name, as 'n' and 'stop' are, rather than silently
+// ignored; the same options at their default (neutral) values are accepted.
+TEST(ChatRequest, OpenAIOptionsNotActedOnAreRefused) {
+  const std::string m = R"("messages": [{"role": "user", "content": "a"}])";
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"logprobs", "true"},
+      {"top_logprobs", "3"},
+      {"tools", R"([{"type": "function", "function": {"name": "f"}}])"},
+      {"tool_choice", R"("required")"},
+      {"functions", R"([{"name": "f"}])"},
+      {"function_call", R"("auto")"},
+      {"response_format", R"({"type": "json_object"})"},
+      {"presence_penalty", "0.5"},
+      {"frequency_penalty", "-1"},
+      {"logit_bias", R"({"50256": -100})"},
+      {"top_p", "0.9"},
+      {"modalities", R"(["text", "audio"])"},
+      {"audio", R"({"voice": "alloy"})"},
+      {"prediction", R"({"type": "content", "content": "x"})"},
+      {"reasoning_effort", R"("low")"},
+      {"web_search_options", "{}"},
+  };
+  for (const auto& [key, value] : refused) {
+    std::string body = "{" + m + ", \"" + key + "\": " + value + "}";
+    std::string err = error_of(body, ChatApi::OpenAI);
+    EXPECT_NE(err.find("'" + key + "'"), std::string::npos) << body << " -> '" << err << "'";
+    EXPECT_NE(err.find("not supported"), std::string::npos) << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+  }
+  const std::vector<std::pair<std::string, std::string>> neutral = {
+      {"logprobs", "false"},
+      {"logprobs", "null"},
+      {"top_logprobs", "0"},
+      {"tools", "[]"},
+      {"tool_choice", R"("none")"},
+      {"seed", "1"},
+      {"functions", "[]"},
+      {"function_call", R"("none")"},
+      {"response_format", R"({"type": "text"})"},
+      {"presence_penalty", "0"},
+      {"frequency_penalty", "0.0"},
+      {"logit_bias", "{}"},
+      {"top_p", "1"},
+      {"modalities", R"(["text"])"},
+      {"audio", "null"},
+      {"reasoning_effort", "null"},
+      {"user", R"("u-1")"},
+      {"stream_options", R"({"include_usage": false})"},
+  };
+  for (const auto& [key, value] : neutral) {
+    std::string body = "{" + m + ", \"" + key + "\": " + value + "}";
+    EXPECT_EQ(error_of(body, ChatApi::OpenAI), "") << body;
+  }
+  // nanochat's own endpoint ignores unknown fields, as its pydantic model does.
+  EXPECT_EQ(error_of("{" + m + R"(, "logprobs": true, "presence_penalty": 1})"), "");
+}
+
 TEST(ChatRequest, BuildPromptUsesSpecialsOnlyForStructure) {
   MockChatModel m{MockOptions{}};
   std::vector<ChatMessage> msgs = {{"user", "<|assistant_end|>hi"}, {"assistant", "ok"}, {"user", "x"}};
