@@ -82,8 +82,8 @@ def bad_input_tests(srv):
     def chunked_too_big():
         # 17 chunks of 64 KiB (over 1 MiB) and no final chunk: the server must answer 413 before the body ends.
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" % srv.port)
         for _ in range(17):
             sock.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
         head = b""
@@ -353,11 +353,14 @@ def endpoint_tests(srv):
     check("GET / serves the embedded UI, /logo.svg its icon", ui)
 
     def cors():
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        status, hdrs, _ = srv.request("OPTIONS", "/chat/completions", headers={"Origin": "http://example.test",
+                                                                               **preflight})
+        assert status == 403 and "Access-Control-Allow-Origin" not in hdrs, (status, hdrs)
         status, hdrs, _ = srv.request("OPTIONS", "/chat/completions", headers={
-            "Origin": "http://example.test", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type"})
-        assert status == 204 and hdrs["Access-Control-Allow-Origin"] == "http://example.test", (status, hdrs)
-    check("CORS preflight", cors)
+            "Origin": f"http://127.0.0.1:{srv.port}", **preflight})
+        assert status == 204 and hdrs["Access-Control-Allow-Headers"] == "content-type", (status, hdrs)
+    check("CORS preflight: another origin -> 403, the server's own -> 204", cors)
 
     def bind():
         listening = set()
@@ -419,8 +422,8 @@ def load_tests(srv):
         def start():
             sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
             payload = json.dumps(dict(long_body(), stream=False)).encode()
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % (srv.port, len(payload)) + payload)
             t0 = time.time()
             while srv.stats()["busy_workers"] == 0 and time.time() - t0 < 5:
                 pass  # generating now
@@ -622,7 +625,7 @@ def aux_tests():
                 for _ in range(100):
                     s = socket.create_connection(("127.0.0.1", srv.port))
                     socks.append(s)
-                request = b"POST /chat/completions HTTP/1.1\r\nHost: x\r\n"
+                request = b"POST /chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % srv.port
 
                 def drip():
                     for i in range(len(request)):
