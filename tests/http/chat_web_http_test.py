@@ -6,14 +6,15 @@ Two targets, one suite:
         exactly (forced UTF-8 splits, echoes), a failure can be injected and loading can be slowed down.
   real  `nanochat chat_web` itself with the tiny Python-written d2 checkpoint of tests/fixtures/python_basedir
         (256-token context, 1033-token vocabulary, decodes in about a millisecond per token on one core).
-Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk,
-nanochat's JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the token budget, special-token
-text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers
-with a bounded queue (429s), client disconnects (streaming, non-streaming, queued), 503 while loading, API keys,
-SIGTERM, a soak (RSS and open fds before/after); mock only: the suite once with workers of one slot and once of four
-(--max-batch), continuous batching (requests that run together on one worker, the queue and 429s counted in slots:
-chat_web_http_load.py), an injected inference failure, read timeouts and slow clients. Timings are printed; only
-generous bounds are asserted.
+Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), the server's guards (Host, Origin, log
+lines, requests without a length, pipelining, unsupported OpenAI options, startup refusals:
+chat_web_http_guards.py), SSE framing (one event per chunk, nanochat's JSON, {"done": true} last, UTF-8 never
+split), determinism, max_tokens, the token budget, special-token text as plain text, the OpenAI API (stream and
+not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers with a bounded queue (429s), client
+disconnects (streaming, non-streaming, queued), 503 while loading, API keys, SIGTERM, a soak (RSS and open fds
+before/after); mock only: the suite once with workers of one slot and once of four (--max-batch), continuous
+batching (requests that run together on one worker, the queue and 429s counted in slots: chat_web_http_load.py), an
+injected inference failure, read timeouts and slow clients. Timings are printed; only generous bounds are asserted.
 
     python3 tests/http/chat_web_http_test.py mock <mock_chat_server>          (tests/http/e2e_chat_web_http.sh)
     python3 tests/http/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/http/e2e_chat_web_real.sh)
@@ -28,6 +29,7 @@ import threading
 import time
 
 from chat_web_http_lib import *  # noqa: F401,F403 - the command line, Server, Stream, check, soak
+from chat_web_http_guards import guard_tests, startup_tests
 from chat_web_http_load import batching_tests, burst, parallel_matrix
 
 
@@ -422,8 +424,9 @@ def load_tests(srv):
         def start():
             sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
             payload = json.dumps(dict(long_body(), stream=False)).encode()
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n" % (srv.port, len(payload)) + payload)
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % (srv.port, len(payload)) + payload)
             t0 = time.time()
             while srv.stats()["busy_workers"] == 0 and time.time() - t0 < 5:
                 pass  # generating now
@@ -675,6 +678,7 @@ def main():
                 print(f"--- 2 workers {' '.join(batch)}", flush=True)
             try:
                 endpoint_tests(srv)
+                guard_tests(srv)
                 bad_input_tests(srv)
                 streaming_tests(srv)
                 openai_tests(srv)
@@ -703,6 +707,7 @@ def main():
             finally:
                 one.stop()
             batching_tests()
+        startup_tests()
         aux_tests()
         metrics_tests()
     shutil.rmtree(TMP, ignore_errors=True)
