@@ -20,6 +20,7 @@
 
 #include "nanochat/serve/chat_request.h"
 #include "nanochat/common.h"
+#include "nanochat/serve/http_policy.h"
 #include "nanochat/serve/http_server.h"
 #include "nanochat/serve/sse.h"
 #include "nanochat/serve/web_assets.h"
@@ -44,6 +45,32 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
       ->check([](const std::string& h) {
         return h.empty() ? std::string("the address to bind is empty; give one, e.g. --host 127.0.0.1") : std::string();
       });
+  app.add_option("--cors-origin", o.cors_origins,
+                 "another web page allowed to call the API, as scheme://host[:port] (repeat or comma-separate; '*' = "
+                 "any page, without credentials); the server's own page always is")
+      ->delimiter(',')
+      ->transform(CLI::Validator(
+          [](std::string& v) {
+            std::string n = normalize_cors_origin(v);
+            if (n.empty())
+              return "'" + v + "' is not an origin: write scheme://host[:port], e.g. http://localhost:3000";
+            v = n;
+            return std::string();
+          },
+          "ORIGIN"));
+  app.add_option("--allowed-host", o.allowed_hosts,
+                 "a DNS name of this server that the Host header may carry besides localhost and --host (repeat or "
+                 "comma-separate); IP addresses are always allowed")
+      ->delimiter(',')
+      ->transform(CLI::Validator(
+          [](std::string& v) {
+            for (auto& c : v) c = char(std::tolower((unsigned char)c));
+            return v.empty() || v.find_first_of(":/ ") != std::string::npos
+                       ? "'" + v +
+                             "' is not a host name; give one without port or scheme, e.g. --allowed-host mybox.lan"
+                       : std::string();
+          },
+          "NAME"));
   app.add_option("--max-batch", o.max_batch,
                  "conversations one worker decodes together (continuous batching); 1 = one at a time")
       ->check(CLI::Range(1, 256));
@@ -155,7 +182,8 @@ ChatServer::~ChatServer() {
 void ChatServer::log(const std::string& line) {
   static std::mutex mu;
   std::lock_guard<std::mutex> lock(mu);
-  std::string s = format_local_time(std::time(nullptr)) + " - " + line + "\n";
+  // One call, one line: whatever a request put into `line` cannot start another.
+  std::string s = format_local_time(std::time(nullptr)) + " - " + escape_control_chars(line) + "\n";
   std::fwrite(s.data(), 1, s.size(), stdout);
   std::fflush(stdout);
 }
@@ -171,22 +199,48 @@ void ChatServer::routes() {
   svr.set_read_timeout(opt_.read_timeout, 0);
   svr.set_keep_alive_timeout(std::min(opt_.read_timeout, 5));  // an idle connection waits no longer than this
 
-  // A request with a body but no length, before anything of it is read: httplib would read such a body until the
-  // client closes (the read timeout), though HTTP says it has none. Then CORS as nanochat (allow every origin,
-  // credentials, method and header) and the API key.
-  svr.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+  // Who may ask, before anything is read of a body: a Host that names this server (else a page whose DNS name was
+  // rebound to 127.0.0.1 could drive it), a length for a body (httplib would read one without a length until the
+  // client closes: the read timeout), a browser page of this server's own origin or one --cors-origin allows
+  // (else any page a browser shows could drive it), then the API key.
+  std::vector<std::string> names = opt_.allowed_hosts;
+  names.push_back(opt_.host.find(':') != std::string::npos ? "[" + opt_.host + "]" : opt_.host);
+  for (auto& n : names)
+    for (auto& c : n) c = char(std::tolower((unsigned char)c));
+  svr.set_pre_routing_handler([this, names](const httplib::Request& req, httplib::Response& res) {
+    using httplib::Server;
+    const std::string host = req.get_header_value("Host");
+    if (host.empty()) {
+      send_error(res, 400, "invalid_request_error", "the request has no Host header (HTTP/1.1 requires one)");
+      return Server::HandlerResponse::Handled;
+    }
+    if (!host_allowed(host, port_, names)) {
+      send_error(res, 421, "invalid_request_error",
+                 fmt::format("the Host header '{}' does not name this server (localhost, an IP address or a name "
+                             "given with --allowed-host, and port {}); refused to guard against DNS rebinding",
+                             host, port_));
+      return Server::HandlerResponse::Handled;
+    }
     const bool has_body = req.method == "POST" || req.method == "PUT" || req.method == "PATCH" ||
                           req.method == "DELETE" || req.method == "PRI";
     if (has_body && !req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
       HttpServer::close_after(res);
       send_error(res, 411, "invalid_request_error",
                  fmt::format("a {} needs a Content-Length header (or Transfer-Encoding: chunked)", req.method));
-      return httplib::Server::HandlerResponse::Handled;
+      return Server::HandlerResponse::Handled;
     }
-    std::string origin = req.get_header_value("Origin");
-    res.set_header("Access-Control-Allow-Origin", origin.empty() ? "*" : origin);
-    res.set_header("Access-Control-Allow-Credentials", "true");
+    const std::string origin = req.get_header_value("Origin");
+    CorsDecision cors = cors_decision(origin, host, opt_.cors_origins);
     if (!origin.empty()) res.set_header("Vary", "Origin");
+    if (!cors.allowed) {
+      send_error(res, 403, "permission_error",
+                 fmt::format("a request from the page of origin '{}' is refused; start the server with "
+                             "--cors-origin {} to allow that page",
+                             origin, origin));
+      return Server::HandlerResponse::Handled;
+    }
+    if (!cors.allow_origin.empty()) res.set_header("Access-Control-Allow-Origin", cors.allow_origin);
+    if (cors.credentials) res.set_header("Access-Control-Allow-Credentials", "true");
     bool is_public = req.method == "OPTIONS" || req.path == "/" || req.path == "/health" || req.path == "/logo.svg";
     if (!opt_.api_key.empty() && !is_public) {
       std::string auth = req.get_header_value("Authorization");
@@ -196,10 +250,10 @@ void ChatServer::routes() {
       if (!ok) {
         send_error(res, 401, "authentication_error",
                    "missing or wrong API key: send the header 'Authorization: Bearer <key>'");
-        return httplib::Server::HandlerResponse::Handled;
+        return Server::HandlerResponse::Handled;
       }
     }
-    return httplib::Server::HandlerResponse::Unhandled;
+    return Server::HandlerResponse::Unhandled;
   });
   svr.Options(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {
     res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
@@ -536,6 +590,7 @@ int ChatServer::start() {
     fail("cannot listen on {}:{} (in use, or not an address of this machine); pick another with --port/--host",
          opt_.host, port);
   }
+  port_ = port;
   static_cast<HttpServer&>(*svr_).raise_backlog();
   thread_ = std::thread([this] {
     svr_->listen_after_bind();

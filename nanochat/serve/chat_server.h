@@ -15,8 +15,10 @@
 // 1 MB, 400 for every bad input (JSON {"error": {...}}), prompt + max_tokens must fit the model's context (a
 // request without max_tokens gets the default cut to fit), a reply — streamed or not — stops within one decode
 // step of its client leaving (a queued request whose client leaves never runs), optional Bearer --api-key, binds
-// 127.0.0.1 unless --host, 411 at once for a POST without a length, pipelined requests answered in order
-// (http_server.h). A worker of one slot runs its model on a thread of its own; a worker of several slots
+// 127.0.0.1 unless --host. Requests from a browser page of another origin get 403 unless --cors-origin allows it,
+// a Host header that does not name this server (DNS rebinding) 421, a POST without a length 411 at once;
+// pipelined requests are answered in order (http_server.h); logged text has its control characters escaped
+// (http_policy.h). A worker of one slot runs its model on a thread of its own; a worker of several slots
 // is called from the connection threads of its requests at once and batches them itself (chat_model.h). HTTP
 // connections are served by httplib's thread pool and tokenize there (the tokenizer is read-only and
 // thread-safe). /health and /stats count workers (available = idle, busy = generating at least one reply) and
@@ -36,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -73,12 +76,17 @@ struct ChatServerOptions {
   int max_batch = 8;
   int read_timeout = 30;  // seconds a connection may sit idle while sending a request
   std::string api_key;    // non-empty: require "Authorization: Bearer <key>" (not for /, /logo.svg, /health)
+  // Pages of other origins allowed to call the API from a browser ("*": any, without credentials); the server's
+  // own page always is. Others get 403.
+  std::vector<std::string> cors_origins;
+  // DNS names besides localhost and the --host value that the Host header may carry (IP addresses always may).
+  std::vector<std::string> allowed_hosts;
   std::string model_name = "nanochat";  // the id /v1/models reports
   bool metrics = false;                 // serve GET /metrics
 };
 
 // The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
-// $NANOCHAT_API_KEY), --metrics. An empty --host is refused.
+// $NANOCHAT_API_KEY), --metrics, --cors-origin, --allowed-host. An empty --host is refused.
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)
@@ -121,6 +129,7 @@ class ChatServer {
   std::unique_ptr<httplib::Server> svr_;
   std::thread thread_;
   std::atomic<bool> ready_{false}, stopping_{false}, listener_ended_{false};
+  int port_ = 0;  // the bound port (the Host header must carry it)
   std::atomic<uint64_t> n_requests_{0}, n_rejected_{0}, n_cancelled_{0}, n_failed_{0}, n_completed_{0};
   ServerMetrics metrics_;
 };

@@ -175,7 +175,8 @@ class Stream:
         self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
         payload = json.dumps(body).encode()
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-        self.request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{extra}"
+        self.request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+                        f"Content-Type: application/json\r\n{extra}"
                         f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
         self.buf = b""
         if send:

@@ -6,14 +6,15 @@ Two targets, one suite:
         exactly (forced UTF-8 splits, echoes), a failure can be injected and loading can be slowed down.
   real  `nanochat chat_web` itself with the tiny Python-written d2 checkpoint of tests/fixtures/python_basedir
         (256-token context, 1033-token vocabulary, decodes in about a millisecond per token on one core).
-Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), SSE framing (one event per chunk,
-nanochat's JSON, {"done": true} last, UTF-8 never split), determinism, max_tokens, the token budget, special-token
-text as plain text, the OpenAI API (stream and not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers
-with a bounded queue (429s), client disconnects (streaming, non-streaming, queued), 503 while loading, API keys,
-SIGTERM, a soak (RSS and open fds before/after); mock only: the suite once with workers of one slot and once of four
-(--max-batch), continuous batching (requests that run together on one worker, the queue and 429s counted in slots:
-chat_web_http_load.py), an injected inference failure, read timeouts and slow clients. Timings are printed; only
-generous bounds are asserted.
+Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), the server's guards (Host, Origin, log
+lines, requests without a length, pipelining, unsupported OpenAI options, startup refusals:
+chat_web_http_guards.py), SSE framing (one event per chunk, nanochat's JSON, {"done": true} last, UTF-8 never
+split), determinism, max_tokens, the token budget, special-token text as plain text, the OpenAI API (stream and
+not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers with a bounded queue (429s), client
+disconnects (streaming, non-streaming, queued), 503 while loading, API keys, SIGTERM, a soak (RSS and open fds
+before/after); mock only: the suite once with workers of one slot and once of four (--max-batch), continuous
+batching (requests that run together on one worker, the queue and 429s counted in slots: chat_web_http_load.py), an
+injected inference failure, read timeouts and slow clients. Timings are printed; only generous bounds are asserted.
 
     python3 tests/http/chat_web_http_test.py mock <mock_chat_server>          (tests/http/e2e_chat_web_http.sh)
     python3 tests/http/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/http/e2e_chat_web_real.sh)
@@ -28,6 +29,7 @@ import threading
 import time
 
 from chat_web_http_lib import *  # noqa: F401,F403 - the command line, Server, Stream, check, soak
+from chat_web_http_guards import guard_tests, startup_tests
 from chat_web_http_load import batching_tests, burst, parallel_matrix
 
 
@@ -82,8 +84,8 @@ def bad_input_tests(srv):
     def chunked_too_big():
         # 17 chunks of 64 KiB (over 1 MiB) and no final chunk: the server must answer 413 before the body ends.
         sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n")
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" % srv.port)
         for _ in range(17):
             sock.sendall(b"10000\r\n" + b"x" * 0x10000 + b"\r\n")
         head = b""
@@ -353,11 +355,14 @@ def endpoint_tests(srv):
     check("GET / serves the embedded UI, /logo.svg its icon", ui)
 
     def cors():
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"}
+        status, hdrs, _ = srv.request("OPTIONS", "/chat/completions", headers={"Origin": "http://example.test",
+                                                                               **preflight})
+        assert status == 403 and "Access-Control-Allow-Origin" not in hdrs, (status, hdrs)
         status, hdrs, _ = srv.request("OPTIONS", "/chat/completions", headers={
-            "Origin": "http://example.test", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type"})
-        assert status == 204 and hdrs["Access-Control-Allow-Origin"] == "http://example.test", (status, hdrs)
-    check("CORS preflight", cors)
+            "Origin": f"http://127.0.0.1:{srv.port}", **preflight})
+        assert status == 204 and hdrs["Access-Control-Allow-Headers"] == "content-type", (status, hdrs)
+    check("CORS preflight: another origin -> 403, the server's own -> 204", cors)
 
     def bind():
         listening = set()
@@ -419,8 +424,9 @@ def load_tests(srv):
         def start():
             sock = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
             payload = json.dumps(dict(long_body(), stream=False)).encode()
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: %d\r\n\r\n" % len(payload) + payload)
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                         % (srv.port, len(payload)) + payload)
             t0 = time.time()
             while srv.stats()["busy_workers"] == 0 and time.time() - t0 < 5:
                 pass  # generating now
@@ -622,7 +628,7 @@ def aux_tests():
                 for _ in range(100):
                     s = socket.create_connection(("127.0.0.1", srv.port))
                     socks.append(s)
-                request = b"POST /chat/completions HTTP/1.1\r\nHost: x\r\n"
+                request = b"POST /chat/completions HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % srv.port
 
                 def drip():
                     for i in range(len(request)):
@@ -672,6 +678,7 @@ def main():
                 print(f"--- 2 workers {' '.join(batch)}", flush=True)
             try:
                 endpoint_tests(srv)
+                guard_tests(srv)
                 bad_input_tests(srv)
                 streaming_tests(srv)
                 openai_tests(srv)
@@ -700,6 +707,7 @@ def main():
             finally:
                 one.stop()
             batching_tests()
+        startup_tests()
         aux_tests()
         metrics_tests()
     shutil.rmtree(TMP, ignore_errors=True)

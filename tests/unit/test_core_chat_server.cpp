@@ -278,10 +278,9 @@ int connect_local(int port) {
 
 void send_all(int fd, const std::string& s) { ASSERT_EQ(::send(fd, s.data(), s.size(), 0), ssize_t(s.size())); }
 
-std::string post(const std::string& path, const std::string& body) {
-  return "POST " + path +
-         " HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\n\r\n" + body;
+std::string post(int port, const std::string& path, const std::string& body) {
+  return "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1:" + std::to_string(port) +
+         "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
 }  // namespace
@@ -303,7 +302,7 @@ TEST(ChatServer, StopsWithinOneDecodeStepOfTheClientLeaving) {
     int fd = connect_local(port);
     std::string body = R"({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 100)";
     body += stream ? "}" : R"(, "stream": false})";
-    send_all(fd, post(stream ? "/chat/completions" : "/v1/chat/completions", body));
+    send_all(fd, post(port, stream ? "/chat/completions" : "/v1/chat/completions", body));
     ASSERT_EQ(model.paused.get_future().wait_for(10s), std::future_status::ready);
     if (stream) {  // the three tokens so far have been sent: read them before leaving
       std::string got;

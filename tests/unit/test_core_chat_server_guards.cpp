@@ -1,6 +1,7 @@
-// Tests for how the web server guards itself (chat_server.h, http_server.h): a failed model load ends the program
-// every time (also `nanochat chat_web` on a broken checkpoint), --host '' refused, a POST without a length answered
-// at once, pipelined requests all answered in order.
+// Tests for how the web server guards itself (chat_server.h, http_server.h, http_policy.h): a failed model load ends
+// the program every time (also `nanochat chat_web` on a broken checkpoint), Host and Origin checks (DNS rebinding,
+// other web pages), --cors-origin, log lines that user text cannot forge, --host '' refused, a POST without a
+// length answered at once, pipelined requests all answered in order.
 // In-process servers on 127.0.0.1 with the mock model, spoken to over raw sockets so every byte is the test's.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -244,6 +245,127 @@ TEST(ChatServerGuards, ChatWebOnABrokenCheckpointExitsWithItsError) {
     EXPECT_NE(text.find("meta"), std::string::npos) << text;
   }
   fs::remove_all(base);
+}
+
+// --- 2. Host and Origin --------------------------------------------------------------------------------------------
+
+TEST(ChatServerGuards, HostHeaderMustNameThisServer) {
+  Served s;
+  const std::string port = std::to_string(s.port);
+  for (const std::string& host :
+       std::vector<std::string>{"127.0.0.1:" + port, "localhost:" + port, "LocalHost:" + port, "[::1]:" + port}) {
+    auto r = exchange(s.port, get("/health", host), 1, 5s);
+    ASSERT_EQ(r.size(), 1u) << host;
+    EXPECT_EQ(r[0].status, 200) << host;
+  }
+  for (const std::string& host :
+       std::vector<std::string>{"evil.example:" + port, "evil.example", "127.0.0.1:1" + port, "localhost",
+                                "127.0.0.1:x", "localhost.evil.example:" + port}) {
+    auto r = exchange(s.port, post("/chat/completions", chat_body("hi"), host), 1, 5s);
+    ASSERT_EQ(r.size(), 1u) << host;
+    EXPECT_EQ(r[0].status, 421) << host;
+    auto j = nlohmann::json::parse(r[0].body);
+    EXPECT_NE(j["error"]["message"].get<std::string>().find("Host"), std::string::npos) << r[0].body;
+  }
+  auto r = exchange(s.port, "GET /health HTTP/1.1\r\n\r\n", 1, 5s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 400) << "a request without a Host header";
+}
+
+TEST(ChatServerGuards, OtherOriginsAreRefusedByDefault) {
+  Served s;
+  const std::string host = s.host();
+  // Another page's request, and its preflight: refused, no CORS headers.
+  auto r =
+      exchange(s.port, post("/v1/chat/completions", chat_body("hi"), host, "Origin: http://evil.example\r\n"), 1, 5s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 403) << r[0].head;
+  EXPECT_EQ(r[0].header("access-control-allow-origin"), "");
+  EXPECT_EQ(r[0].header("access-control-allow-credentials"), "");
+  EXPECT_NE(nlohmann::json::parse(r[0].body)["error"]["message"].get<std::string>().find("--cors-origin"),
+            std::string::npos);
+  r = exchange(s.port,
+               "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + host +
+                   "\r\nOrigin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+               1, 5s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 403);
+  EXPECT_EQ(r[0].header("access-control-allow-origin"), "");
+  // The page the server itself serves, and clients that send no Origin: served.
+  r = exchange(s.port, post("/v1/chat/completions", chat_body("hi"), host, "Origin: http://" + host + "\r\n"), 1, 5s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 200) << r[0].body;
+  r = exchange(s.port, post("/v1/chat/completions", chat_body("hi"), host), 1, 5s);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].status, 200) << r[0].body;
+}
+
+TEST(ChatServerGuards, CorsOriginsFromTheFlag) {
+  for (const char* spec : {"http://app.test,http://two.test", "*"}) {
+    SCOPED_TRACE(spec);
+    ChatServerOptions o = Served::opts();
+    Flags app{"t", "chat_web"};
+    add_chat_web_flags(app, o);
+    std::vector<std::string> args = {"chat_web", "--cors-origin", spec, "--cors-origin", "http://three.test/"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    ASSERT_EQ(app.parse_or_exit(int(argv.size()), argv.data()), -1);
+    o.port = 0;
+    Served s(o);
+    const bool star = std::string(spec) == "*";
+    for (const char* origin : {"http://app.test", "http://three.test", "http://other.test"}) {
+      SCOPED_TRACE(origin);
+      auto r = exchange(s.port,
+                        "OPTIONS /v1/chat/completions HTTP/1.1\r\nHost: " + s.host() + "\r\nOrigin: " + origin +
+                            "\r\nAccess-Control-Request-Method: POST\r\n\r\n",
+                        1, 5s);
+      ASSERT_EQ(r.size(), 1u);
+      const bool listed = std::string(origin) != "http://other.test";
+      if (listed && !star) {
+        EXPECT_EQ(r[0].status, 204);
+        EXPECT_EQ(r[0].header("access-control-allow-origin"), origin);
+        EXPECT_EQ(r[0].header("access-control-allow-credentials"), "true");
+      } else if (star) {
+        EXPECT_EQ(r[0].status, 204);
+        EXPECT_EQ(r[0].header("access-control-allow-origin"),
+                  std::string(origin) == "http://three.test" ? origin : "*");
+      } else {
+        EXPECT_EQ(r[0].status, 403);
+      }
+      if (star && std::string(origin) != "http://three.test")
+        EXPECT_EQ(r[0].header("access-control-allow-credentials"), "") << "'*' must come without credentials";
+    }
+  }
+  ChatServerOptions o;
+  Flags app{"t", "chat_web"};
+  add_chat_web_flags(app, o);
+  std::vector<std::string> args = {"chat_web", "--cors-origin", "http://app.test/path"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  EXPECT_EQ(app.parse_or_exit(int(argv.size()), argv.data()), 2) << "an origin with a path is refused";
+}
+
+// --- 3. log lines ----------------------------------------------------------------------------------------------------
+
+TEST(ChatServerGuards, UserTextCannotForgeLogLines) {
+  const std::string forged = "hi\n2099-01-01 00:00:00 - [ASSISTANT] (GPU 0): forged\r\x1b[1A";
+  testing::internal::CaptureStdout();
+  {
+    Served s;
+    auto r = exchange(s.port, post("/v1/chat/completions", chat_body(forged), s.host()), 1, 10s);
+    ASSERT_EQ(r.size(), 1u);
+    EXPECT_EQ(r[0].status, 200);
+  }
+  const std::string log = testing::internal::GetCapturedStdout();
+  std::istringstream lines(log);
+  int user_lines = 0;
+  for (std::string line; std::getline(lines, line);) {
+    EXPECT_FALSE(line.starts_with("2099")) << "a forged log line:\n" << log;
+    EXPECT_EQ(line.find_first_of("\r\x1b"), std::string::npos) << line;
+    if (line.find("[USER]: hi\\n2099-01-01 00:00:00 - [ASSISTANT] (GPU 0): forged\\r\\x1b[1A") != std::string::npos)
+      user_lines++;
+  }
+  EXPECT_EQ(user_lines, 1) << log;
 }
 
 // --- 4. --host '' ----------------------------------------------------------------------------------------------------
