@@ -2,9 +2,11 @@
 #include "nanochat/batch_engine.h"
 
 #include <atomic>
+#include <cstdio>
 #include <utility>
 
 #include "nanochat/common.h"
+#include "nanochat/compute.h"
 
 namespace nanochat {
 
@@ -20,6 +22,7 @@ struct BatchEngine::Request {
         state(tok) {}
   // Decode thread only.
   std::vector<int32_t> prompt;
+  std::vector<int32_t> reply;  // the tokens handed out so far (for the prefix cache)
   int64_t budget, generated = 0;
   double temperature;
   int64_t top_k;
@@ -36,11 +39,13 @@ struct BatchEngine::Request {
   std::string error;
 };
 
-BatchEngine::BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk)
+BatchEngine::BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk,
+                         int64_t prefix_cache_bytes)
     : model_(std::move(model)),
       tokenizer_(tokenizer),
       cache_(make_kv_cache(model_, std::max(1, max_batch), model_->config.sequence_len)),
       prefill_chunk_(std::max<int64_t>(1, prefill_chunk)),
+      prefix_cache_(prefix_cache_bytes),
       thread_([this] { loop(); }) {}
 
 BatchEngine::~BatchEngine() {
@@ -148,11 +153,42 @@ void BatchEngine::loop() {
   pending_.clear();
 }
 
+void BatchEngine::start_prefill(Request& r) {
+  const int64_t T = int64_t(r.prompt.size());
+  r.prefill = std::make_unique<KVCache>(make_kv_cache(model_, 1, T));
+  // At least the prompt's last token runs, for the next token's logits.
+  PrefixCache::Hit hit = prefix_cache_.lookup(r.prompt, T - 1);
+  if (hit.length == 0) return;
+  KVCache& c = *r.prefill;
+  c.k_cache.select(1, 0).narrow(1, 0, hit.length).copy_(hit.k);
+  c.v_cache.select(1, 0).narrow(1, 0, hit.length).copy_(hit.v);
+  c.positions[0] = hit.length;
+  // The smear's previous embedding: the normalized embedding of the last reused token, as GPT::forward makes it.
+  torch::Tensor last =
+      torch::tensor({int64_t(r.prompt[size_t(hit.length - 1)])}, torch::kInt64).view({1, 1}).to(model_->get_device());
+  c.prev_embedding = rms_norm(model_->wte(last).to(compute_dtype()));
+}
+
+void BatchEngine::remember_row(const Request& r, int64_t row) {
+  if (!prefix_cache_.enabled()) return;
+  // The row holds the prompt and every handed-out token but the last (it is run by the next step, which a finished
+  // row does not take).
+  const int64_t n = cache_.row_pos(row);
+  std::vector<int32_t> tokens = r.prompt;
+  tokens.insert(tokens.end(), r.reply.begin(), r.reply.end());
+  try {
+    prefix_cache_.insert(tokens, cache_.k_cache.select(1, row).narrow(1, 0, n),
+                         cache_.v_cache.select(1, row).narrow(1, 0, n));
+  } catch (const std::exception& e) {  // a failed copy (out of memory) costs only the cache entry
+    std::fprintf(stderr, "prefix cache: could not store a conversation: %s\n", e.what());
+  }
+}
+
 void BatchEngine::prefill_some() {
   // Prompts run in chunks of prefill_chunk_ tokens, oldest first, about one chunk's worth per decode step while
   // other conversations are decoding (so a long prompt delays their next token by one chunk, not by all of it),
-  // and all at once while nobody waits. Chunk boundaries are fixed (0, C, 2C, ...), so a reply never depends on
-  // what else the engine was doing.
+  // and all at once while nobody waits. Chunk boundaries are fixed (0, C, 2C, ...; a prompt continuing a cached
+  // prefix first runs up to the next boundary), so a reply never depends on what else the engine was doing.
   int64_t done = 0;
   while (!joining_.empty() && (rows_.empty() || done < prefill_chunk_)) {
     std::shared_ptr<Request> r = joining_.front();
@@ -164,8 +200,9 @@ void BatchEngine::prefill_some() {
     try {
       torch::NoGradGuard no_grad;
       const int64_t T = int64_t(r->prompt.size());
-      if (!r->prefill) r->prefill = std::make_unique<KVCache>(make_kv_cache(model_, 1, T));
-      const int64_t start = r->prefill->get_pos(), n = std::min(prefill_chunk_, T - start);
+      if (!r->prefill) start_prefill(*r);
+      const int64_t start = r->prefill->get_pos();
+      const int64_t n = std::min(prefill_chunk_ - start % prefill_chunk_, T - start);
       std::vector<int64_t> ids(r->prompt.begin() + start, r->prompt.begin() + start + n);
       torch::Tensor idx = torch::tensor(ids, torch::kInt64).view({1, n}).to(model_->get_device());
       torch::Tensor logits = model_->forward_last(idx, *r->prefill);
@@ -176,6 +213,8 @@ void BatchEngine::prefill_some() {
       cache_.load_row(int64_t(rows_.size()), *r->prefill);
       r->prefill.reset();
       rows_.push_back(r);
+      // The prompt alone, so that conversations arriving meanwhile with the same start (a system prompt) share it.
+      remember_row(*r, int64_t(rows_.size()) - 1);
     } catch (const std::exception& e) {
       finish(*r, std::string("prefill failed: ") + e.what());
     }
@@ -191,6 +230,7 @@ void BatchEngine::step() {
     Request& r = *rows_[b];
     const int64_t sampled = sample_next_token(r.logits.unsqueeze(0), r.gen, r.temperature, r.top_k).item<int64_t>();
     const int32_t token = r.state.step(int32_t(sampled)).first;
+    r.reply.push_back(token);
     {
       std::lock_guard<std::mutex> lock(r.mu);
       r.out.push_back(token);
@@ -204,6 +244,7 @@ void BatchEngine::step() {
   for (size_t b = rows_.size(); b-- > 0;) {
     if (!done[b]) continue;
     ended.push_back(rows_[b]);
+    remember_row(*rows_[b], int64_t(b));
     const size_t last = rows_.size() - 1;
     if (b != last) {
       cache_.move_row(int64_t(last), int64_t(b));

@@ -18,7 +18,14 @@
 // Each conversation gets what Engine::generate(prompt, /*num_samples=*/1, ...) would give it alone: the same
 // prefill, a generator of its own seeded with its seed, the same tool-use state machine and stops. Only the fp32
 // summation order differs: of the batched matmuls past 4 rows, and of a prompt prefilled in several chunks
-// (tests/unit/test_torch_batch_engine.cpp). Not covered: several samples per request, prompt caching across requests.
+// (tests/unit/test_torch_batch_engine.cpp).
+//
+// With a prefix cache (prefix_cache_bytes > 0, prefix_cache.h), each prompt's keys and values are stored once it is
+// prefilled and again, with the reply, when the conversation ends; a new prompt starts from the longest stored
+// prefix and prefills only the rest (a chat's next turn repeats the whole conversation). The reused rows were
+// computed by other passes (a decode step, other chunk boundaries), so a reply with the cache equals one without it
+// up to fp32 summation order — token for token on the fixture model (tests/unit/test_torch_prefix_cache.cpp).
+// Not covered: several samples per request.
 #pragma once
 
 #include <condition_variable>
@@ -31,6 +38,7 @@
 #include <vector>
 
 #include "nanochat/engine.h"
+#include "nanochat/prefix_cache.h"
 
 namespace nanochat {
 
@@ -38,7 +46,9 @@ class BatchEngine {
  public:
   // prefill_chunk: prompt tokens prefilled per decode step while other conversations decode (see loop()).
   static constexpr int64_t kPrefillChunk = 128;
-  BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk = kPrefillChunk);
+  // prefix_cache_bytes: the prefix cache's budget (0: no cache).
+  BatchEngine(GPT model, const Tokenizer& tokenizer, int max_batch, int64_t prefill_chunk = kPrefillChunk,
+              int64_t prefix_cache_bytes = 0);
   ~BatchEngine();  // ends conversations still running with an error, then joins the decode thread
   BatchEngine(const BatchEngine&) = delete;
   BatchEngine& operator=(const BatchEngine&) = delete;
@@ -57,6 +67,8 @@ class BatchEngine {
   // Conversations in the decode batch right now, and decode steps run so far (for tests and stats).
   int active() const;
   int64_t steps() const;
+  // Lookups, hits, prompt tokens not prefilled thanks to the prefix cache, and its size.
+  PrefixCacheStats prefix_cache_stats() const { return prefix_cache_.stats(); }
 
  private:
   struct Request;
@@ -64,12 +76,15 @@ class BatchEngine {
   void prefill_some();
   void step();
   void finish(Request& r, const std::string& error = {});
-  void set_active();  // publishes rows_.size() to active()
+  void set_active();               // publishes rows_.size() to active()
+  void start_prefill(Request& r);  // the prompt's batch-1 cache, from the longest cached prefix when there is one
+  void remember_row(const Request& r, int64_t row);  // stores row's keys/values in the prefix cache
 
   GPT model_;
   const Tokenizer& tokenizer_;
   KVCache cache_;  // rows [0, rows_.size()) are live conversations
   const int64_t prefill_chunk_;
+  PrefixCache prefix_cache_;
   std::vector<std::shared_ptr<Request>> rows_;    // decode thread only: rows_[b] lives in cache row b
   std::deque<std::shared_ptr<Request>> joining_;  // decode thread only: prompts being prefilled, oldest first
   mutable std::mutex mu_;                         // guards pending_, n_active_, n_steps_, quit_

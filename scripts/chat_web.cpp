@@ -4,6 +4,7 @@
 //   nanochat chat_web -i rl -n 8               8 replicas, one per GPU
 //   nanochat chat_web --num-workers 2 --device-type cpu --host 0.0.0.0
 //   nanochat chat_web --max-batch 16           each worker decodes up to 16 conversations together (default 8)
+//   nanochat chat_web --prefix-cache-mb 0      no prefix cache: every request prefills its whole conversation
 // The HTTP side (validation, queue, streaming, UI) is nanochat/chat_server; this file loads the model replicas and
 // adapts the inference engine to the server's ChatModel interface.
 #include <cstdio>
@@ -22,16 +23,20 @@ using namespace nanochat;
 
 namespace {
 
-// One model replica: a loaded checkpoint plus an Engine over it, or with max_batch > 1 a BatchEngine that decodes
-// up to max_batch conversations together (the server then calls generate from that many threads at once).
+// One model replica: a loaded checkpoint plus an Engine over it, or a BatchEngine that decodes up to max_batch
+// conversations together (the server then calls generate from that many threads at once) and keeps the prefix
+// cache. The plain Engine (nanochat's own path) serves only --max-batch 1 --prefix-cache-mb 0.
 class EngineChatModel : public ChatModel {
  public:
-  EngineChatModel(LoadedModel lm, torch::Device device, int max_batch)
+  EngineChatModel(LoadedModel lm, torch::Device device, int max_batch, int prefix_cache_mb)
       : lm_(std::move(lm)), engine_(lm_.model, lm_.tokenizer), device_(device.str()) {
-    if (max_batch > 1) {
-      batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch);
-      std::printf("%s: decoding up to %d conversations together, KV cache %.0f MiB (--max-batch to change)\n",
-                  device_.c_str(), max_batch, double(batcher_->kv_cache_bytes()) / (1 << 20));
+    if (max_batch > 1 || prefix_cache_mb > 0) {
+      batcher_ = std::make_unique<BatchEngine>(lm_.model, lm_.tokenizer, max_batch, BatchEngine::kPrefillChunk,
+                                               int64_t(prefix_cache_mb) << 20);
+      std::printf(
+          "%s: decoding up to %d conversations together, KV cache %.0f MiB (--max-batch to change), prefix cache up "
+          "to %d MiB (--prefix-cache-mb)\n",
+          device_.c_str(), max_batch, double(batcher_->kv_cache_bytes()) / (1 << 20), prefix_cache_mb);
     }
   }
 
@@ -46,6 +51,9 @@ class EngineChatModel : public ChatModel {
   int sequence_len() const override { return int(lm_.model->config.sequence_len); }
   std::string device() const override { return device_; }
   int max_batch() const override { return batcher_ ? batcher_->max_batch() : 1; }
+  PrefixCacheStats prefix_cache_stats() const override {
+    return batcher_ ? batcher_->prefix_cache_stats() : PrefixCacheStats{};
+  }
 
   void generate(const std::vector<int>& prompt, const SamplingParams& params,
                 const std::function<bool(int)>& on_token) override {
@@ -84,6 +92,6 @@ int chat_web_main(int argc, char** argv) {
   return run_chat_server(opt, [&](int i) -> std::unique_ptr<ChatModel> {
     torch::Device device = ctx.device.is_cuda() ? torch::Device(torch::kCUDA, i) : torch::Device(torch::kCPU);
     LoadedModel lm = load_model(opt.source, device, "eval", opt.model_tag, opt.step);
-    return std::make_unique<EngineChatModel>(std::move(lm), device, opt.max_batch);
+    return std::make_unique<EngineChatModel>(std::move(lm), device, opt.max_batch, opt.prefix_cache_mb);
   });
 }

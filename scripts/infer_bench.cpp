@@ -3,7 +3,11 @@
 //   nanochat infer_bench -i sft                                  a checkpoint (latest SFT model)
 //   nanochat infer_bench --depth 6 --head-dim 64                 a randomly initialized model, no checkpoint needed
 //   nanochat infer_bench --depth 4 --batch-sizes 1,8,32 --prompt-len 64 --max-tokens 64 --json
-// Each batch size runs --warmup untimed passes, then --repeats timed ones; the median is printed.
+//   nanochat infer_bench --depth 6 --prompt-len 1024 --max-tokens 64 --second-turn 32
+//                                                                 a chat's next turn, with and without the prefix cache
+// Each batch size runs --warmup untimed passes, then --repeats timed ones; the median is printed. --second-turn N
+// instead times the first token of a conversation's second turn (the first turn's prompt and reply, then N new
+// tokens) through the batch engine (batch_engine.h), once with its prefix cache and once without.
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -11,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "nanochat/batch_engine.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
@@ -52,6 +57,14 @@ Timing time_one(Engine& engine, const std::vector<int32_t>& prompt, int batch, i
   return t;
 }
 
+// Milliseconds to the first token of prompt through the batch engine.
+double time_first_token(BatchEngine& engine, const std::vector<int32_t>& prompt, torch::Device device) {
+  auto t0 = std::chrono::steady_clock::now();
+  engine.generate(prompt, 1, 0.0, 0, 42, [](int32_t) { return true; });
+  if (device.is_cuda()) torch::cuda::synchronize();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0.0 : v[v.size() / 2];
@@ -65,6 +78,7 @@ int infer_bench_main(int argc, char** argv) {
   std::optional<int64_t> step;
   int64_t depth = 0, head_dim = 64, aspect_ratio = 64, vocab_size = 32768, max_seq_len = 512;
   int prompt_len = 64, max_tokens = 64, warmup = 1, repeats = 3;
+  int second_turn = 0;
   bool as_json = false;
   Flags app{"Measure inference speed: TTFT, time per output token, tokens/s", "nanochat infer_bench"};
   app.add_option("-i,--source", source, "checkpoint source: base|sft|rl")->check(CLI::IsMember({"base", "sft", "rl"}));
@@ -82,6 +96,9 @@ int infer_bench_main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed passes per batch size (median reported)")->check(CLI::PositiveNumber);
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu"}));
+  app.add_option("--second-turn", second_turn,
+                 "time a chat's second turn of this many new tokens, with and without the prefix cache")
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", as_json, "print one JSON object instead of a table");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
@@ -126,9 +143,9 @@ int infer_bench_main(int argc, char** argv) {
     label = fmt::format("{} {} step {}", source, lm->dir.filename().string(), lm->step);
   }
   model->eval();
-  if (prompt_len + max_tokens > model->config.sequence_len)
-    fail("--prompt-len + --max-tokens = {} exceeds the model's context of {}", prompt_len + max_tokens,
-         model->config.sequence_len);
+  if (prompt_len + max_tokens + second_turn > model->config.sequence_len)
+    fail("--prompt-len + --max-tokens + --second-turn = {} exceeds the model's context of {}",
+         prompt_len + max_tokens + second_turn, model->config.sequence_len);
   const Tokenizer& tok = owned_tok ? *owned_tok : lm->tokenizer;
   Engine engine(model, tok);
 
@@ -138,6 +155,40 @@ int infer_bench_main(int argc, char** argv) {
   int32_t max_ordinary = std::min<int32_t>(tok.get_bos_token_id(), int32_t(model->config.vocab_size)) - 1;
   std::uniform_int_distribution<int32_t> dist(0, std::max(0, max_ordinary));
   while (int(prompt.size()) < prompt_len) prompt.push_back(dist(rng));
+
+  if (second_turn > 0) {
+    // The first turn (prompt and greedy reply) runs on both engines untimed; each repeat then asks a second turn
+    // with new tokens of its own, so the cached engine can reuse only the first turn, as in a chat.
+    BatchEngine cached(model, tok, 1, BatchEngine::kPrefillChunk, int64_t(1) << 30), plain(model, tok, 1);
+    std::vector<int32_t> turn = prompt;
+    cached.generate(prompt, max_tokens, 0.0, 0, 42, [&](int32_t t) {
+      turn.push_back(t);
+      return true;
+    });
+    std::vector<double> with, without;
+    for (int r = 0; r < warmup + repeats; ++r) {
+      std::vector<int32_t> next = turn;
+      while (int(next.size()) < int(turn.size()) + second_turn) next.push_back(dist(rng));
+      const double a = time_first_token(plain, next, ctx.device), b = time_first_token(cached, next, ctx.device);
+      if (r >= warmup) without.push_back(a), with.push_back(b);
+    }
+    const double m_without = median(without), m_with = median(with);
+    print0f("infer_bench: {} on {} ({} threads), dtype {}: second turn of {} tokens after {} ({} prompt + {} reply)",
+            label, ctx.device.str(), torch::get_num_threads(), c10::toString(compute_dtype()), second_turn, turn.size(),
+            prompt_len, turn.size() - size_t(prompt_len));
+    print0f("TTFT without the prefix cache {:.2f} ms, with it {:.2f} ms ({:.1f}x; {} prompt tokens reused in all)",
+            m_without, m_with, m_with > 0 ? m_without / m_with : 0.0, cached.prefix_cache_stats().tokens_saved);
+    if (as_json)
+      print0(nlohmann::json{{"model", label},
+                            {"device", ctx.device.str()},
+                            {"threads", torch::get_num_threads()},
+                            {"conversation_tokens", turn.size()},
+                            {"second_turn_tokens", second_turn},
+                            {"ttft_ms_without_prefix_cache", m_without},
+                            {"ttft_ms_with_prefix_cache", m_with}}
+                 .dump());
+    return 0;
+  }
 
   nlohmann::json results = nlohmann::json::array();
   print0f("infer_bench: {} on {} ({} threads), dtype {}, prompt {} tokens, {} new tokens, greedy", label,

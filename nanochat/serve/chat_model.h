@@ -25,8 +25,8 @@
 //                         since on_token writes to that client's socket and a slow client should stall only its
 //                         own conversation. With 1 (the default), generate is called by one thread at a time, as
 //                         it always was (the worker's own thread).
-// encode/decode/special_id/sequence_len/device/max_batch must be safe to call from any thread at any time (they are
-// read-only).
+// encode/decode/special_id/sequence_len/device/max_batch/prefix_cache_stats must be safe to call from any thread at any
+// time (they are read-only).
 #pragma once
 
 #include <cstdint>
@@ -35,6 +35,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "nanochat/prefix_cache_stats.h"
 
 namespace nanochat {
 
@@ -57,6 +59,8 @@ class ChatModel {
   // Conversations generate() serves at once on this replica (see above); the server gives each worker this many
   // slots. Constant for the replica's lifetime.
   virtual int max_batch() const { return 1; }
+  // The replica's prefix cache (KV rows of recent conversations, reused by the next turn); all zero without one.
+  virtual PrefixCacheStats prefix_cache_stats() const { return {}; }
 
   virtual void generate(const std::vector<int>& prompt, const SamplingParams& params,
                         const std::function<bool(int token)>& on_token) = 0;

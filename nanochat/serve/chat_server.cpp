@@ -74,6 +74,10 @@ void add_chat_web_flags(Flags& app, ChatServerOptions& o) {
   app.add_option("--max-batch", o.max_batch,
                  "conversations one worker decodes together (continuous batching); 1 = one at a time")
       ->check(CLI::Range(1, 256));
+  app.add_option("--prefix-cache-mb", o.prefix_cache_mb,
+                 "MiB per worker kept of recent conversations' KV rows, so that a chat's next turn prefills only "
+                 "what is new (0 = off)")
+      ->check(CLI::Range(0, 1 << 20));
   app.add_option("--max-queue", o.max_queue, "requests that may wait for a free slot before 429")
       ->check(CLI::Range(0, 100000));
   app.add_option("--read-timeout", o.read_timeout, "seconds before an idle or stalled connection is closed")
@@ -298,7 +302,8 @@ void ChatServer::routes() {
       res.set_content(
           metrics_.render({{"nanochat_queue_depth", "requests waiting for a free slot", double(s.queued)},
                            {"nanochat_slots_busy", "slots generating a reply", double(s.slots_total - s.slots_free)},
-                           {"nanochat_slots_total", "slots of all workers", double(s.slots_total)}}),
+                           {"nanochat_slots_total", "slots of all workers", double(s.slots_total)}},
+                          s.prefix_cache),
           "text/plain; version=0.0.4; charset=utf-8");
     });
   }
@@ -357,6 +362,7 @@ void ChatServer::handle_stats(httplib::Response& res) {
   json workers = json::array();
   for (auto& w : s.workers)
     workers.push_back({{"gpu_id", w.id}, {"device", w.device}, {"slots", w.slots}, {"busy_slots", w.busy}});
+  const PrefixCacheStats& pc = s.prefix_cache;
   json j = {{"total_workers", s.total},
             {"available_workers", s.available},       // idle
             {"busy_workers", s.total - s.available},  // generating at least one reply
@@ -371,7 +377,14 @@ void ChatServer::handle_stats(httplib::Response& res) {
               {"rejected_busy", n_rejected_.load()},
               {"cancelled", n_cancelled_.load()},
               {"dropped_from_queue", s.dropped_from_queue},
-              {"failed", n_failed_.load()}}}};
+              {"failed", n_failed_.load()}}},
+            {"prefix_cache",
+             {{"lookups", pc.lookups},
+              {"hits", pc.hits},
+              {"tokens_saved", pc.tokens_saved},
+              {"entries", pc.entries},
+              {"bytes", pc.bytes},
+              {"budget_bytes", pc.budget_bytes}}}};
   res.set_content(j.dump(), "application/json");
 }
 

@@ -74,6 +74,9 @@ struct ChatServerOptions {
   // its model: the server sizes each worker by its model's max_batch(), and reads this only to size its pool of
   // connection threads.
   int max_batch = 8;
+  // MiB per worker for the KV rows of recent conversations, which a chat's next turn reuses instead of prefilling
+  // the conversation again (0 = off). For load_replica to give its model.
+  int prefix_cache_mb = 512;
   int read_timeout = 30;  // seconds a connection may sit idle while sending a request
   std::string api_key;    // non-empty: require "Authorization: Bearer <key>" (not for /, /logo.svg, /health)
   // Pages of other origins allowed to call the API from a browser ("*": any, without credentials); the server's
@@ -85,8 +88,8 @@ struct ChatServerOptions {
   bool metrics = false;                 // serve GET /metrics
 };
 
-// The flags of scripts/chat_web.py's argparse flags plus --max-batch, --max-queue, --read-timeout, --api-key (also
-// $NANOCHAT_API_KEY), --metrics, --cors-origin, --allowed-host. An empty --host is refused.
+// The flags of scripts/chat_web.py's argparse flags plus --max-batch, --prefix-cache-mb, --max-queue, --read-timeout,
+// --api-key (also $NANOCHAT_API_KEY), --metrics, --cors-origin, --allowed-host. An empty --host is refused.
 void add_chat_web_flags(Flags& app, ChatServerOptions& opt);
 
 inline constexpr size_t kMaxBodyBytes = 1 << 20;  // larger request bodies get 413 (chunked ones too)

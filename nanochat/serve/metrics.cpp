@@ -44,7 +44,7 @@ void ServerMetrics::generation_done(int64_t prompt_tokens, int64_t completion_to
   if (per_token_s >= 0) per_token_.observe(per_token_s);
 }
 
-std::string ServerMetrics::render(const std::vector<Gauge>& gauges) const {
+std::string ServerMetrics::render(const std::vector<Gauge>& gauges, const PrefixCacheStats& pc) const {
   std::lock_guard<std::mutex> lock(mu_);
   std::string out;
   auto header = [&](const char* name, const char* type, const char* help) {
@@ -64,6 +64,14 @@ std::string ServerMetrics::render(const std::vector<Gauge>& gauges) const {
   ttft_.render(out, "nanochat_time_to_first_token_seconds");
   header("nanochat_time_per_output_token_seconds", "histogram", "mean time per generated token after the first");
   per_token_.render(out, "nanochat_time_per_output_token_seconds");
+  header("nanochat_prefix_cache_lookups_total", "counter", "prompts looked up in the prefix cache");
+  out += fmt::format("nanochat_prefix_cache_lookups_total {}\n", pc.lookups);
+  header("nanochat_prefix_cache_hits_total", "counter", "prompts that started from a cached prefix");
+  out += fmt::format("nanochat_prefix_cache_hits_total {}\n", pc.hits);
+  header("nanochat_prefix_cache_tokens_saved_total", "counter", "prompt tokens taken from the cache, not prefilled");
+  out += fmt::format("nanochat_prefix_cache_tokens_saved_total {}\n", pc.tokens_saved);
+  header("nanochat_prefix_cache_bytes", "gauge", "memory the prefix cache holds, over all workers");
+  out += fmt::format("nanochat_prefix_cache_bytes {}\n", pc.bytes);
   for (const auto& g : gauges) {
     header(g.name.c_str(), "gauge", g.help.c_str());
     out += fmt::format("{} {}\n", g.name, python_float_str(g.value));

@@ -2,9 +2,10 @@
 //   ServerMetrics m;
 //   m.request_done("/v1/chat/completions", 200);          // per finished HTTP request
 //   m.generation_done(prompt_tokens, completion_tokens, ttft_s, per_token_s);
-//   std::string text = m.render({{"nanochat_queue_depth", "requests waiting for a slot", 3.0}});
+//   std::string text = m.render({{"nanochat_queue_depth", "requests waiting for a slot", 3.0}}, prefix_cache_stats);
 // Counters and histograms are cumulative since the server started; gauges (queue depth, busy slots) are read
-// from the worker pool at scrape time and passed to render(). Thread-safe. Not covered: a prefix cache (none yet).
+// from the worker pool at scrape time and passed to render(), as are the models' prefix-cache counts (summed over
+// workers). Thread-safe.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "nanochat/prefix_cache_stats.h"
 
 namespace nanochat {
 
@@ -41,7 +44,7 @@ class ServerMetrics {
   ServerMetrics();
   void request_done(const std::string& path, int status);
   void generation_done(int64_t prompt_tokens, int64_t completion_tokens, double ttft_s, double per_token_s);
-  std::string render(const std::vector<Gauge>& gauges) const;
+  std::string render(const std::vector<Gauge>& gauges, const PrefixCacheStats& prefix_cache) const;
 
  private:
   mutable std::mutex mu_;

@@ -162,6 +162,7 @@ WorkerPool::Stats WorkerPool::stats() const {
     s.available += w->busy == 0;
     s.slots_total += w->slots;
     s.workers.push_back({w->id, w->model->device(), w->slots, w->busy});
+    s.prefix_cache += w->model->prefix_cache_stats();
   }
   return s;
 }

@@ -109,6 +109,7 @@ class WorkerPool {
       int slots, busy;
     };
     std::vector<WorkerStats> workers;
+    PrefixCacheStats prefix_cache;  // summed over the workers' models
   };
 
   explicit WorkerPool(size_t max_queue) : max_queue_(max_queue) {}

@@ -14,7 +14,8 @@ not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers wit
 disconnects (streaming, non-streaming, queued), 503 while loading, API keys, SIGTERM, a soak (RSS and open fds
 before/after); mock only: the suite once with workers of one slot and once of four (--max-batch), continuous
 batching (requests that run together on one worker, the queue and 429s counted in slots: chat_web_http_load.py), an
-injected inference failure, read timeouts and slow clients. Timings are printed; only generous bounds are asserted.
+injected inference failure, read timeouts and slow clients; real only: the prefix cache on and off
+(chat_web_http_prefix.py). Timings are printed; only generous bounds are asserted.
 
     python3 tests/http/chat_web_http_test.py mock <mock_chat_server>          (tests/http/e2e_chat_web_http.sh)
     python3 tests/http/chat_web_http_test.py real <nanochat> <fixtures dir>   (tests/http/e2e_chat_web_real.sh)
@@ -31,6 +32,7 @@ import time
 from chat_web_http_lib import *  # noqa: F401,F403 - the command line, Server, Stream, check, soak
 from chat_web_http_guards import guard_tests, startup_tests
 from chat_web_http_load import batching_tests, burst, parallel_matrix
+from chat_web_http_prefix import prefix_cache_tests
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -710,6 +712,8 @@ def main():
         startup_tests()
         aux_tests()
         metrics_tests()
+        if not MOCK:
+            prefix_cache_tests()
     shutil.rmtree(TMP, ignore_errors=True)
     print(f"({time.time() - t0:.1f} s)")
     print(f"{RESULTS['passed']} passed, {RESULTS['failed']} failed")
