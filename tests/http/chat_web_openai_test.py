@@ -25,7 +25,8 @@ def client(srv):
 
 
 def chat(c, **kw):
-    return c.chat.completions.create(model="nanochat", messages=kw.pop("messages", PROMPT), **kw)
+    extra = {"top_k": kw.pop("top_k")} if "top_k" in kw else None  # nanochat's own option, beside OpenAI's
+    return c.chat.completions.create(model="nanochat", messages=kw.pop("messages", PROMPT), extra_body=extra, **kw)
 
 
 def stream_choices(chunks):
@@ -119,6 +120,16 @@ def logprob_tests(srv, c):
         sampled = chat(c, temperature=1.0, seed=1, max_tokens=24, logprobs=True).choices[0].logprobs.content
         assert all(e.top_logprobs == [] and e.logprob <= 0 for e in sampled), sampled
         assert any(e.logprob < -1e-3 for e in sampled), sampled  # sampled at temperature 1: not all certain
+        for e in chat(c, temperature=1.0, seed=2, max_tokens=24, logprobs=True, top_logprobs=5).choices[0].logprobs.content:
+            for t in e.top_logprobs:  # the sampled token, when among the alternatives, has their log-probability
+                if t.bytes == e.bytes:
+                    assert abs(t.logprob - e.logprob) < 1e-5, e
+        # The first token's distribution is the model's, whatever the request samples with (raw logits: before
+        # temperature and top-k).
+        first = [[(t.token, round(t.logprob, 4)) for t in chat(c, temperature=temp, top_k=k, seed=4, max_tokens=1,
+                                                             logprobs=True, top_logprobs=5).choices[0].logprobs
+                  .content[0].top_logprobs] for temp, k in ((0, 0), (0.5, 2), (1.5, 1), (2.0, 0))]
+        assert all(f == first[0] for f in first), first
         assert chat(c, temperature=0, max_tokens=4).choices[0].logprobs is None
         entries.extend(content)
     check("logprobs/top_logprobs: per token, sorted alternatives, greedy picks the top one, streamed the same", logprobs)
