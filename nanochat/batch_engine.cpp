@@ -34,8 +34,10 @@ struct BatchEngine::Request {
   std::atomic<bool> cancelled{false};
   std::mutex mu;
   std::condition_variable cv;
-  std::deque<int32_t> out;  // tokens not yet handed to the caller
-  bool finished = false;    // no more tokens will come (and the row is gone from the batch)
+  std::deque<int32_t> out;                 // tokens not yet handed to the caller
+  int top_logprobs = -1;                   // >= 0: each token's log-probabilities go to out_logprobs too
+  std::deque<TokenLogprobs> out_logprobs;  // in step with out
+  bool finished = false;                   // no more tokens will come (and the row is gone from the batch)
   std::string error;
 };
 
@@ -69,6 +71,13 @@ int64_t BatchEngine::steps() const {
 
 void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k,
                            uint64_t seed, const std::function<bool(int32_t)>& on_token) {
+  generate(prompt, max_tokens, temperature, top_k, seed, -1,
+           [&](int32_t token, const TokenLogprobs*) { return on_token(token); });
+}
+
+void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k,
+                           uint64_t seed, int top_logprobs,
+                           const std::function<bool(int32_t, const TokenLogprobs*)>& on_token) {
   if (prompt.empty()) fail("generate needs at least one prompt token");
   if (!(temperature >= 0.0)) fail("temperature must be >= 0, got {}", temperature);
   const int64_t T = int64_t(prompt.size()), context = cache_.max_seq_len();
@@ -79,6 +88,7 @@ void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, d
         "or ask for fewer tokens",
         T, budget, context);
   auto r = std::make_shared<Request>(prompt, budget, temperature, top_k, seed, tokenizer_);
+  r->top_logprobs = top_logprobs;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (quit_) fail("the engine is shutting down");
@@ -96,12 +106,14 @@ void BatchEngine::generate(const std::vector<int32_t>& prompt, int max_tokens, d
   for (;;) {
     r->cv.wait(lock, [&] { return !r->out.empty() || r->finished; });
     std::deque<int32_t> tokens = std::exchange(r->out, {});
+    std::deque<TokenLogprobs> logprobs = std::exchange(r->out_logprobs, {});
     const bool finished = r->finished;
     lock.unlock();
-    for (int32_t t : tokens) {
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      const int32_t t = tokens[i];
       bool go_on = false;
       try {
-        go_on = on_token(t);
+        go_on = on_token(t, i < logprobs.size() ? &logprobs[i] : nullptr);
       } catch (...) {
         stop();
         throw;
@@ -231,9 +243,12 @@ void BatchEngine::step() {
     const int64_t sampled = sample_next_token(r.logits.unsqueeze(0), r.gen, r.temperature, r.top_k).item<int64_t>();
     const int32_t token = r.state.step(int32_t(sampled)).first;
     r.reply.push_back(token);
+    TokenLogprobs lp;
+    if (r.top_logprobs >= 0) lp = token_logprobs(r.logits, token, r.top_logprobs);  // only when asked: a pass over V
     {
       std::lock_guard<std::mutex> lock(r.mu);
       r.out.push_back(token);
+      if (r.top_logprobs >= 0) r.out_logprobs.push_back(std::move(lp));
     }
     r.cv.notify_all();
     next[b] = token;

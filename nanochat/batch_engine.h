@@ -60,6 +60,9 @@ class BatchEngine {
   // arguments (an empty prompt, prompt + max_tokens beyond the model's context) and when decoding failed.
   void generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k, uint64_t seed,
                 const std::function<bool(int32_t token)>& on_token);
+  // The same, and with top_logprobs >= 0 each token's log-probabilities (engine.h token_logprobs; null otherwise).
+  void generate(const std::vector<int32_t>& prompt, int max_tokens, double temperature, int64_t top_k, uint64_t seed,
+                int top_logprobs, const std::function<bool(int32_t token, const TokenLogprobs* logprobs)>& on_token);
 
   int max_batch() const { return int(cache_.batch_size()); }
   // Memory the batch's KV cache takes (it holds max_batch full contexts from the start).

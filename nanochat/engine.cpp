@@ -35,6 +35,20 @@ torch::Tensor sample_next_token(const torch::Tensor& logits, torch::Generator& g
   return choice.to(logits.device());
 }
 
+TokenLogprobs token_logprobs(const torch::Tensor& logits_row, int32_t token, int top) {
+  torch::Tensor lp = torch::log_softmax(logits_row.to(torch::kCPU, torch::kFloat32).reshape({-1}), -1);
+  TokenLogprobs out;
+  out.logprob = lp[token].item<float>();
+  const int64_t k = std::min<int64_t>(std::max(top, 0), lp.size(0));
+  if (k > 0) {
+    auto [vals, idx] = lp.topk(k);
+    auto v = vals.accessor<float, 1>();
+    auto i = idx.accessor<int64_t, 1>();
+    for (int64_t j = 0; j < k; ++j) out.top.emplace_back(int32_t(i[j]), v[j]);
+  }
+  return out;
+}
+
 RowState::RowState(const Tokenizer& tokenizer) : tok_(&tokenizer) {
   python_start_ = tokenizer.encode_special("<|python_start|>");
   python_end_ = tokenizer.encode_special("<|python_end|>");
@@ -93,6 +107,14 @@ torch::Tensor to_ids(const std::vector<int32_t>& v, int64_t rows, torch::Device 
 
 void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature,
                       int64_t top_k, uint64_t seed, const StepCallback& on_step) {
+  generate(tokens, num_samples, max_tokens, temperature, top_k, seed, -1,
+           [&](const std::vector<int32_t>& col, const std::vector<int32_t>& mask, const std::vector<TokenLogprobs>*) {
+             return on_step(col, mask);
+           });
+}
+
+void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature,
+                      int64_t top_k, uint64_t seed, int top_logprobs, const LogprobStepCallback& on_step) {
   if (tokens.empty()) fail("generate needs at least one prompt token");
   if (num_samples < 1) fail("num_samples must be >= 1, got {}", num_samples);
   if (!(temperature >= 0.0)) fail("temperature must be >= 0, got {}", temperature);
@@ -122,7 +144,10 @@ void Engine::generate(const std::vector<int32_t>& tokens, int num_samples, int m
     auto next_a = next.accessor<int64_t, 1>();
     for (int64_t i = 0; i < rows; ++i)
       std::tie(col[size_t(i)], mask[size_t(i)]) = state[size_t(i)].step(int32_t(next_a[i]));
-    if (!on_step(col, mask)) break;
+    std::vector<TokenLogprobs> lps;
+    if (top_logprobs >= 0)
+      for (int64_t i = 0; i < rows; ++i) lps.push_back(token_logprobs(logits[i], col[size_t(i)], top_logprobs));
+    if (!on_step(col, mask, top_logprobs >= 0 ? &lps : nullptr)) break;
     if (generated + 1 >= budget) break;  // the next column could not be used; skip its forward
     logits = model_->forward_last(to_ids(col, rows, device), cache);
   }

@@ -35,6 +35,14 @@ namespace nanochat {
 torch::Tensor sample_next_token(const torch::Tensor& logits, torch::Generator& generator, double temperature,
                                 int64_t top_k);
 
+// A token's log-probability under log_softmax(logits) (the raw logits: before temperature and top-k) and the
+// `top` most likely tokens, most likely first. Computed only for requests that ask for it (a pass over the vocabulary).
+struct TokenLogprobs {
+  float logprob = 0;
+  std::vector<std::pair<int32_t, float>> top;
+};
+TokenLogprobs token_logprobs(const torch::Tensor& logits_row, int32_t token, int top);
+
 // A CPU generator seeded like torch.Generator().manual_seed(seed).
 torch::Generator make_generator(uint64_t seed);
 
@@ -72,6 +80,12 @@ class Engine {
   // max_tokens < 0 means "until the model's sequence length". Forced tokens count toward max_tokens.
   void generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature, int64_t top_k,
                 uint64_t seed, const StepCallback& on_step);
+  // The same, and with top_logprobs >= 0 each column's log-probabilities too (logprobs[b] for row b; null when
+  // top_logprobs < 0), under the logits the column's tokens were chosen from, forced tokens included.
+  using LogprobStepCallback = std::function<bool(const std::vector<int32_t>& tokens, const std::vector<int32_t>& masks,
+                                                 const std::vector<TokenLogprobs>* logprobs)>;
+  void generate(const std::vector<int32_t>& tokens, int num_samples, int max_tokens, double temperature, int64_t top_k,
+                uint64_t seed, int top_logprobs, const LogprobStepCallback& on_step);
 
   // Returns (sequences, masks): each row is the prompt followed by its completion, without the terminating token;
   // masks are 0 for the prompt and forced tokens, 1 for sampled tokens.

@@ -55,14 +55,20 @@ class EngineChatModel : public ChatModel {
     return batcher_ ? batcher_->prefix_cache_stats() : PrefixCacheStats{};
   }
 
-  void generate(const std::vector<int>& prompt, const SamplingParams& params,
-                const std::function<bool(int)>& on_token) override {
+  void generate(const std::vector<int>& prompt, const SamplingParams& params, const TokenCallback& on_token) override {
     std::vector<int32_t> ids(prompt.begin(), prompt.end());
+    // The engine's record of a token's log-probabilities, as the server's (ids as int).
+    auto pass = [&](int32_t token, const TokenLogprobs* lp) {
+      if (!lp) return on_token(token, nullptr);
+      TokenLogprob out{lp->logprob, {lp->top.begin(), lp->top.end()}};
+      return on_token(token, &out);
+    };
     if (batcher_)
       return batcher_->generate(ids, params.max_tokens, params.temperature, params.top_k, params.seed,
-                                [&](int32_t token) { return on_token(token); });
-    engine_.generate(ids, 1, params.max_tokens, params.temperature, params.top_k, params.seed,
-                     [&](const std::vector<int32_t>& col, const std::vector<int32_t>&) { return on_token(col[0]); });
+                                params.top_logprobs, pass);
+    engine_.generate(ids, 1, params.max_tokens, params.temperature, params.top_k, params.seed, params.top_logprobs,
+                     [&](const std::vector<int32_t>& col, const std::vector<int32_t>&,
+                         const std::vector<TokenLogprobs>* lps) { return pass(col[0], lps ? &(*lps)[0] : nullptr); });
   }
 
  private:

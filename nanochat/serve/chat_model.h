@@ -13,10 +13,14 @@
 //   - special_id(name)    the id of a special token by its literal name ("<|bos|>", "<|user_start|>", ...).
 //   - sequence_len()      the model's context length; the server refuses prompt + max_tokens beyond it.
 //   - generate(...)       samples up to params.max_tokens tokens after `prompt` (Engine.generate with
-//                         num_samples=1, nanochat/engine.py Engine.generate), calling on_token(id) for each one as soon
-//                         as it is sampled, forced tool tokens included. If on_token returns false, stop at once (the
-//                         client left or the server is stopping). Returns when done. May throw std::exception on
-//                         failure; the server reports it to that request only and keeps the replica.
+//                         num_samples=1, nanochat/engine.py Engine.generate), calling on_token(id, logprob) for each
+//                         one as soon as it is sampled, forced tool tokens included. logprob is null unless
+//                         params.top_logprobs >= 0; then it is the token's log-probability under the model's
+//                         distribution at that step (log_softmax of the raw logits, before temperature and top-k) and
+//                         the top_logprobs most likely tokens. If on_token returns false, stop at once (the client left
+//                         or the server is stopping). Returns when done. May throw std::exception on failure; the
+//                         server reports it to that request only and keeps the replica. A request for n choices calls
+//                         generate n times (seeds seed, seed+1, ...), at once on as many slots as it was given.
 //   - device()            a label for /stats, e.g. "cuda:0" or "cpu".
 //   - max_batch()         how many conversations the replica decodes together (continuous batching). With N > 1,
 //                         generate() may be called by up to N threads at once on this replica, each call one
@@ -34,6 +38,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "nanochat/prefix_cache_stats.h"
@@ -45,7 +50,19 @@ struct SamplingParams {
   int top_k = 50;            // 0 => no top-k filtering
   int max_tokens = 512;      // stop after this many sampled tokens
   uint64_t seed = 42;        // one RNG per request, seeded with this
+  // -1: no log-probabilities (nothing computed). 0..20: report each token's log-probability and this many of the
+  // most likely tokens at its step (OpenAI's logprobs/top_logprobs).
+  int top_logprobs = -1;
 };
+
+// One generated token's log-probabilities (see generate()).
+struct TokenLogprob {
+  float logprob = 0;                       // of the token itself
+  std::vector<std::pair<int, float>> top;  // (id, logprob) of the most likely tokens, most likely first
+};
+
+// Called for each generated token; logprob is null unless SamplingParams::top_logprobs >= 0. false = stop.
+using TokenCallback = std::function<bool(int token, const TokenLogprob* logprob)>;
 
 class ChatModel {
  public:
@@ -63,7 +80,7 @@ class ChatModel {
   virtual PrefixCacheStats prefix_cache_stats() const { return {}; }
 
   virtual void generate(const std::vector<int>& prompt, const SamplingParams& params,
-                        const std::function<bool(int token)>& on_token) = 0;
+                        const TokenCallback& on_token) = 0;
 };
 
 }  // namespace nanochat

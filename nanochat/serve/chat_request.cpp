@@ -89,8 +89,6 @@ bool is_text_only(const json& v) { return v == json::array({"text"}); }
 bool never(const json&) { return false; }
 
 constexpr UnsupportedOption kUnsupportedOptions[] = {
-    {"logprobs", is_false, "the server does not return token log-probabilities"},
-    {"top_logprobs", is_zero, "the server does not return token log-probabilities"},
     {"tools", is_empty, "the model has no tool calling"},
     {"tool_choice", is_none, "the model has no tool calling"},
     {"functions", is_empty, "the model has no function calling"},
@@ -107,12 +105,119 @@ constexpr UnsupportedOption kUnsupportedOptions[] = {
     {"web_search_options", never, "the server has no web search"},
 };
 
+// nanochat's bounds on the sampling options, in nanochat's order; sets req's top_k and max_tokens.
+void check_sampling(ChatRequest& req, std::optional<int64_t> top_k, std::optional<int64_t> max_tokens) {
+  if (req.temperature && !(*req.temperature >= kMinTemperature && *req.temperature <= kMaxTemperature))
+    bad_request("Temperature must be between 0.0 and 2.0");
+  if (top_k && !(*top_k >= kMinTopK && *top_k <= kMaxTopK))
+    bad_request(fmt::format("top_k must be between {} and {}", kMinTopK, kMaxTopK));
+  if (max_tokens && !(*max_tokens >= kMinMaxTokens && *max_tokens <= kMaxMaxTokens))
+    bad_request(fmt::format("max_tokens must be between {} and {}", kMinMaxTokens, kMaxMaxTokens));
+  if (top_k) req.top_k = int(*top_k);
+  if (max_tokens) req.max_tokens = int(*max_tokens);
+}
+
 void refuse_unsupported_options(const json& body) {
   for (const auto& o : kUnsupportedOptions) {
     auto it = body.find(o.key);
     if (it != body.end() && !it->is_null() && !o.neutral(*it))
       bad_request(fmt::format("'{}' is not supported; {}", o.key, o.why));
   }
+}
+
+// Completions only: echo and suffix change the text returned, best_of samples more than it returns.
+constexpr UnsupportedOption kUnsupportedCompletionOptions[] = {
+    {"echo", is_false, "the prompt is not echoed back; only false is accepted"},
+    {"suffix", [](const json& v) { return v == ""; }, "the model does not fill in text before a suffix"},
+};
+
+void refuse_unsupported_options(const json& body, ChatApi api) {
+  refuse_unsupported_options(body);
+  if (api == ChatApi::Completions)
+    for (const auto& o : kUnsupportedCompletionOptions) {
+      auto it = body.find(o.key);
+      if (it != body.end() && !it->is_null() && !o.neutral(*it))
+        bad_request(fmt::format("'{}' is not supported; {}", o.key, o.why));
+    }
+}
+
+// "stop": a string or a list of up to kMaxStopSequences non-empty strings (null or [] = none).
+std::vector<std::string> get_stop(const json& body) {
+  auto it = body.find("stop");
+  if (it == body.end() || it->is_null()) return {};
+  std::vector<std::string> stop;
+  if (it->is_string()) {
+    stop.push_back(it->get<std::string>());
+  } else if (it->is_array()) {
+    if (it->size() > size_t(kMaxStopSequences))
+      bad_request(fmt::format("'stop' may hold at most {} strings, got {}", kMaxStopSequences, it->size()));
+    for (const auto& s : *it) {
+      if (!s.is_string()) bad_request(fmt::format("'stop' must hold strings, got {}", type_name(s)));
+      stop.push_back(s.get<std::string>());
+    }
+  } else {
+    bad_request(fmt::format("'stop' must be a string or a list of strings, got {}", type_name(*it)));
+  }
+  for (const auto& s : stop)
+    if (s.empty()) bad_request("'stop' strings must not be empty");
+  return stop;
+}
+
+// The OpenAI options both OpenAI endpoints share, and their log-probability options (which differ).
+void parse_openai_options(const json& j, ChatApi api, ChatRequest& req, std::optional<int64_t>& max_tokens) {
+  if (auto mct = get_int(j, "max_completion_tokens"); mct && api == ChatApi::OpenAI) {
+    if (max_tokens && *max_tokens != *mct)
+      bad_request(fmt::format("'max_tokens' ({}) and 'max_completion_tokens' ({}) disagree; give one of them",
+                              *max_tokens, *mct));
+    max_tokens = mct;
+  }
+  if (auto s = j.find("stream"); s != j.end() && !s->is_null()) {
+    if (!s->is_boolean()) bad_request(fmt::format("'stream' must be a boolean, got {}", type_name(*s)));
+    req.stream = s->get<bool>();
+  }
+  if (auto so = j.find("stream_options"); so != j.end() && so->is_object()) {
+    auto iu = so->find("include_usage");
+    req.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
+  }
+  if (auto seed = get_int(j, "seed")) req.seed = uint64_t(*seed);
+  if (auto n = get_int(j, "n")) {
+    if (*n < 1 || *n > kMaxChoices) bad_request(fmt::format("'n' must be between 1 and {}", kMaxChoices));
+    req.n = int(*n);
+  }
+  if (auto b = get_int(j, "best_of"); b && api == ChatApi::Completions && *b != req.n)
+    bad_request("'best_of' is not supported; every sample is returned (leave it out, or give best_of = n)");
+  req.stop = get_stop(j);
+  if (api == ChatApi::OpenAI) {
+    bool logprobs = false;
+    if (auto lp = j.find("logprobs"); lp != j.end() && !lp->is_null()) {
+      if (!lp->is_boolean()) bad_request(fmt::format("'logprobs' must be a boolean, got {}", type_name(*lp)));
+      logprobs = lp->get<bool>();
+    }
+    auto top = get_int(j, "top_logprobs");
+    if (top && (*top < 0 || *top > kMaxTopLogprobs))
+      bad_request(fmt::format("'top_logprobs' must be between 0 and {}", kMaxTopLogprobs));
+    if (top && *top > 0 && !logprobs) bad_request("'top_logprobs' needs 'logprobs': true");
+    if (logprobs) req.top_logprobs = int(top.value_or(0));
+  } else {  // the legacy API: logprobs is how many alternatives to return (0 = the chosen token's only)
+    auto lp = get_int(j, "logprobs");
+    if (lp && (*lp < 0 || *lp > kMaxLegacyLogprobs))
+      bad_request(fmt::format("'logprobs' must be between 0 and {}", kMaxLegacyLogprobs));
+    if (lp) req.top_logprobs = int(*lp);
+  }
+  refuse_unsupported_options(j, api);
+}
+
+// Completions' "prompt": a string, or a list of exactly one string.
+std::string get_prompt(const json& j) {
+  auto it = j.find("prompt");
+  if (it == j.end() || it->is_null()) bad_request("'prompt' is required: a string");
+  if (it->is_array() && it->size() == 1 && (*it)[0].is_string()) return (*it)[0].get<std::string>();
+  if (it->is_array())
+    bad_request(
+        "'prompt' as a list must hold exactly one string (batches of prompts and token-id prompts are not "
+        "supported)");
+  if (!it->is_string()) bad_request(fmt::format("'prompt' must be a string, got {}", type_name(*it)));
+  return it->get<std::string>();
 }
 
 }  // namespace
@@ -136,11 +241,23 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
   }
   if (!j.is_object()) bad_request(fmt::format("the request body must be a JSON object, got {}", type_name(j)));
 
+  ChatRequest req;
+  if (api == ChatApi::Completions) {
+    req.prompt = get_prompt(j);
+    req.temperature = get_float(j, "temperature");
+    auto top_k = get_int(j, "top_k");
+    auto max_tokens = get_int(j, "max_tokens");
+    parse_openai_options(j, api, req, max_tokens);
+    if (utf8_length(req.prompt) > size_t(kMaxTotalConversationLength))
+      bad_request(fmt::format("'prompt' is too long. Maximum {} characters allowed", kMaxTotalConversationLength));
+    check_sampling(req, top_k, max_tokens);
+    return req;
+  }
+
   // 2. Types (pydantic's schema check in nanochat).
   auto mit = j.find("messages");
   if (mit == j.end()) bad_request("'messages' is required: a list of {\"role\", \"content\"} objects");
   if (!mit->is_array()) bad_request(fmt::format("'messages' must be a list, got {}", type_name(*mit)));
-  ChatRequest req;
   std::vector<ChatMessage> raw;
   raw.reserve(std::min<size_t>(mit->size(), kMaxMessagesPerRequest + 1));
   for (size_t i = 0; i < mit->size(); i++) {
@@ -154,22 +271,7 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
   req.temperature = get_float(j, "temperature");
   auto top_k = get_int(j, "top_k");
   auto max_tokens = get_int(j, "max_tokens");
-  if (api == ChatApi::OpenAI) {
-    if (auto mct = get_int(j, "max_completion_tokens")) max_tokens = mct;
-    if (auto s = j.find("stream"); s != j.end() && !s->is_null()) {
-      if (!s->is_boolean()) bad_request(fmt::format("'stream' must be a boolean, got {}", type_name(*s)));
-      req.stream = s->get<bool>();
-    }
-    if (auto so = j.find("stream_options"); so != j.end() && so->is_object()) {
-      auto iu = so->find("include_usage");
-      req.include_usage = iu != so->end() && iu->is_boolean() && iu->get<bool>();
-    }
-    if (auto seed = get_int(j, "seed")) req.seed = uint64_t(*seed);
-    if (auto n = get_int(j, "n"); n && *n != 1) bad_request("only n=1 is supported");
-    if (auto stop = j.find("stop"); stop != j.end() && !stop->is_null() && !(stop->is_array() && stop->empty()))
-      bad_request("'stop' sequences are not supported; the reply ends at the model's end-of-turn token");
-    refuse_unsupported_options(j);
-  }
+  if (api == ChatApi::OpenAI) parse_openai_options(j, api, req, max_tokens);
 
   // 3. nanochat's abuse limits, in nanochat's order.
   if (raw.empty()) bad_request("At least one message is required");
@@ -199,14 +301,7 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
       bad_request(fmt::format("Message {} has invalid role. Must be 'user', 'assistant', or 'system'", i));
     }
   }
-  if (req.temperature && !(*req.temperature >= kMinTemperature && *req.temperature <= kMaxTemperature))
-    bad_request("Temperature must be between 0.0 and 2.0");
-  if (top_k && !(*top_k >= kMinTopK && *top_k <= kMaxTopK))
-    bad_request(fmt::format("top_k must be between {} and {}", kMinTopK, kMaxTopK));
-  if (max_tokens && !(*max_tokens >= kMinMaxTokens && *max_tokens <= kMaxMaxTokens))
-    bad_request(fmt::format("max_tokens must be between {} and {}", kMinMaxTokens, kMaxMaxTokens));
-  if (top_k) req.top_k = int(*top_k);
-  if (max_tokens) req.max_tokens = int(*max_tokens);
+  check_sampling(req, top_k, max_tokens);
 
   // 4. A leading system message is folded into the first user message (nanochat/tokenizer.py render_conversation).
   if (!raw.empty() && raw[0].role == "system") {
@@ -216,6 +311,13 @@ ChatRequest parse_chat_request(std::string_view body, std::string_view content_t
   }
   req.messages = std::move(raw);
   return req;
+}
+
+std::vector<int> build_completion_prompt(const ChatModel& model, const std::string& prompt) {
+  std::vector<int> ids{model.special_id("<|bos|>")};
+  auto enc = model.encode(prompt);  // ordinary text, as in a chat message
+  ids.insert(ids.end(), enc.begin(), enc.end());
+  return ids;
 }
 
 std::vector<int> build_prompt(const ChatModel& model, const std::vector<ChatMessage>& messages) {

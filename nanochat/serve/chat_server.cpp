@@ -9,7 +9,9 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -22,7 +24,10 @@
 #include "nanochat/common.h"
 #include "nanochat/serve/http_policy.h"
 #include "nanochat/serve/http_server.h"
+#include "nanochat/serve/openai_format.h"
 #include "nanochat/serve/sse.h"
+#include "nanochat/serve/stop_text.h"
+#include "nanochat/bpe/utf8.h"
 #include "nanochat/serve/web_assets.h"
 
 namespace nanochat {
@@ -156,18 +161,21 @@ const char* default_error_type(int status) {
 // A validated request, ready to run.
 struct ChatServer::Job {
   std::vector<int> prompt;
-  SamplingParams params;
-  bool openai = false;
+  SamplingParams params;  // choice i samples with seed params.seed + i
+  ChatApi api = ChatApi::Nanochat;
   bool include_usage = false;
-  std::string id;  // OpenAI completion id
-  int64_t created = 0;
+  int n = 1;                      // choices
+  std::vector<std::string> stop;  // stop strings
+  ReplyMeta meta;                 // OpenAI: id, created, model, whether logprobs are returned
   std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now();  // for time to first token
 };
 
+// One choice's outcome.
 struct ChatServer::Reply {
   std::string text;
+  std::vector<ReplyToken> tokens;  // with logprobs: the tokens of text, with their log-probabilities
   int completion_tokens = 0;
-  bool stopped = false;    // the model ended its turn (else it ran into max_tokens)
+  bool stopped = false;    // the model ended its turn or wrote a stop string (else it ran into max_tokens)
   bool cancelled = false;  // the client left or the server is stopping
   std::string error;       // generation failed
   const char* finish_reason() const { return stopped ? "stop" : "length"; }
@@ -309,8 +317,15 @@ void ChatServer::routes() {
   }
   // Every answered request, by endpoint (unknown paths as one label, so a scan cannot grow the metrics) and status.
   svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    static const char* const known[] = {"/",        "/logo.svg",  "/health",           "/stats",
-                                        "/metrics", "/v1/models", "/chat/completions", "/v1/chat/completions"};
+    static const char* const known[] = {"/",
+                                        "/logo.svg",
+                                        "/health",
+                                        "/stats",
+                                        "/metrics",
+                                        "/v1/models",
+                                        "/chat/completions",
+                                        "/v1/chat/completions",
+                                        "/v1/completions"};
     std::string path = "other";
     for (const char* k : known)
       if (req.path == k) path = k;
@@ -322,9 +337,12 @@ void ChatServer::routes() {
   });
   // The completions read their bodies themselves: httplib 0.11 caps a body only when it comes with a
   // Content-Length, and would read a chunked one of any size into memory.
-  for (bool openai : {false, true}) {
-    svr.Post(openai ? "/v1/chat/completions" : "/chat/completions",
-             [this, openai](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+  const std::pair<const char*, ChatApi> endpoints[] = {{"/chat/completions", ChatApi::Nanochat},
+                                                       {"/v1/chat/completions", ChatApi::OpenAI},
+                                                       {"/v1/completions", ChatApi::Completions}};
+  for (auto [path, api] : endpoints) {
+    svr.Post(path,
+             [this, api](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
                std::string body;
                bool too_big = false;
                bool ok = read([&](const char* data, size_t n) {
@@ -340,7 +358,7 @@ void ChatServer::routes() {
                                     : std::string("the request body could not be read (bad chunked encoding?)"));
                  return;
                }
-               handle_chat(req, body, res, openai);
+               handle_chat(req, body, res, api);
              });
   }
 }
@@ -388,15 +406,45 @@ void ChatServer::handle_stats(httplib::Response& res) {
   res.set_content(j.dump(), "application/json");
 }
 
-ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& job,
-                                       const std::function<bool(const std::string&)>& emit,
+ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& job, int choice, const Emit& emit,
                                        const std::function<bool()>& client_gone) {
   ChatModel& model = *worker.model;
   const int assistant_end = model.special_id("<|assistant_end|>"), bos = model.special_id("<|bos|>");
+  SamplingParams params = job.params;
+  params.seed = job.params.seed + uint64_t(choice);  // choice 0 is what n=1 gives
   Reply r;
   Utf8Holdback utf8;
+  StopFilter stop(job.stop);
+  // Tokens whose text is not all sent yet, with where their text starts and ends in the text given to `stop`
+  // (bytes; end kOpen while the token is the start of a character not yet complete).
+  struct Pending {
+    ReplyToken token;
+    size_t start, end;
+  };
+  constexpr size_t kOpen = SIZE_MAX;
+  std::deque<Pending> pending;
+  size_t pushed = 0, pushed_code_points = 0, sent = 0;
+  // Sends text with the tokens it completes. last: the reply ends here; after a stop string, the tokens that
+  // began before it are the reply's (the one that began it included), the rest are dropped.
+  auto send = [&](const std::string& text, bool last) {
+    sent += text.size();
+    r.text += text;
+    std::vector<ReplyToken> done;
+    auto take = [&] {
+      done.push_back(std::move(pending.front().token));
+      pending.pop_front();
+    };
+    if (last && stop.stopped()) {
+      while (!pending.empty() && pending.front().start < sent) take();
+      pending.clear();
+    } else {
+      while (!pending.empty() && (last || pending.front().end <= sent)) take();
+    }
+    r.tokens.insert(r.tokens.end(), done.begin(), done.end());
+    return (text.empty() && done.empty()) || emit(text, done);
+  };
   std::optional<std::chrono::steady_clock::time_point> first_token;
-  auto on_token = [&](int token) {
+  auto on_token = [&](int token, const TokenLogprob* lp) {
     if (!first_token) first_token = std::chrono::steady_clock::now();
     if (token == assistant_end || token == bos) {
       r.stopped = true;
@@ -407,27 +455,38 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
       r.cancelled = true;
       return false;
     }
-    std::string piece = utf8.push(model.decode(std::span<const int>(&token, 1)));
-    if (piece.empty()) return true;  // the middle of a character: wait for the rest
-    r.text += piece;
-    if (!emit(piece)) {
-      r.cancelled = true;
-      return false;
+    std::string bytes = model.decode(std::span<const int>(&token, 1));
+    if (lp && job.meta.logprobs) {
+      Pending p{{{bytes, lp->logprob}, {}, pushed_code_points}, pushed, kOpen};
+      for (const auto& [id, logprob] : lp->top)
+        p.token.top.push_back({model.decode(std::span<const int>(&id, 1)), logprob});
+      pending.push_back(std::move(p));
     }
-    return true;
+    std::string piece = utf8.push(bytes);
+    if (piece.empty()) return true;  // the middle of a character: wait for the rest
+    pushed += piece.size();
+    pushed_code_points += utf8_length(piece);
+    for (auto& p : pending)
+      if (p.end == kOpen) p.end = pushed;
+    std::string out = stop.push(piece);
+    if (stop.stopped()) r.stopped = true;
+    if (!send(out, stop.stopped())) r.cancelled = true;
+    return !r.cancelled && !stop.stopped();
   };
   try {
     if (worker.thread) {
       // One slot: on the worker's own thread; this thread waits meanwhile, so on_token (emit, client_gone) runs
       // there safely.
-      worker.thread->run([&] { model.generate(job.prompt, job.params, on_token); });
+      worker.thread->run([&] { model.generate(job.prompt, params, on_token); });
     } else {
       // Several slots: the model batches the concurrent calls of its requests itself (chat_model.h).
-      model.generate(job.prompt, job.params, on_token);
+      model.generate(job.prompt, params, on_token);
     }
   } catch (const std::exception& e) {
     r.error = e.what();
   }
+  // Held-back text that did not turn into a stop string is the reply's after all.
+  if (!r.cancelled && r.error.empty() && !stop.stopped() && !send(stop.finish(), true)) r.cancelled = true;
   if (first_token) {
     using secs = std::chrono::duration<double>;
     const auto end = std::chrono::steady_clock::now();
@@ -435,26 +494,65 @@ ChatServer::Reply ChatServer::generate(WorkerPool::Worker& worker, const Job& jo
         int64_t(job.prompt.size()), r.completion_tokens, secs(*first_token - job.arrived).count(),
         r.completion_tokens > 1 ? secs(end - *first_token).count() / (r.completion_tokens - 1) : -1);
   }
-  if (r.cancelled)
-    n_cancelled_++;
-  else if (!r.error.empty())
-    n_failed_++;
-  else
-    n_completed_++;
   return r;
 }
 
+std::vector<ChatServer::Reply> ChatServer::run_choices(WorkerPool::Lease& lease, const Job& job, const ChoiceEmit& emit,
+                                                       const ChoiceDone& done,
+                                                       const std::function<bool()>& client_gone) {
+  // The lease's k slots run the n choices k at a time, choice i on runner i % k: one runner is this thread, the
+  // others threads of their own (a worker of several slots batches them; a worker of one runs them in turn on its
+  // thread). The client hears from one choice at a time.
+  const int k = std::max(1, std::min(lease.slots(), job.n));
+  std::vector<Reply> replies(size_t(job.n));
+  std::mutex mu;
+  auto run = [&](int first) {
+    for (int i = first; i < job.n; i += k) {
+      Reply& r = replies[size_t(i)];
+      try {
+        r = generate(
+            lease.worker(), job, i,
+            [&](const std::string& text, const std::vector<ReplyToken>& tokens) {
+              std::lock_guard<std::mutex> lock(mu);
+              return emit(i, text, tokens);
+            },
+            [&] {
+              std::lock_guard<std::mutex> lock(mu);
+              return client_gone();
+            });
+        std::lock_guard<std::mutex> lock(mu);
+        done(i, r);
+      } catch (const std::exception& e) {  // a failed write: end this runner, never the process
+        r.error = e.what();
+      }
+      if (r.cancelled) break;
+    }
+  };
+  std::vector<std::thread> others;
+  for (int t = 1; t < k; t++) others.emplace_back(run, t);
+  run(0);
+  for (auto& t : others) t.join();
+  auto any = [&](auto pred) { return std::any_of(replies.begin(), replies.end(), pred); };
+  if (any([](const Reply& r) { return r.cancelled; }))
+    n_cancelled_++;
+  else if (any([](const Reply& r) { return !r.error.empty(); }))
+    n_failed_++;
+  else
+    n_completed_++;
+  return replies;
+}
+
 void ChatServer::handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res,
-                             bool openai) {
+                             ChatApi api) {
   n_requests_++;
   try {
     const ChatModel* tokenizer = pool_.any_model();
     if (!ready_ || !tokenizer)
       throw HttpError(503, "unavailable_error", "the model is still loading; retry in a moment");
-    ChatRequest cr =
-        parse_chat_request(body, req.get_header_value("Content-Type"), openai ? ChatApi::OpenAI : ChatApi::Nanochat);
+    ChatRequest cr = parse_chat_request(body, req.get_header_value("Content-Type"), api);
     auto job = std::make_shared<Job>();
-    job->prompt = build_prompt(*tokenizer, cr.messages);
+    job->prompt = api == ChatApi::Completions ? build_completion_prompt(*tokenizer, cr.prompt)
+                                              : build_prompt(*tokenizer, cr.messages);
     job->params.temperature = cr.temperature.value_or(opt_.temperature);
     job->params.top_k = cr.top_k.value_or(opt_.top_k);
     // A request that names max_tokens must fit in the context with it (else 400); one that does not gets the
@@ -462,10 +560,16 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
     const int room = tokenizer->sequence_len() - int(std::min<size_t>(job->prompt.size(), INT32_MAX));
     job->params.max_tokens = cr.max_tokens ? *cr.max_tokens : std::max(1, std::min(opt_.max_tokens, room));
     job->params.seed = cr.seed.value_or(random_seed());
-    job->openai = openai;
+    job->params.top_logprobs = cr.top_logprobs;
+    job->api = api;
     job->include_usage = cr.include_usage;
-    job->id = "chatcmpl-" + random_hex(24);
-    job->created = int64_t(std::time(nullptr));
+    job->n = cr.n;
+    job->stop = cr.stop;
+    job->meta.api = api;
+    job->meta.id = (api == ChatApi::Completions ? "cmpl-" : "chatcmpl-") + random_hex(24);
+    job->meta.model = opt_.model_name;
+    job->meta.created = int64_t(std::time(nullptr));
+    job->meta.logprobs = cr.top_logprobs >= 0;
     check_token_budget(job->prompt.size(), job->params.max_tokens, tokenizer->sequence_len());
     auto ticket = pool_.try_enqueue();
     if (!ticket) {
@@ -477,6 +581,7 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
                                   s.slots_total, s.total, s.queued));
     }
     log(std::string(20, '='));
+    if (api == ChatApi::Completions) log("[PROMPT]: " + cr.prompt);
     for (const auto& m : cr.messages) {
       std::string role = m.role;
       for (auto& c : role) c = char(std::toupper((unsigned char)c));
@@ -484,7 +589,7 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
     }
     log(std::string(20, '-'));
 
-    if (openai && !cr.stream) {
+    if (api != ChatApi::Nanochat && !cr.stream) {
       reply_json(*job, std::move(ticket), req, res);
       return;
     }
@@ -505,9 +610,17 @@ void ChatServer::handle_chat(const httplib::Request& req, const std::string& bod
   }
 }
 
-json ChatServer::usage(const Job& job, const Reply& r) const {
-  int p = int(job.prompt.size());
-  return {{"prompt_tokens", p}, {"completion_tokens", r.completion_tokens}, {"total_tokens", p + r.completion_tokens}};
+json ChatServer::usage(const Job& job, const std::vector<Reply>& replies) const {
+  int p = int(job.prompt.size()), c = 0;
+  for (const auto& r : replies) c += r.completion_tokens;
+  return {{"prompt_tokens", p}, {"completion_tokens", c}, {"total_tokens", p + c}};
+}
+
+void ChatServer::log_replies(int gpu, const std::vector<Reply>& replies) {
+  for (size_t i = 0; i < replies.size(); i++)
+    log(fmt::format("[ASSISTANT] (GPU {}){}{}: {}", gpu, replies.size() > 1 ? fmt::format(" [{}]", i) : "",
+                    replies[i].cancelled ? " (cancelled)" : "", replies[i].text));
+  log(std::string(20, '='));
 }
 
 void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
@@ -517,79 +630,74 @@ void ChatServer::reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> 
   // frees its slot at once.
   const int fd = HttpServer::current_socket();
   auto client_gone = [fd] { return peer_gone(fd); };
-  auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
+  auto lease = pool_.wait(
+      *ticket, [&] { return stopping_ || client_gone(); }, job.n);
   ticket.reset();
   if (!lease) {
     if (stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
     throw HttpError(499, "client_closed_request", "the client closed the connection while the request was queued");
   }
-  Reply r = generate(
-      lease->worker(), job, [](const std::string&) { return true; }, client_gone);
+  std::vector<Reply> replies = run_choices(
+      *lease, job, [](int, const std::string&, const std::vector<ReplyToken>&) { return true; },
+      [](int, const Reply&) {}, client_gone);
   int gpu = lease->worker().id;
   lease.reset();
-  log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
-  log(std::string(20, '='));
-  if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
-  if (r.cancelled && stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
-  if (r.cancelled) throw HttpError(499, "client_closed_request", "the client closed the connection");
-  json body = {{"id", job.id},
-               {"object", "chat.completion"},
-               {"created", job.created},
-               {"model", opt_.model_name},
-               {"choices", json::array({{{"index", 0},
-                                         {"message", {{"role", "assistant"}, {"content", r.text}}},
-                                         {"finish_reason", r.finish_reason()}}})},
-               {"usage", usage(job, r)}};
-  res.set_content(body.dump(), "application/json");
+  log_replies(gpu, replies);
+  std::vector<ReplyChoice> choices;
+  for (const auto& r : replies) {
+    if (!r.error.empty()) throw HttpError(500, "server_error", "generation failed: " + r.error);
+    if (r.cancelled && stopping_) throw HttpError(503, "unavailable_error", "the server is shutting down");
+    if (r.cancelled) throw HttpError(499, "client_closed_request", "the client closed the connection");
+    choices.push_back({r.text, r.tokens, r.finish_reason()});
+  }
+  res.set_content(
+      reply_json_body(job.meta, choices, usage(job, replies)).dump(-1, ' ', false, json::error_handler_t::replace),
+      "application/json");
 }
 
 bool ChatServer::reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink) {
   // is_writable() is false once the client has hung up (httplib peeks the socket), so it is checked while queued
   // and before every token: a reply stops within one decode step of its client leaving.
   auto client_gone = [&] { return !sink.is_writable(); };
-  auto lease = pool_.wait(*ticket, [&] { return stopping_ || client_gone(); });
+  auto lease = pool_.wait(
+      *ticket, [&] { return stopping_ || client_gone(); }, job.n);
   ticket.reset();
   if (!lease) return false;  // the client left while queued (so it never ran), or shutdown
   const int gpu = lease->worker().id;
-  auto chunk = [&](json delta, json finish_reason) {  // an OpenAI chat.completion.chunk event
-    json c = {{"id", job.id},
-              {"object", "chat.completion.chunk"},
-              {"created", job.created},
-              {"model", opt_.model_name},
-              {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
-    return sse_event(c.dump());
+  const bool openai = job.api != ChatApi::Nanochat;
+  auto chunk = [&](int i, const std::string& text, const std::vector<ReplyToken>& tokens, json finish_reason,
+                   bool role = false) {  // an OpenAI chunk event
+    return sse_event(reply_chunk(job.meta, i, text, tokens, finish_reason, role)
+                         .dump(-1, ' ', false, json::error_handler_t::replace));
   };
   auto write = [&](const std::string& event) { return sink.write(event.data(), event.size()); };  // one write
-  if (job.openai && !write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr))) return false;
-  Reply r = generate(
-      lease->worker(), job,
-      [&](const std::string& piece) {
-        return write(job.openai ? chunk({{"content", piece}}, nullptr) : sse_token_event(piece, gpu));
+  if (job.api == ChatApi::OpenAI)
+    for (int i = 0; i < job.n; i++)
+      if (!write(chunk(i, "", {}, nullptr, true))) return false;
+  std::vector<Reply> replies = run_choices(
+      *lease, job,
+      [&](int i, const std::string& text, const std::vector<ReplyToken>& tokens) {
+        return write(openai ? chunk(i, text, tokens, nullptr) : sse_token_event(text, gpu));
+      },
+      [&](int i, const Reply& r) {  // each choice's last chunk as soon as it ends
+        if (openai && !r.cancelled && r.error.empty()) write(chunk(i, "", {}, r.finish_reason()));
       },
       client_gone);
   lease.reset();  // back in the pool before the last bytes go out
-  log(fmt::format("[ASSISTANT] (GPU {}){}: {}", gpu, r.cancelled ? " (cancelled)" : "", r.text));
-  log(std::string(20, '='));
-  if (r.cancelled) return false;
-  if (!r.error.empty()) {
+  log_replies(gpu, replies);
+  for (const auto& r : replies)
+    if (r.cancelled) return false;
+  for (const auto& r : replies) {
+    if (r.error.empty()) continue;
     std::string msg = sanitize_utf8("generation failed: " + r.error);
-    if (job.openai)
+    if (openai)
       write(sse_event(json{{"error", {{"message", msg}, {"type", "server_error"}, {"code", 500}}}}.dump()));
     else
       write(sse_error_event(msg));
-  } else if (job.openai) {
-    write(chunk(json::object(), r.finish_reason()));
-    if (job.include_usage) {
-      json u = {{"id", job.id},
-                {"object", "chat.completion.chunk"},
-                {"created", job.created},
-                {"model", opt_.model_name},
-                {"choices", json::array()},
-                {"usage", usage(job, r)}};
-      write(sse_event(u.dump()));
-    }
+    break;
   }
-  write(job.openai ? sse_event("[DONE]") : sse_done_event());
+  if (openai && job.include_usage) write(sse_event(usage_chunk(job.meta, usage(job, replies)).dump()));
+  write(openai ? sse_event("[DONE]") : sse_done_event());
   sink.done();
   return true;
 }

@@ -3,7 +3,10 @@
 //   GET  /                     the chat UI (web/ui.html, embedded in the binary at build time)
 //   GET  /logo.svg             its icon
 //   POST /chat/completions     nanochat's streaming API: data: {"token": "...", "gpu": 0} ... data: {"done": true}
-//   POST /v1/chat/completions  OpenAI-compatible (stream: chunks then data: [DONE]; else one JSON with usage)
+//   POST /v1/chat/completions  OpenAI-compatible (stream: chunks then data: [DONE]; else one JSON with usage), with
+//                              n, stop, seed, logprobs/top_logprobs, max_completion_tokens (chat_request.h)
+//   POST /v1/completions       OpenAI's legacy completions: a plain prompt (<|bos|> + text, no chat template), a
+//                              base-model reply ending at <|bos|> or max_tokens; object "text_completion"
 //   GET  /v1/models            the one model served
 //   GET  /health, GET /stats   worker pool state (/health is always public)
 //   GET  /metrics              with --metrics: Prometheus text (requests by status, tokens, TTFT and per-token
@@ -24,6 +27,15 @@
 // thread-safe). /health and /stats count workers (available = idle, busy = generating at least one reply) and
 // slots (slots_total, slots_free).
 //
+// n choices: a request for n takes min(n, the largest worker's slots) slots of ONE worker, waiting at the front of
+// the queue until one worker has that many free, and runs its choices that many at a time, choice i seeded with
+// seed + i (so n=1 is exactly the old reply). On a worker of several slots its choices are decoded together in one
+// batch (the engine's continuous batching: n choices cost little more than one on a CPU); on a worker of one slot
+// they run in turn on its thread. One worker rather than slots spread over several, because the choices are one
+// reply: they stream on one connection and should finish about together, and asking for slots of one worker keeps
+// the pool's accounting (and its 429s) in whole requests. Stop strings end a choice before the string; a stream
+// holds back text that may be the start of one (stop_text.h).
+//
 // Use: fill ChatServerOptions from flags (add_chat_web_flags), then run_chat_server(options, load_replica), where
 // load_replica(i) builds worker i's model (e.g. on cuda:i). Tests may drive a ChatServer directly.
 // Not covered: loading checkpoints and the engine itself (chat_model.h is the boundary).
@@ -43,6 +55,8 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "nanochat/serve/chat_model.h"
+#include "nanochat/serve/chat_request.h"
+#include "nanochat/serve/openai_format.h"
 #include "nanochat/serve/metrics.h"
 #include "nanochat/cli/flags.h"
 #include "nanochat/serve/worker_pool.h"
@@ -114,17 +128,26 @@ class ChatServer {
   struct Job;
   struct Reply;
   void routes();
-  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res, bool openai);
+  void handle_chat(const httplib::Request& req, const std::string& body, httplib::Response& res, ChatApi api);
   void handle_health(httplib::Response& res);
   void handle_stats(httplib::Response& res);
   void reply_json(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, const httplib::Request& req,
                   httplib::Response& res);
   bool reply_stream(const Job& job, std::shared_ptr<WorkerPool::Ticket> ticket, httplib::DataSink& sink);
-  // Runs the model on a leased slot of a worker; emit(text) gets each complete piece of UTF-8 text (false = client
-  // gone).
-  Reply generate(WorkerPool::Worker& worker, const Job& job, const std::function<bool(const std::string&)>& emit,
+  // emit(text, tokens) gets each piece of the reply that is safe to send (complete UTF-8, no part of a stop
+  // string) and, with logprobs, the tokens it completes; false = client gone.
+  using Emit = std::function<bool(const std::string& text, const std::vector<ReplyToken>& tokens)>;
+  using ChoiceEmit = std::function<bool(int choice, const std::string& text, const std::vector<ReplyToken>& tokens)>;
+  using ChoiceDone = std::function<void(int choice, const Reply& reply)>;
+  // Runs the model for one choice (seed + choice) on a leased slot of a worker.
+  Reply generate(WorkerPool::Worker& worker, const Job& job, int choice, const Emit& emit,
                  const std::function<bool()>& client_gone);
-  nlohmann::json usage(const Job& job, const Reply& r) const;
+  // Runs the job's n choices on the lease's slots (see chat_server.cpp); done(i, reply) as choice i ends. Calls to
+  // emit, done and client_gone never overlap.
+  std::vector<Reply> run_choices(WorkerPool::Lease& lease, const Job& job, const ChoiceEmit& emit,
+                                 const ChoiceDone& done, const std::function<bool()>& client_gone);
+  nlohmann::json usage(const Job& job, const std::vector<Reply>& replies) const;
+  void log_replies(int gpu, const std::vector<Reply>& replies);
   void log(const std::string& line);
 
   ChatServerOptions opt_;

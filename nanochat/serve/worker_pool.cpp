@@ -54,9 +54,9 @@ void WorkerThread::run(const std::function<void()>& fn) {
 WorkerPool::Lease::~Lease() {
   {
     std::lock_guard<std::mutex> lock(pool_.mu_);
-    worker_.busy--;
+    worker_.busy -= slots_;
     worker_.idle_since = ++pool_.clock_;
-    pool_.free_slots_++;
+    pool_.free_slots_ += size_t(slots_);
   }
   pool_.cv_.notify_all();
 }
@@ -87,12 +87,12 @@ void WorkerPool::add(std::unique_ptr<ChatModel> model) {
   cv_.notify_all();
 }
 
-WorkerPool::Worker* WorkerPool::pick_locked() const {
+WorkerPool::Worker* WorkerPool::pick_locked(int slots) const {
   // The least loaded worker with a free slot; among equals the one idle longest (with one slot each: the worker
   // that went back to the pool first, a plain FIFO of workers).
   Worker* best = nullptr;
   for (const auto& w : workers_) {
-    if (w->busy >= w->slots) continue;
+    if (w->busy + slots > w->slots) continue;
     if (!best || w->busy < best->busy || (w->busy == best->busy && w->idle_since < best->idle_since)) best = w.get();
   }
   return best;
@@ -112,24 +112,31 @@ std::shared_ptr<WorkerPool::Ticket> WorkerPool::try_enqueue() {
   return t;
 }
 
-std::unique_ptr<WorkerPool::Lease> WorkerPool::wait(Ticket& t, const std::function<bool()>& give_up) {
+std::unique_ptr<WorkerPool::Lease> WorkerPool::wait(Ticket& t, const std::function<bool()>& give_up, int slots) {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      auto my_turn = [&] { return shutdown_ || !t.queued_ || (queue_.front() == t.id_ && free_slots_ > 0); };
+      int largest = 1;  // workers may join while we wait
+      for (const auto& x : workers_) largest = std::max(largest, x->slots);
+      const int want = std::min(std::max(1, slots), largest);
+      Worker* w = nullptr;
+      auto my_turn = [&] {
+        if (shutdown_ || !t.queued_) return true;
+        w = queue_.front() == t.id_ && free_slots_ >= size_t(want) ? pick_locked(want) : nullptr;
+        return w != nullptr;
+      };
       cv_.wait_for(lock, kPollInterval, my_turn);
       if (shutdown_ || !t.queued_) {
         if (t.queued_) leave_queue_locked(t);
         return nullptr;
       }
-      if (queue_.front() == t.id_ && free_slots_ > 0) {
-        Worker* w = pick_locked();
-        w->busy++;
-        free_slots_--;
+      if (w) {
+        w->busy += want;
+        free_slots_ -= size_t(want);
         queue_.pop_front();
         t.queued_ = false;
         cv_.notify_all();
-        return std::make_unique<Lease>(*this, *w);
+        return std::make_unique<Lease>(*this, *w, want);
       }
     }
     if (give_up()) {  // outside the lock: it may make a syscall

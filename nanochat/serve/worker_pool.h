@@ -2,7 +2,7 @@
 // requests waiting for one (scripts/chat_web.py WorkerPool, plus continuous batching and the bounds nanochat lacks).
 //
 // A worker has model->max_batch() slots, one per conversation it decodes at once (1: one request at a time, as
-// nanochat). A lease is one slot.
+// nanochat). A lease is one slot, or several of one worker for a request of n choices (wait(..., slots)).
 //
 //   auto ticket = pool.try_enqueue();             // nullptr: every slot busy and the queue full -> answer 429 now
 //   auto lease = pool.wait(*ticket, client_gone); // blocks in FIFO order; nullptr if client_gone() or shutdown
@@ -13,7 +13,9 @@
 //                                                 // the slot goes back to the pool when the lease dies
 //
 // Tickets are served strictly in order; the one at the front takes a free slot of the least loaded worker (fewest
-// busy slots; among equals the one idle longest), so 2 requests on 2 workers of 4 slots run on both workers.
+// busy slots; among equals the one idle longest), so 2 requests on 2 workers of 4 slots run on both workers. A
+// ticket that asks for k slots waits at the front until one worker has k free (k is capped at the largest worker's
+// slots, so it never waits for more than any worker has); those behind it wait too, so it cannot starve.
 // Requests that a free slot will take at once do not count against the queue: try_enqueue refuses only when
 // queued >= free slots + max_queue. A ticket dropped before it was served (its client left) leaves the queue at
 // once, so it never runs. Thread-safe. Not covered: what a worker does with its model (chat_server.cpp).
@@ -72,15 +74,17 @@ class WorkerPool {
 
   class Lease {  // one slot of a worker, given back when the lease dies
    public:
-    Lease(WorkerPool& pool, Worker& w) : pool_(pool), worker_(w) {}
+    Lease(WorkerPool& pool, Worker& w, int slots = 1) : pool_(pool), worker_(w), slots_(slots) {}
     ~Lease();
     Lease(const Lease&) = delete;
     Lease& operator=(const Lease&) = delete;
     Worker& worker() { return worker_; }
+    int slots() const { return slots_; }  // of worker(), all for this lease
 
    private:
     WorkerPool& pool_;
     Worker& worker_;
+    int slots_;
   };
 
   class Ticket {
@@ -122,7 +126,8 @@ class WorkerPool {
   const ChatModel* any_model() const;
 
   std::shared_ptr<Ticket> try_enqueue();
-  std::unique_ptr<Lease> wait(Ticket& ticket, const std::function<bool()>& give_up);
+  // slots: how many slots of one worker the request wants (at most the largest worker's; see above).
+  std::unique_ptr<Lease> wait(Ticket& ticket, const std::function<bool()>& give_up, int slots = 1);
   // Wakes every waiter with nullptr and refuses new tickets.
   void shutdown();
 
@@ -131,7 +136,8 @@ class WorkerPool {
 
  private:
   void leave_queue_locked(Ticket& t);
-  Worker* pick_locked() const;  // the worker the next request gets, nullptr if no slot is free
+  // The worker the next request gets, nullptr if none has `slots` free slots.
+  Worker* pick_locked(int slots = 1) const;
 
   const size_t max_queue_;
   mutable std::mutex mu_;

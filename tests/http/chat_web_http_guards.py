@@ -89,7 +89,7 @@ def guard_tests(srv):
     check("4 pipelined requests on one connection: all answered, in order", pipelined)
 
     def unsupported_options():
-        for key, value in (("logprobs", True), ("tools", [{"type": "function", "function": {"name": "f"}}]),
+        for key, value in (("top_logprobs", 3), ("tools", [{"type": "function", "function": {"name": "f"}}]),
                            ("response_format", {"type": "json_object"}), ("presence_penalty", 0.5),
                            ("logit_bias", {"1": 5}), ("top_p", 0.5)):
             status, _, data = srv.request("POST", "/v1/chat/completions", dict(body, **{key: value}))

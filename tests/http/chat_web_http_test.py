@@ -10,7 +10,7 @@ Checks: bad inputs (TESTPLAN's table: right status, JSON "error", no crash), the
 lines, requests without a length, pipelining, unsupported OpenAI options, startup refusals:
 chat_web_http_guards.py), SSE framing (one event per chunk, nanochat's JSON, {"done": true} last, UTF-8 never
 split), determinism, max_tokens, the token budget, special-token text as plain text, the OpenAI API (stream and
-not), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers with a bounded queue (429s), client
+not; mock only, byte for byte: stop strings, n choices, seeds, logprobs and POST /v1/completions), /v1/models, /health, /stats, /metrics, concurrent streams on 2 workers with a bounded queue (429s), client
 disconnects (streaming, non-streaming, queued), 503 while loading, API keys, SIGTERM, a soak (RSS and open fds
 before/after); mock only: the suite once with workers of one slot and once of four (--max-batch), continuous
 batching (requests that run together on one worker, the queue and 429s counted in slots: chat_web_http_load.py), an
@@ -320,18 +320,136 @@ def openai_tests(srv):
     check("OpenAI stream: role chunk, content chunks, finish_reason, usage, [DONE]", stream)
 
     def bad():
-        for body in ({"messages": msgs("x"), "n": 2}, {"messages": msgs("x"), "stop": ["\n"]},
-                     {"messages": msgs("x"), "stream": "yes"},
-                     {"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]}):
+        for body, field in (({"messages": msgs("x"), "n": 9}, "'n'"), ({"messages": msgs("x"), "n": 0}, "'n'"),
+                            ({"messages": msgs("x"), "stop": ["a", "b", "c", "d", "e"]}, "'stop'"),
+                            ({"messages": msgs("x"), "stop": {"a": 1}}, "'stop'"),
+                            ({"messages": msgs("x"), "logprobs": True, "top_logprobs": 21}, "'top_logprobs'"),
+                            ({"messages": msgs("x"), "max_tokens": 4, "max_completion_tokens": 5},
+                             "'max_completion_tokens'"),
+                            ({"messages": msgs("x"), "stream": "yes"}, "'stream'"),
+                            ({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]},
+                             "system")):
             status, _, data = srv.request("POST", "/v1/chat/completions", body)
-            assert status == 400 and "error" in data, (body, status, data)
-    check("OpenAI bad inputs -> 400 (n=2, stop, stream type, late system)", bad)
+            assert status == 400 and field in data["error"]["message"], (body, status, data)
+        for body, field in (({"prompt": ["a", "b"]}, "'prompt'"), ({"prompt": "a", "logprobs": 6}, "'logprobs'"),
+                            ({"prompt": "a", "echo": True}, "'echo'"), ({"prompt": "a", "n": 9}, "'n'")):
+            status, _, data = srv.request("POST", "/v1/completions", body)
+            assert status == 400 and field in data["error"]["message"], (body, status, data)
+    check("OpenAI bad inputs -> 400 naming the field (n, stop, top_logprobs, max_completion_tokens, prompt, echo)", bad)
+
+    if MOCK:
+        mock_openai_option_tests(srv)
 
     def models():
         status, _, data = srv.request("GET", "/v1/models")
         assert status == 200 and data["object"] == "list", data
         assert data["data"][0]["id"] == ("nanochat-mock" if MOCK else "nanochat"), data
     check("GET /v1/models", models)
+
+
+def mock_openai_option_tests(srv):
+    """stop, n, seed, logprobs, max_completion_tokens and /v1/completions, byte for byte against the mock's script
+    (tests/http/mock_chat_model.h): every byte is a token, and its log-probabilities are scripted."""
+    import math
+
+    def chat_stream(body):
+        text, events = stream_text(srv, dict(body, stream=True), "/v1/chat/completions")
+        return text, [ev for _, ev in events[:-1]]
+
+    def stop():
+        body = {"messages": msgs("x"), "temperature": 0, "stop": ["\u4f60", "never"]}
+        r = openai(srv, body)
+        assert r["choices"][0]["message"]["content"] == "Hello " + LLAMA + " ", r
+        assert r["choices"][0]["finish_reason"] == "stop", r
+        assert r["usage"]["completion_tokens"] == len(("Hello " + LLAMA + " \u4f60").encode()), r["usage"]
+        text, chunks = chat_stream(body)
+        assert text == "Hello " + LLAMA + " ", text
+        assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"][0]["finish_reason"]] == ["stop"]
+        # A stop string the reply only begins: the held-back text goes out when it stops matching.
+        body = {"messages": msgs("x"), "temperature": 0, "stop": "! You said: y"}
+        assert openai(srv, body)["choices"][0]["message"]["content"] == HELLO + "x"
+        text, chunks = chat_stream(body)
+        assert text == HELLO + "x", text
+        pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks]
+        assert "! You said: x" in pieces, pieces  # held back from "!" on, then sent together
+        r = srv.request("POST", "/v1/completions", {"prompt": "abc", "temperature": 0, "stop": "said"})[2]
+        assert r["choices"][0]["text"] == "Hello " + LLAMA + " \u4f60\u597d! You ", r
+    check("stop: reply ends before the stop string (split across byte tokens), streamed never past it; usage counts "
+          "every token", stop)
+
+    def n_choices():
+        body = {"messages": msgs("n"), "temperature": 1.0, "seed": 5, "n": 3}
+        r = openai(srv, body)
+        alone = [openai(srv, dict(body, n=1, seed=5 + i))["choices"][0]["message"]["content"] for i in range(3)]
+        assert [c["index"] for c in r["choices"]] == [0, 1, 2], r
+        assert [c["message"]["content"] for c in r["choices"]] == alone, (r, alone)
+        assert len(set(alone)) == 3, alone
+        assert r["usage"]["completion_tokens"] == sum(len(a.encode()) for a in alone), r["usage"]
+        _, chunks = chat_stream(body)
+        texts, finishes = ["", "", ""], [[], [], []]
+        for c in chunks:
+            for ch in c["choices"]:
+                texts[ch["index"]] += ch["delta"].get("content", "")
+                if ch["finish_reason"]:
+                    finishes[ch["index"]].append(ch["finish_reason"])
+        assert texts == alone and finishes == [["stop"]] * 3, (texts, finishes)
+        rc = srv.request("POST", "/v1/completions", {"prompt": "p", "temperature": 1.0, "seed": 5, "n": 2})[2]
+        assert [c["text"] for c in rc["choices"]] == [HELLO + "p #" + a.split("#")[1] for a in alone[:2]], rc
+    check("n=3: choice i == the reply to seed + i (non-stream and stream, one finish_reason each), completions too",
+          n_choices)
+
+    def seed_and_max_completion_tokens():
+        body = {"messages": msgs("s"), "temperature": 1.0, "seed": 11}
+        assert openai(srv, body) ["choices"][0]["message"]["content"] == \
+            openai(srv, body)["choices"][0]["message"]["content"]
+        r = openai(srv, {"messages": msgs("forever"), "max_completion_tokens": 5})
+        assert r["usage"]["completion_tokens"] == 5 and r["choices"][0]["finish_reason"] == "length", r
+        r = openai(srv, {"messages": msgs("forever"), "max_completion_tokens": 5, "max_tokens": 5})
+        assert r["usage"]["completion_tokens"] == 5, r
+    check("seed repeats a reply; max_completion_tokens is max_tokens", seed_and_max_completion_tokens)
+
+    half, quarter = math.log(0.5), math.log(0.25)
+
+    def logprobs():
+        body = {"messages": msgs("x"), "temperature": 0, "logprobs": True, "top_logprobs": 2}
+        r = openai(srv, body)
+        choice = r["choices"][0]
+        content = choice["logprobs"]["content"]
+        text = choice["message"]["content"]
+        assert len(content) == len(text.encode()) == r["usage"]["completion_tokens"], (len(content), text)
+        assert b"".join(bytes(e["bytes"]) for e in content) == text.encode()
+        e = content[0]
+        assert e["token"] == "H" and e["bytes"] == [72] and abs(e["logprob"] - half) < 1e-6, e
+        assert [t["token"] for t in e["top_logprobs"]] == ["H", "I"], e
+        assert abs(e["top_logprobs"][1]["logprob"] - quarter) < 1e-6, e
+        assert content[6]["bytes"] == [0xF0] and content[6]["token"] == "\ufffd", content[6]
+        _, chunks = chat_stream(body)
+        streamed = [e for c in chunks for ch in c["choices"] if ch.get("logprobs") for e in ch["logprobs"]["content"]]
+        assert streamed == content, (streamed[:3], content[:3])
+        assert "logprobs" not in openai(srv, {"messages": msgs("x")})["choices"][0] or \
+            openai(srv, {"messages": msgs("x")})["choices"][0]["logprobs"] is None
+        r = srv.request("POST", "/v1/completions", {"prompt": "ab", "temperature": 0, "logprobs": 1})[2]
+        lp = r["choices"][0]["logprobs"]
+        assert "".join(lp["tokens"][:6]) == "Hello " and lp["text_offset"][:11] == [0, 1, 2, 3, 4, 5, 6, 6, 6, 6, 7]
+        assert lp["top_logprobs"][0] == {"H": lp["token_logprobs"][0]} and abs(lp["token_logprobs"][0] - half) < 1e-6
+        assert len(lp["tokens"]) == len(r["choices"][0]["text"].encode()), lp
+    check("logprobs/top_logprobs: one entry per token with its bytes and scripted alternatives, streamed the same; "
+          "completions' legacy logprobs with text_offset", logprobs)
+
+    def completions():
+        r = srv.request("POST", "/v1/completions", {"prompt": ["once"], "temperature": 0})[2]
+        assert r["object"] == "text_completion" and r["id"].startswith("cmpl-"), r
+        assert r["choices"][0]["text"] == HELLO + "once" and r["choices"][0]["finish_reason"] == "stop", r
+        assert r["usage"]["prompt_tokens"] == 1 + 4, r["usage"]  # <|bos|> + 4 bytes, no chat template
+        text, events = stream_text(srv, {"prompt": "once", "temperature": 0, "stream": True,
+                                         "stream_options": {"include_usage": True}}, "/v1/completions")
+        chunks = [ev for _, ev in events[:-1]]
+        assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == HELLO + "once", chunks
+        assert chunks[-1]["usage"]["completion_tokens"] == r["usage"]["completion_tokens"], chunks[-1]
+        assert all(c["object"] == "text_completion" for c in chunks), chunks[0]
+        r = srv.request("POST", "/v1/completions", {"prompt": "forever", "max_tokens": 3})[2]
+        assert r["choices"][0]["finish_reason"] == "length" and r["usage"]["completion_tokens"] == 3, r
+    check("POST /v1/completions: plain prompt, text_completion, stream and not", completions)
 
 
 def endpoint_tests(srv):

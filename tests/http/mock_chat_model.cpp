@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <stdexcept>
 #include <thread>
 
@@ -54,14 +55,26 @@ std::string MockChatModel::reply_for(std::string_view last_user_message, const S
   return reply;
 }
 
+TokenLogprob MockChatModel::mock_logprob(int token, int top) {
+  TokenLogprob lp{float(std::log(0.5)), {}};
+  for (int j = 0; j < top; j++) lp.top.emplace_back(j == 0 ? token : (token + j) % 256, float(std::log(0.5) * (j + 1)));
+  return lp;
+}
+
 void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParams& params,
-                             const std::function<bool(int token)>& on_token) {
+                             const TokenCallback& on_token) {
   const int bos = special_id("<|bos|>"), user_start = special_id("<|user_start|>");
   const int user_end = special_id("<|user_end|>"), assistant_start = special_id("<|assistant_start|>");
-  if (prompt.size() < 2 || prompt.front() != bos || prompt.back() != assistant_start)
-    throw std::invalid_argument("mock: the prompt must start with <|bos|> and end with <|assistant_start|>");
   if (int(prompt.size()) + params.max_tokens > opt_.sequence_len)
     throw std::length_error("mock: prompt + max_tokens exceeds the sequence length");
+  const bool plain = prompt.size() >= 2 && prompt.front() == bos &&
+                     std::all_of(prompt.begin() + 1, prompt.end(), [](int t) { return t < 256; });
+  if (plain) {  // a base-model completion of the text after <|bos|>
+    std::string text = decode(std::span<const int>(prompt.data() + 1, prompt.size() - 1));
+    return reply(text, text.rfind("forever", 0) == 0, bos, params, on_token);
+  }
+  if (prompt.size() < 2 || prompt.front() != bos || prompt.back() != assistant_start)
+    throw std::invalid_argument("mock: the prompt must start with <|bos|> and end with <|assistant_start|>");
   // The last user message: between the last <|user_start|> and the <|user_end|> after it.
   size_t start = prompt.size();
   for (size_t i = prompt.size(); i-- > 0;)
@@ -74,7 +87,11 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
   if (start >= prompt.size() || end >= prompt.size())
     throw std::invalid_argument("mock: no user message in the prompt");
   std::string said = decode(std::span<const int>(prompt.data() + start, end - start));
+  reply(said, said.rfind("forever", 0) == 0, special_id("<|assistant_end|>"), params, on_token);
+}
 
+void MockChatModel::reply(const std::string& said, bool forever, int end_token, const SamplingParams& params,
+                          const TokenCallback& on_token) {
   // Count this call among those running on the replica for as long as it runs (however it returns).
   const int now = ++running_;
   struct Leave {
@@ -86,20 +103,20 @@ void MockChatModel::generate(const std::vector<int>& prompt, const SamplingParam
                            std::to_string(opt_.max_batch));
 
   const int call = ++*opt_.calls;
-  const bool forever = said.rfind("forever", 0) == 0;
-  const std::string reply = forever ? std::string("\xF0\x9F\xA6\x99 llama ") : reply_for(said, params);
-  const int assistant_end = special_id("<|assistant_end|>");
+  const std::string script = forever ? std::string("\xF0\x9F\xA6\x99 llama ") : reply_for(said, params);
   for (int n = 0; n < params.max_tokens; n++) {
     if (opt_.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(opt_.delay_ms));
     if (n == 3 && std::find(opt_.fail_on.begin(), opt_.fail_on.end(), call) != opt_.fail_on.end())
       throw std::runtime_error("mock: injected failure in forward");
     int token;
     if (forever)
-      token = (unsigned char)reply[n % reply.size()];
+      token = (unsigned char)script[n % script.size()];
     else
-      token = size_t(n) < reply.size() ? (unsigned char)reply[n] : assistant_end;
-    if (!on_token(token)) return;
-    if (token == assistant_end) return;  // a real engine would keep stepping; callers stop here anyway
+      token = size_t(n) < script.size() ? (unsigned char)script[n] : end_token;
+    TokenLogprob lp;
+    if (params.top_logprobs >= 0) lp = mock_logprob(token, params.top_logprobs);
+    if (!on_token(token, params.top_logprobs >= 0 ? &lp : nullptr)) return;
+    if (token == end_token) return;  // a real engine would keep stepping; callers stop here anyway
   }
 }
 

@@ -4,8 +4,11 @@
 // generate() checks the prompt is shaped as the server must build it, then replies byte by byte — so multi-byte
 // characters (🦙 = F0 9F A6 99, 你好) are always split across tokens — and ends with <|assistant_end|>:
 //   last user message "forever..."  -> "🦙 llama " repeated until max_tokens (or until cancelled)
-//   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature >
-//   0)
+//   anything else                   -> "Hello 🦙 你好! You said: <message>" (+ " #<n>" from the seed if temperature
+//   > 0)
+// A plain prompt (<|bos|> + text, no chat template: POST /v1/completions) gets the same reply for the whole text,
+// ended with <|bos|> as a base model ends a document. With params.top_logprobs >= 0 every token gets scripted
+// log-probabilities (see mock_logprob): itself at log(1/2), then byte (token + j) % 256 at log(1/2^(j+1)).
 // Knobs: a delay per token (a decode step), failures injected on chosen generate() calls counted across all
 // replicas sharing `calls` (they throw after three tokens), and max_batch: how many generate() calls the replica
 // takes at once. Concurrent calls simply run side by side (each sleeps its own delay, as in one batched step); one
@@ -39,13 +42,17 @@ class MockChatModel : public ChatModel {
   int sequence_len() const override { return opt_.sequence_len; }
   std::string device() const override { return opt_.device; }
   int max_batch() const override { return opt_.max_batch; }
-  void generate(const std::vector<int>& prompt, const SamplingParams& params,
-                const std::function<bool(int token)>& on_token) override;
+  void generate(const std::vector<int>& prompt, const SamplingParams& params, const TokenCallback& on_token) override;
+  // The log-probabilities the mock reports for token with top alternatives.
+  static TokenLogprob mock_logprob(int token, int top);
 
   // The reply generate() would give (its bytes, before <|assistant_end|>), for tests to compare with.
   static std::string reply_for(std::string_view last_user_message, const SamplingParams& params);
 
  private:
+  // Replies to `said` (its script above), ending with end_token.
+  void reply(const std::string& said, bool forever, int end_token, const SamplingParams& params,
+             const TokenCallback& on_token);
   MockOptions opt_;
   std::atomic<int> running_{0};  // generate() calls running now
 };

@@ -132,8 +132,6 @@ TEST(ChatRequest, OpenAIShape) {
   ASSERT_EQ(r.messages.size(), 1u);  // the system message is merged into the first user message
   EXPECT_EQ(r.messages[0].role, "user");
   EXPECT_EQ(r.messages[0].content, "Be brief.\n\nab");
-  EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": "a"}], "n": 2})", ChatApi::OpenAI), "");
-  EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": "a"}], "stop": "x"})", ChatApi::OpenAI), "");
   EXPECT_NE(error_of(R"({"messages": [{"role": "system", "content": "a"}]})", ChatApi::OpenAI), "");
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "b"}]})",
                      ChatApi::OpenAI),
@@ -141,13 +139,79 @@ TEST(ChatRequest, OpenAIShape) {
   EXPECT_NE(error_of(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})", ChatApi::OpenAI), "");
 }
 
-// OpenAI options the server does not act on are refused by name, as 'n' and 'stop' are, rather than silently
-// ignored; the same options at their default (neutral) values are accepted.
+// n, stop, logprobs/top_logprobs and max_completion_tokens: parsed, bounded, and every bad value a 400 naming the
+// field.
+TEST(ChatRequest, OpenAIChoicesStopAndLogprobs) {
+  const std::string m = R"({"messages": [{"role": "user", "content": "a"}])";
+  auto with = [&](const std::string& extra) { return parse(m + ", " + extra + "}", ChatApi::OpenAI); };
+  EXPECT_EQ(parse(m + "}", ChatApi::OpenAI).n, 1);
+  EXPECT_EQ(with(R"("n": 8)").n, 8);
+  EXPECT_EQ(with(R"("stop": "x")").stop, std::vector<std::string>{"x"});
+  EXPECT_EQ(with(R"("stop": ["a", "b", "c", "d"])").stop, (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_TRUE(with(R"("stop": [])").stop.empty());
+  EXPECT_EQ(with(R"("logprobs": true)").top_logprobs, 0);
+  EXPECT_EQ(with(R"("logprobs": true, "top_logprobs": 20)").top_logprobs, 20);
+  EXPECT_EQ(with(R"("logprobs": false, "top_logprobs": 0)").top_logprobs, -1);
+  EXPECT_EQ(*with(R"("max_tokens": 7, "max_completion_tokens": 7)").max_tokens, 7);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"("n": 0)", "'n'"},
+      {R"("n": 9)", "'n'"},
+      {R"("n": "2")", "'n'"},
+      {R"("stop": ["a", "b", "c", "d", "e"])", "'stop'"},
+      {R"("stop": "")", "'stop'"},
+      {R"("stop": ["a", ""])", "'stop'"},
+      {R"("stop": 5)", "'stop'"},
+      {R"("stop": [5])", "'stop'"},
+      {R"("logprobs": 1)", "'logprobs'"},
+      {R"("logprobs": true, "top_logprobs": 21)", "'top_logprobs'"},
+      {R"("logprobs": true, "top_logprobs": -1)", "'top_logprobs'"},
+      {R"("top_logprobs": 3)", "'top_logprobs'"},
+      {R"("max_tokens": 7, "max_completion_tokens": 8)", "'max_completion_tokens'"},
+      {R"("max_completion_tokens": 0)", "max_tokens"},
+  };
+  for (const auto& [extra, field] : bad) {
+    std::string err = error_of(m + ", " + extra + "}", ChatApi::OpenAI);
+    EXPECT_NE(err.find(field), std::string::npos) << extra << " -> '" << err << "'";
+  }
+}
+
+TEST(ChatRequest, Completions) {
+  auto r = parse(R"({"prompt": "Once upon", "max_tokens": 5, "n": 2, "stop": "\n", "logprobs": 3, "seed": 4,
+                     "echo": false, "suffix": null, "best_of": 2, "stream": true})",
+                 ChatApi::Completions);
+  EXPECT_EQ(r.prompt, "Once upon");
+  EXPECT_EQ(*r.max_tokens, 5);
+  EXPECT_EQ(r.n, 2);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(r.top_logprobs, 3);
+  EXPECT_TRUE(r.stream);
+  EXPECT_EQ(parse(R"({"prompt": ["x"]})", ChatApi::Completions).prompt, "x");
+  EXPECT_EQ(parse(R"({"prompt": "x"})", ChatApi::Completions).top_logprobs, -1);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {R"({})", "'prompt'"},
+      {R"({"prompt": 5})", "'prompt'"},
+      {R"({"prompt": ["a", "b"]})", "'prompt'"},
+      {R"({"prompt": [[1, 2]]})", "'prompt'"},
+      {R"({"prompt": "a", "logprobs": 6})", "'logprobs'"},
+      {R"({"prompt": "a", "logprobs": true})", "'logprobs'"},
+      {R"({"prompt": "a", "echo": true})", "'echo'"},
+      {R"({"prompt": "a", "suffix": "z"})", "'suffix'"},
+      {R"({"prompt": "a", "best_of": 3})", "'best_of'"},
+      {R"({"prompt": "a", "n": 9})", "'n'"},
+      {R"({"prompt": "a", "presence_penalty": 1})", "'presence_penalty'"},
+      {R"({"prompt": "a", "temperature": 3})", "Temperature"},
+  };
+  for (const auto& [body, field] : bad) {
+    std::string err = error_of(body, ChatApi::Completions);
+    EXPECT_NE(err.find(field), std::string::npos) << body << " -> '" << err << "'";
+  }
+}
+
+// OpenAI options the server does not act on are refused by name rather than silently ignored; the same options at
+// their default (neutral) values are accepted.
 TEST(ChatRequest, OpenAIOptionsNotActedOnAreRefused) {
   const std::string m = R"("messages": [{"role": "user", "content": "a"}])";
   const std::vector<std::pair<std::string, std::string>> refused = {
-      {"logprobs", "true"},
-      {"top_logprobs", "3"},
       {"tools", R"([{"type": "function", "function": {"name": "f"}}])"},
       {"tool_choice", R"("required")"},
       {"functions", R"([{"name": "f"}])"},

@@ -164,7 +164,7 @@ TEST(MockChatModel, RefusesMoreCallsAtOnceThanItsMaxBatch) {
   std::promise<void> inside, checked;
   std::thread first([&] {
     bool once = false;
-    model.generate(prompt, SamplingParams{}, [&](int) {
+    model.generate(prompt, SamplingParams{}, [&](int, const TokenLogprob*) {
       if (!once) {
         once = true;
         inside.set_value();
@@ -174,10 +174,12 @@ TEST(MockChatModel, RefusesMoreCallsAtOnceThanItsMaxBatch) {
     });
   });
   inside.get_future().wait();
-  EXPECT_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }), std::logic_error);
+  EXPECT_THROW(model.generate(prompt, SamplingParams{}, [](int, const TokenLogprob*) { return true; }),
+               std::logic_error);
   checked.set_value();
   first.join();
-  EXPECT_NO_THROW(model.generate(prompt, SamplingParams{}, [](int) { return true; }));  // one at a time is fine
+  EXPECT_NO_THROW(model.generate(prompt, SamplingParams{},
+                                 [](int, const TokenLogprob*) { return true; }));  // one at a time is fine
 }
 
 TEST(WorkerPool, GivingUpLeavesTheQueue) {
@@ -252,14 +254,13 @@ struct PacedModel : MockChatModel {
   int pause_at = 3;
   std::promise<void> paused, resume;
   std::vector<bool> answers_after_pause;
-  void generate(const std::vector<int>&, const SamplingParams& params,
-                const std::function<bool(int)>& on_token) override {
+  void generate(const std::vector<int>&, const SamplingParams& params, const TokenCallback& on_token) override {
     for (int n = 0; n < params.max_tokens; n++) {
       if (n == pause_at) {
         paused.set_value();
         resume.get_future().wait();
       }
-      bool more = on_token('a');
+      bool more = on_token('a', nullptr);
       if (n >= pause_at) answers_after_pause.push_back(more);
       if (!more) return;
     }
@@ -352,8 +353,7 @@ struct BarrierModel : MockChatModel {
   std::condition_variable cv;
   int arrived = 0;
   std::atomic<int> together{0};
-  void generate(const std::vector<int>& prompt, const SamplingParams& params,
-                const std::function<bool(int)>& on_token) override {
+  void generate(const std::vector<int>& prompt, const SamplingParams& params, const TokenCallback& on_token) override {
     {
       std::unique_lock<std::mutex> lock(mu);
       arrived++;
