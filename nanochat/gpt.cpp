@@ -209,7 +209,9 @@ CastLinearImpl::CastLinearImpl(int64_t in_features, int64_t out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
 }
 torch::Tensor CastLinearImpl::forward(const torch::Tensor& x) {
-  if (small_linear_applies(x, weight)) return small_linear(x, weight);  // decoding: bandwidth-bound gemv
+  // Decoding: a bandwidth-bound matrix-vector product, from the packed copy when there is one.
+  if (packed.defined() && small_linear_applies(x, packed, packed_scale)) return small_linear(x, packed, packed_scale);
+  if (small_linear_applies(x, weight)) return small_linear(x, weight);
   return torch::linear(x, weight.to(x.scalar_type()));
 }
 

@@ -76,6 +76,9 @@ class CastLinearImpl : public torch::nn::Module {
   CastLinearImpl(int64_t in_features, int64_t out_features);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight;  // [out, in], left uninitialized: GPT::init_weights or a checkpoint fills it
+  // For inference only (nanochat/cpu/pack_weights.h): the same matrix in bf16, or int8 with packed_scale [out] per
+  // row, which decoding streams instead of weight; weight then holds exactly the values they stand for. Not saved.
+  torch::Tensor packed, packed_scale;
 };
 TORCH_MODULE(CastLinear);
 

@@ -19,6 +19,7 @@
 #include "nanochat/dataloader.h"
 #include "nanochat/engine.h"
 #include "nanochat/cli/flags.h"
+#include "nanochat/cpu/pack_weights.h"
 #include "nanochat/load_model.h"
 #include "nanochat/loss_eval.h"
 #include "nanochat/report.h"
@@ -28,7 +29,7 @@
 using namespace nanochat;
 
 int base_eval_main(int argc, char** argv) {
-  std::string eval = "core,bpb,sample", hf_path, model_tag, device_type;
+  std::string eval = "core,bpb,sample", hf_path, model_tag, device_type, dtype = "float32";
   int64_t step = -1, max_per_task = -1, device_batch_size = 32, split_tokens = 40 * 524288;
   Flags app{"Evaluate a base model: CORE, bits per byte, samples", "nanochat base_eval"};
   app.add_option("--eval", eval, "comma-separated evaluations: core, bpb, sample");
@@ -40,6 +41,8 @@ int base_eval_main(int argc, char** argv) {
   app.add_option("--device-batch-size", device_batch_size, "rows per batch for bits per byte");
   app.add_option("--split-tokens", split_tokens, "tokens per split for bits per byte");
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)");
+  app.add_option("--dtype", dtype, "weights: float32 (as loaded), bfloat16 or int8 (CPU)")
+      ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
 
@@ -59,6 +62,7 @@ int base_eval_main(int argc, char** argv) {
   ComputeContext ctx = compute_init(device_type);
   LoadedModel lm = load_model("base", ctx.device, "eval", model_tag.empty() ? std::nullopt : std::optional(model_tag),
                               step >= 0 ? std::optional(step) : std::nullopt);
+  pack_weights(*lm.model, dtype);
   GPT& model = lm.model;
   const Tokenizer& tokenizer = lm.tokenizer;
   const int64_t sequence_len = lm.meta["model_config"]["sequence_len"].get<int64_t>();

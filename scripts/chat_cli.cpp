@@ -13,13 +13,14 @@
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
 #include "nanochat/cli/flags.h"
+#include "nanochat/cpu/pack_weights.h"
 #include "nanochat/load_model.h"
 #include "nanochat/cpu/threads.h"
 
 using namespace nanochat;
 
 int chat_cli_main(int argc, char** argv) {
-  std::string source = "sft", prompt, device_type;
+  std::string source = "sft", prompt, device_type, dtype = "float32";
   std::optional<std::string> model_tag;
   std::optional<int64_t> step;
   double temperature = 0.6;
@@ -34,12 +35,15 @@ int chat_cli_main(int argc, char** argv) {
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)")->check(CLI::NonNegativeNumber);
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu"}));
+  app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
+      ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
   configure_cpu_threads();
 
   ComputeContext ctx = compute_init(device_type);
   LoadedModel lm = load_model(source, ctx.device, "eval", model_tag, step);
+  pack_weights(*lm.model, dtype);
   const Tokenizer& tok = lm.tokenizer;
   Engine engine(lm.model, tok);
   const int32_t bos = tok.get_bos_token_id(), user_start = tok.encode_special("<|user_start|>"),

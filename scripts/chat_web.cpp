@@ -16,6 +16,7 @@
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
+#include "nanochat/cpu/pack_weights.h"
 #include "nanochat/load_model.h"
 #include "nanochat/cpu/threads.h"
 
@@ -85,6 +86,9 @@ int chat_web_main(int argc, char** argv) {
   ChatServerOptions opt;
   Flags app{"Serve the model with a web chat UI and an OpenAI-compatible API", "nanochat chat_web"};
   add_chat_web_flags(app, opt);
+  std::string dtype = "float32";
+  app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
+      ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
   const int threads = configure_cpu_threads();
@@ -98,6 +102,7 @@ int chat_web_main(int argc, char** argv) {
   return run_chat_server(opt, [&](int i) -> std::unique_ptr<ChatModel> {
     torch::Device device = ctx.device.is_cuda() ? torch::Device(torch::kCUDA, i) : torch::Device(torch::kCPU);
     LoadedModel lm = load_model(opt.source, device, "eval", opt.model_tag, opt.step);
+    pack_weights(*lm.model, dtype);
     return std::make_unique<EngineChatModel>(std::move(lm), device, opt.max_batch, opt.prefix_cache_mb);
   });
 }

@@ -20,6 +20,7 @@
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
 #include "nanochat/cli/flags.h"
+#include "nanochat/cpu/pack_weights.h"
 #include "nanochat/load_model.h"
 #include "nanochat/cpu/threads.h"
 
@@ -73,7 +74,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int infer_bench_main(int argc, char** argv) {
-  std::string source = "sft", device_type, batch_sizes_s = "1,8,32";
+  std::string source = "sft", device_type, batch_sizes_s = "1,8,32", dtype = "float32";
   std::optional<std::string> model_tag;
   std::optional<int64_t> step;
   int64_t depth = 0, head_dim = 64, aspect_ratio = 64, vocab_size = 32768, max_seq_len = 512;
@@ -96,6 +97,8 @@ int infer_bench_main(int argc, char** argv) {
   app.add_option("--repeats", repeats, "timed passes per batch size (median reported)")->check(CLI::PositiveNumber);
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu"}));
+  app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
+      ->check(CLI::IsMember(kWeightDtypes));
   app.add_option("--second-turn", second_turn,
                  "time a chat's second turn of this many new tokens, with and without the prefix cache")
       ->check(CLI::NonNegativeNumber);
@@ -143,6 +146,7 @@ int infer_bench_main(int argc, char** argv) {
     label = fmt::format("{} {} step {}", source, lm->dir.filename().string(), lm->step);
   }
   model->eval();
+  pack_weights(*model, dtype);
   if (prompt_len + max_tokens + second_turn > model->config.sequence_len)
     fail("--prompt-len + --max-tokens + --second-turn = {} exceeds the model's context of {}",
          prompt_len + max_tokens + second_turn, model->config.sequence_len);
@@ -191,8 +195,8 @@ int infer_bench_main(int argc, char** argv) {
   }
 
   nlohmann::json results = nlohmann::json::array();
-  print0f("infer_bench: {} on {} ({} threads), dtype {}, prompt {} tokens, {} new tokens, greedy", label,
-          ctx.device.str(), torch::get_num_threads(), c10::toString(compute_dtype()), prompt_len, max_tokens);
+  print0f("infer_bench: {} on {} ({} threads), dtype {}, weights {}, prompt {} tokens, {} new tokens, greedy", label,
+          ctx.device.str(), torch::get_num_threads(), c10::toString(compute_dtype()), dtype, prompt_len, max_tokens);
   if (!as_json) print0f("{:>6} | {:>10} | {:>10} | {:>12}", "batch", "TTFT ms", "TPOT ms", "tokens/s");
   for (int bs : batch_sizes) {
     for (int w = 0; w < warmup; ++w) time_one(engine, prompt, bs, max_tokens, ctx.device);
@@ -209,6 +213,7 @@ int infer_bench_main(int argc, char** argv) {
     print0(nlohmann::json{{"model", label},
                           {"device", ctx.device.str()},
                           {"threads", torch::get_num_threads()},
+                          {"weights", dtype},
                           {"prompt_len", prompt_len},
                           {"max_tokens", max_tokens},
                           {"results", results}}

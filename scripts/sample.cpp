@@ -18,13 +18,14 @@
 #include "nanochat/compute.h"
 #include "nanochat/engine.h"
 #include "nanochat/cli/flags.h"
+#include "nanochat/cpu/pack_weights.h"
 #include "nanochat/load_model.h"
 #include "nanochat/cpu/threads.h"
 
 using namespace nanochat;
 
 int sample_main(int argc, char** argv) {
-  std::string source = "base", model_tag, prompt, device_type;
+  std::string source = "base", model_tag, prompt, device_type, dtype = "float32";
   int64_t step = -1, top_k = 0, logits_n = 0;
   double temperature = 0.0;
   int max_tokens = 24, num_samples = 1;
@@ -44,6 +45,8 @@ int sample_main(int argc, char** argv) {
   app.add_flag("--json", json, "print one JSON object per sample: {\"ids\", \"text\"}");
   app.add_option("--logits", logits_n, "also print the first N logits at the prompt's last position");
   app.add_option("--device-type", device_type, "cuda|cpu (empty = autodetect)");
+  app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
+      ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
   if (max_tokens < 0) fail("--max-tokens={} must be >= 0", max_tokens);
@@ -56,6 +59,7 @@ int sample_main(int argc, char** argv) {
   ComputeContext ctx = compute_init(device_type);
   LoadedModel lm = load_model(source, ctx.device, "eval", model_tag.empty() ? std::nullopt : std::optional(model_tag),
                               step >= 0 ? std::optional(step) : std::nullopt);
+  pack_weights(*lm.model, dtype);
   std::vector<int32_t> ids = lm.tokenizer.encode(prompt, "<|bos|>");
   if (int64_t(ids.size()) + max_tokens > lm.model->config.sequence_len)
     fail("prompt ({} tokens) + --max-tokens={} exceeds the model's sequence length {}", ids.size(), max_tokens,

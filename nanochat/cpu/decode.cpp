@@ -24,9 +24,16 @@ float sigmoid(float z) { return 1.0f / (1.0f + std::exp(-z)); }
 
 // y[B, N] = x[B, K] · W[N, K]ᵀ: the streaming kernel for a few rows, BLAS's gemm (on views of the same buffers)
 // once there are enough rows for arithmetic, not bandwidth, to dominate.
+// A packed copy (pack_weights) is streamed instead of the fp32 weight for the few-row kernel only: gemm's
+// arithmetic-bound rows read the fp32 weight, which holds the same values.
 void linear_into(const float* x, int64_t B, const CastLinear& l, float* y) {
   const int64_t N = l->weight.size(0), K = l->weight.size(1);
-  if (B <= kSmallLinearMaxRows) return small_linear_into(x, B, ptr(l), N, K, y);
+  if (B <= kSmallLinearMaxRows) {
+    if (!l->packed.defined()) return small_linear_into(x, B, ptr(l), N, K, y);
+    if (l->packed.scalar_type() == torch::kChar)
+      return small_linear_into(x, B, l->packed.data_ptr<int8_t>(), ptr(l->packed_scale), N, K, y);
+    return small_linear_into(x, B, l->packed.data_ptr<c10::BFloat16>(), N, K, y);
+  }
   auto opts = torch::TensorOptions().dtype(torch::kFloat);
   torch::Tensor out = torch::from_blob(y, {B, N}, opts);
   at::mm_out(out, torch::from_blob(const_cast<float*>(x), {B, K}, opts), l->weight.t());

@@ -10,7 +10,8 @@
 // batches gain too: attention reads the cache in place instead of copying every key and value per step. The math is
 // GPT::forward's (nanochat/gpt.py) in the same order per element: results differ only by fp32 summation order
 // (tests/unit/test_torch_decode.cpp compares the two step by step, and greedy tokens against the Python engine). Not
-// covered (GPT::forward's generic path handles them): bf16/fp16 weights or cache, CUDA, autograd, T > 1.
+// covered (GPT::forward's generic path handles them): bf16/fp16 weights or cache, CUDA, autograd, T > 1. Packed
+// bf16/int8 copies of the matrices (nanochat/cpu/pack_weights.h) are streamed in their place when present.
 #pragma once
 
 #include <torch/torch.h>

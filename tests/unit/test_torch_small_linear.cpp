@@ -52,3 +52,43 @@ TEST(SmallLinear, StepsAsideWhenItShouldNot) {
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(small_linear_applies(torch::randn({1, 16}), wg));
 }
+
+// Packed weights (bf16, int8 with a scale per row) against torch::linear on the fp32 values they stand for: the
+// kernel widens them exactly, so only the summation order differs.
+TEST(SmallLinear, PackedWeightsMatchTheirFp32Values) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(2);
+  for (int64_t K : {1, 15, 16, 64, 401}) {
+    for (int64_t N : {1, 7, 384}) {
+      const torch::Tensor w = torch::randn({N, K});
+      const torch::Tensor scale = torch::rand({N}) * 0.01 + 1e-3;
+      const torch::Tensor q = torch::randint(-127, 128, {N, K}).to(torch::kChar);
+      const torch::Tensor bf = w.to(torch::kBFloat16);
+      const double tol = 1e-5 * std::sqrt(static_cast<double>(K));
+      for (int64_t M = 1; M <= kSmallLinearMaxRows; ++M) {
+        torch::Tensor x = torch::randn({M, K});
+        ASSERT_TRUE(small_linear_applies(x, q, scale));
+        ASSERT_TRUE(small_linear_applies(x, bf));
+        torch::Tensor want_q = torch::linear(x, q.to(torch::kFloat) * scale.unsqueeze(1));
+        torch::Tensor got_q = small_linear(x, q, scale);
+        EXPECT_TRUE(torch::allclose(got_q, want_q, 1e-5, tol * 127 * 0.011))
+            << "int8 K=" << K << " N=" << N << " M=" << M << " max err " << (got_q - want_q).abs().max().item<float>();
+        torch::Tensor want_b = torch::linear(x, bf.to(torch::kFloat)), got_b = small_linear(x, bf);
+        EXPECT_TRUE(torch::allclose(got_b, want_b, 1e-5, tol))
+            << "bf16 K=" << K << " N=" << N << " M=" << M << " max err " << (got_b - want_b).abs().max().item<float>();
+      }
+    }
+  }
+}
+
+TEST(SmallLinear, PackedWeightsNeedTheirScaleExactly) {
+  torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::randn({1, 16});
+  torch::Tensor q = torch::zeros({8, 16}, torch::kChar), scale = torch::ones({8});
+  EXPECT_FALSE(small_linear_applies(x, q));                    // int8 without its scale
+  EXPECT_FALSE(small_linear_applies(x, q, torch::ones({7})));  // a scale per row, not fewer
+  EXPECT_FALSE(small_linear_applies(x, q, scale.to(torch::kDouble)));
+  EXPECT_FALSE(small_linear_applies(x, q.to(torch::kBFloat16), scale));  // bf16 has no scale
+  EXPECT_FALSE(small_linear_applies(x, q.to(torch::kHalf)));
+  EXPECT_TRUE(small_linear_applies(x, q, scale));
+}
