@@ -25,17 +25,28 @@ tag_args=()
 prompts=("The capital of France is" "The chemical symbol of gold is" "If yesterday was Friday, then tomorrow will be"
   "The opposite of hot is" "The planets of the solar system are:" "My favorite color is" "If 5*x + 3 = 13, then x is"
   "def fibonacci(n):")
-for i in "${!prompts[@]}"; do  # the prompt's own tokens, to compare only what follows them
-  "$NANOCHAT" sample -i base "${tag_args[@]}" -m 0 --json -p "${prompts[$i]}" 2>/dev/null | grep '^{' > "$tmp/prompt.$i.json"
+run() {  # a command whose output is kept; its log is shown if it fails
+  "$@" > "$tmp/out" 2> "$tmp/err" || { cat "$tmp/err" >&2; exit 1; }
+  cat "$tmp/out"
+}
+# Each prompt's continuation: TOKENS, or what the model's context leaves after the prompt.
+ctx=$(python3 -c 'import json,sys,glob; print(json.load(open(sorted(glob.glob(sys.argv[1]))[-1]))["model_config"]["sequence_len"])' \
+  "$NANOCHAT_BASE_DIR/base_checkpoints/${tag:-*}/meta_*.json")
+budget=()
+for i in "${!prompts[@]}"; do
+  run "$NANOCHAT" sample -i base "${tag_args[@]}" -m 0 --json -p "${prompts[$i]}" | grep '^{' > "$tmp/prompt.$i.json"
+  plen=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["ids"]))' "$tmp/prompt.$i.json")
+  budget+=($((tokens < ctx - plen ? tokens : ctx - plen)))
 done
 for dtype in float32 bfloat16 int8; do
   for i in "${!prompts[@]}"; do
-    "$NANOCHAT" sample -i base "${tag_args[@]}" --dtype "$dtype" -t 0 -m "$tokens" --json -p "${prompts[$i]}" \
-      2>/dev/null | grep '^{' > "$tmp/$dtype.$i.json"
+    run "$NANOCHAT" sample -i base "${tag_args[@]}" --dtype "$dtype" -t 0 -m "${budget[$i]}" --json -p "${prompts[$i]}" |
+      grep '^{' > "$tmp/$dtype.$i.json"
   done
-  "$NANOCHAT" base_eval "${tag_args[@]}" --dtype "$dtype" --eval bpb --device-batch-size 4 \
-    --split-tokens "$split_tokens" 2>&1 | grep -E "val bpb|train bpb" > "$tmp/$dtype.bpb" || true
+  run "$NANOCHAT" base_eval "${tag_args[@]}" --dtype "$dtype" --eval bpb --device-batch-size 4 \
+    --split-tokens "$split_tokens" | grep -E "val bpb" > "$tmp/$dtype.bpb"
 done
+echo "model context $ctx; continuations of ${budget[*]} tokens; bpb over $split_tokens tokens"
 python3 - "$tmp" "${#prompts[@]}" "$tokens" <<'PY'
 import json, re, sys
 tmp, n, tokens = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

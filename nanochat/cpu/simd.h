@@ -1,46 +1,19 @@
-// simd: 16-float vector helpers for the hand-written CPU kernels (small_linear, decode). GCC's vector types
-// lower to one AVX-512 register, two AVX2 ones or four SSE ones, whichever the enclosing function is compiled
-// for, so a kernel written once is cloned per instruction set with target_clones and picked at load time.
+// simd: the fp32 vector types of the hand-written CPU kernels (small_linear, decode). GCC's vector types lower to
+// one register of the instruction set the enclosing function is compiled for, so a kernel is written once as a
+// template over the vector type and instantiated in one function per instruction set, picked at run time:
 //
-//   __attribute__((target_clones("avx512f", "avx2", "default"))) void kernel(...) { ... dot16(a, b, n) ... }
+//   template <typename V> __attribute__((always_inline)) inline void kernel_v(...) { V acc = {}; ... }
+//   __attribute__((target("avx2"))) void kernel_avx2(...) { kernel_v<simd::Vec8>(...); }
 //
-// Everything here is always_inline and must be called only from such a clone: passing or returning a vector by
-// value across a call would differ in ABI between the clones (GCC warns).
+// Use the vector as wide as the registers: a wider one is lowered through the stack (GCC spills it every iteration:
+// a Vec16 in an AVX2 function ran 8x slower than the fp32 GEMM). Templates are always_inline and called only from such
+// functions: passing or returning a vector by value across a call differs in ABI between instruction sets.
 #pragma once
-
-#include <cstdint>
 
 namespace nanochat::simd {
 
-typedef float Vec16 __attribute__((vector_size(64)));
-typedef float Vec8 __attribute__((vector_size(32)));
-typedef float Vec4 __attribute__((vector_size(16)));
-constexpr int kLanes = 16;
-
-// Unaligned load; a macro so that no vector is passed by value.
-#define NANOCHAT_LOAD16(dst, p) __builtin_memcpy(&(dst), (p), sizeof(::nanochat::simd::Vec16))
-
-// Sum of the 16 lanes as a tree (4 vector adds) rather than 15 dependent scalar adds.
-__attribute__((always_inline)) inline float sum16(Vec16 v) {
-  Vec8 h = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
-           __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
-  Vec4 q = __builtin_shufflevector(h, h, 0, 1, 2, 3) + __builtin_shufflevector(h, h, 4, 5, 6, 7);
-  return (q[0] + q[2]) + (q[1] + q[3]);
-}
-
-// Σ a[i]·b[i] over n floats, 16 lanes at a time plus a scalar tail.
-__attribute__((always_inline)) inline float dot16(const float* __restrict a, const float* __restrict b, int64_t n) {
-  Vec16 acc = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    Vec16 va, vb;
-    NANOCHAT_LOAD16(va, a + i);
-    NANOCHAT_LOAD16(vb, b + i);
-    acc += va * vb;
-  }
-  float s = sum16(acc);
-  for (; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
+typedef float Vec16 __attribute__((vector_size(64)));  // AVX-512
+typedef float Vec8 __attribute__((vector_size(32)));   // AVX2
+typedef float Vec4 __attribute__((vector_size(16)));   // baseline x86-64 (SSE2)
 
 }  // namespace nanochat::simd
