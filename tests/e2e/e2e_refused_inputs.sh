@@ -4,6 +4,8 @@
 # token_bytes.pt of the wrong shape, length or sign, a tokenizer.pkl missing a byte or with a pattern that matches
 # nothing, non-finite or overflowing numbers, a batch or model too big for the machine, a fresh base_train over
 # another run's checkpoints (and --overwrite replacing them), a run whose loss turns non-finite (stops unsaved).
+# Every case runs even after one fails; the test then fails with the list of the cases that did ("FAILED: ...").
+# Run: ctest --test-dir build -R e2e_refused_inputs, or NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash <this>.
 # env: NANOCHAT (binary), FIXTURES (tests/fixtures).
 set -euo pipefail
 : "${NANOCHAT:?}" "${FIXTURES:?}"
@@ -22,16 +24,18 @@ fresh() {  # a clean copy of the Python-written base dir, with the shards
   export NANOCHAT_BASE_DIR="$tmp/base"
 }
 ck="$tmp/base/base_checkpoints/d2"
+failures=()
+failed() { failures+=("$1"); echo "FAIL: $1"; }
 # refused <regex> <args...>: fails within 10 s, with exactly one line on stderr, matching the regex
 refused() {
   local pat=$1 rc=0
   shift
   timeout 10 "$NANOCHAT" "$@" > "$tmp/out" 2> "$tmp/err" || rc=$?
   if [ $rc = 0 ] || [ $rc = 124 ]; then
-    echo "FAIL: expected a quick refusal (rc=$rc): nanochat $*"; tail -5 "$tmp/out" "$tmp/err"; exit 1
+    failed "expected a quick refusal matching '$pat' (rc=$rc): nanochat $*"; tail -n 5 "$tmp/out" "$tmp/err"; return
   fi
   if [ "$(wc -l < "$tmp/err")" != 1 ] || ! grep -qE -e "$pat" "$tmp/err"; then
-    echo "FAIL: nanochat $*: wanted one line matching '$pat', got:"; cat "$tmp/err"; exit 1
+    failed "nanochat $*: wanted one line matching '$pat'"; echo "got:"; head -5 "$tmp/err"; return
   fi
   echo "ok: nanochat $* -> $(cut -c1-150 "$tmp/err")"
 }
@@ -144,22 +148,37 @@ fresh
 refused "base_checkpoints/d2 already holds the checkpoints of another run \(steps 3..3\).*--overwrite" \
   base_train --depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 256 --device-batch-size 2 --total-batch-size 512 \
   --num-iterations 2 --eval-every -1 --core-metric-every -1 --sample-every -1
-"$NANOCHAT" base_train --depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 256 --device-batch-size 2 \
+if ! "$NANOCHAT" base_train --depth 2 --aspect-ratio 32 --head-dim 32 --max-seq-len 256 --device-batch-size 2 \
   --total-batch-size 512 --num-iterations 2 --eval-every -1 --core-metric-every -1 --sample-every -1 --overwrite \
-  > "$tmp/over.log"
-grep -q "^Removing the 1 checkpoints of the earlier run in .*d2 (--overwrite)" "$tmp/over.log"
-[ ! -e "$ck/model_000003.pt" ] && [ ! -e "$ck/meta_000003.json" ] && [ -e "$ck/meta_000002.json" ]
-grep -q '"n_embd": 64' "$ck/meta_000002.json"
-echo "ok: --overwrite replaced the earlier run"
+  > "$tmp/over.log" 2>&1; then
+  failed "base_train --overwrite did not run: $(tail -1 "$tmp/over.log")"
+elif ! grep -q "^Removing the 1 checkpoints of the earlier run in .*d2 (--overwrite)" "$tmp/over.log" \
+  || [ -e "$ck/model_000003.pt" ] || [ -e "$ck/meta_000003.json" ] || [ ! -e "$ck/meta_000002.json" ] \
+  || ! grep -q '"n_embd": 64' "$ck/meta_000002.json"; then
+  failed "base_train --overwrite did not replace the earlier run: $(ls "$ck")"
+else
+  echo "ok: --overwrite replaced the earlier run"
+fi
 
 # --- a loss that turns non-finite stops the run before it saves ---
 fresh
 rc=0
 "$NANOCHAT" "${TRAIN[@]}" --num-iterations 6 --matrix-lr 1e30 --embedding-lr 1e30 --unembedding-lr 1e30 \
   --scalar-lr 1e30 --warmup-steps 0 > "$tmp/nan.log" 2> "$tmp/nan.err" || rc=$?
-[ $rc != 0 ] || { echo "FAIL: a run with learning rates of 1e30 finished"; tail -3 "$tmp/nan.log"; exit 1; }
-grep -qE "^error: step [0-9]+: the training loss is (nan|inf|-nan|-inf); stopping without saving" "$tmp/nan.err" \
-  || { cat "$tmp/nan.err"; exit 1; }
-[ ! -e "$tmp/base/base_checkpoints/t" ] || [ -z "$(ls "$tmp/base/base_checkpoints/t")" ]
-echo "ok: $(cat "$tmp/nan.err")"
+if [ $rc = 0 ]; then
+  failed "a run with learning rates of 1e30 finished: $(tail -1 "$tmp/nan.log")"
+elif ! grep -qE "^error: step [0-9]+: the training loss is (nan|inf|-nan|-inf); stopping without saving" \
+  "$tmp/nan.err"; then
+  failed "a run with learning rates of 1e30 did not stop at a non-finite loss: $(tail -1 "$tmp/nan.err")"
+elif [ -e "$tmp/base/base_checkpoints/t" ] && [ -n "$(ls "$tmp/base/base_checkpoints/t")" ]; then
+  failed "a run whose loss turned non-finite saved: $(ls "$tmp/base/base_checkpoints/t")"
+else
+  echo "ok: $(cat "$tmp/nan.err")"
+fi
+
+if [ ${#failures[@]} != 0 ]; then
+  echo "FAILED: ${#failures[@]} case(s):"
+  printf '  %s\n' "${failures[@]}"
+  exit 1
+fi
 echo "e2e_refused_inputs: ok"
