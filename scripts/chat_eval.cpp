@@ -7,19 +7,28 @@
 // Categorical tasks (ARC-Easy, ARC-Challenge, MMLU) render each question for completion, run one forward pass per
 // batch (right-padded with BOS) and pick the answer letter with the largest logit among the question's letters.
 // Generative tasks (GSM8K, HumanEval, SpellingBee) sample completions with the engine (calculator tool on) and
-// grade them with the task (HumanEval runs the code in the python3 sandbox). Datasets come from
+// grade them with the task (HumanEval runs the code in the python3 sandbox). With one sample per problem, up to -b
+// problems are decoded together by a BatchEngine where that provably gives the answers of one problem at a time
+// (generative_batch_plan below; one log line says which). Datasets come from
 // <base_dir>/datasets (tasks/task_data.h). Results are printed, and logged to the report section
 // "Chat evaluation <source>" with ChatCORE when all six tasks ran.
 // Several processes (nanochat launch -- chat_eval ...): ranks take every world_size-th batch or problem and the
 // pass counts are summed, so the scores equal one process's.
 #include "scripts/chat_eval.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <cstdio>
+#include <exception>
 #include <limits>
 #include <map>
+#include <mutex>
+#include <thread>
 
+#include "nanochat/batch_engine.h"
+#include "nanochat/cpu/small_linear.h"
 #include "nanochat/cpu/threads.h"
 #include "nanochat/common.h"
 #include "nanochat/compute.h"
@@ -84,39 +93,197 @@ double run_categorical(const Task& task, GPT& model, const Tokenizer& tokenizer,
   return total ? double(passed) / double(total) : 0.0;
 }
 
-double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engine, int num_samples, int max_new_tokens,
-                      double temperature, int64_t top_k, int64_t num_problems) {
-  int64_t passed = 0, total = 0;
-  for (int64_t i = dist_rank(); i < num_problems; i += dist_world_size()) {  // ranks take every world_size-th problem
-    Conversation conv = task[i];
-    auto prompt = tokenizer.render_for_completion(conv);
-    auto [seqs, masks] = engine.generate_batch(prompt, num_samples, max_new_tokens, temperature, top_k, 42);
+
+// Python's chat_eval seeds every problem's generation with 42; so do both paths here.
+constexpr uint64_t kSeed = 42;
+
+// The batch engine's worker threads. Destroyed (on success or on an exception in the grading loop) before the
+// BatchEngine they call into: they are told to stop, their conversations end at the next token, and they are joined.
+struct Workers {
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  void join() {
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  }
+  ~Workers() {
+    stop = true;
+    join();
+  }
+};
+
+}  // namespace
+
+// When are batched answers the answers of one problem at a time, token for token? One at a time is
+// Engine::generate_batch(prompt, 1, ...): a batch-1 prefill of the whole prompt, then batch-1 decode steps, sampling
+// from a generator seeded with 42. A BatchEngine conversation (seed 42 too) gets the same prefill when the prompt is
+// prefilled in one chunk (prefill_chunk >= the model's context), the same generator stream (its own, consumed once
+// per step, as Engine's single row; at temperature 0 it is an argmax anyway), the same tool state machine and
+// stops. What can differ is the fp arithmetic of a decode step holding several rows:
+//   - on the CPU in fp32 with the fused decode step (nanochat/cpu/decode.cpp), every per-row op (norms, rotary,
+//     attention over the row's own keys) is computed row by row, and the matrix products use small_linear, which
+//     gives each row the same summation order for 1..kSmallLinearMaxRows (4) rows; past 4 rows they go to BLAS gemm,
+//     whose blocking differs from one row's, and the logits can differ in the last bits;
+//     the logits' softcap (x / 15, tanh, * 15) is elementwise; the one place a row's offset in the batch could show
+//     is ATen's choice between its vectorized tanh and the scalar loop for a block's tail, and the two agreed on
+//     every one of 20,000 values checked (libtorch 2.11, AVX2);
+//   - on CUDA, in bf16 and on libtorch's generic path, batched kernels pick other reductions.
+// A last-bit difference can flip a near-tie argmax and change the rest of an answer, so batching is on by default
+// only in the first case, with up to 4 rows. --inexact-batch lifts the limit for speed where exactness is not needed.
+GenerativeBatchPlan generative_batch_plan(const GPT& model, int64_t batch_size, int num_samples, bool inexact_batch) {
+  GenerativeBatchPlan plan;
+  if (num_samples > 1) {
+    plan.why = fmt::format("{} samples per problem: Engine batches each problem's samples", num_samples);
+    return plan;
+  }
+  if (batch_size <= 1) {
+    plan.why = "batch size 1";
+    return plan;
+  }
+  bool fp32_cpu = model->get_device().is_cpu() && compute_dtype() == torch::kFloat32 && model->fused_decode;
+  for (const auto& p : model->parameters()) fp32_cpu = fp32_cpu && p.scalar_type() == torch::kFloat32;
+  const int64_t exact_rows = fp32_cpu ? std::min<int64_t>(batch_size, kSmallLinearMaxRows) : 1;
+  if (inexact_batch && batch_size > exact_rows) {
+    plan.rows = int(batch_size);
+    plan.exact = false;
+    plan.why = "--inexact-batch: answers may differ from one problem at a time by fp rounding";
+  } else if (exact_rows > 1) {
+    plan.rows = int(exact_rows);
+    plan.why = fmt::format(
+        "CPU fp32 decode sums each of up to {} rows in one row's order and each prompt is prefilled in one pass, so "
+        "the answers equal one problem at a time{}",
+        kSmallLinearMaxRows, batch_size > exact_rows ? "; --inexact-batch for more rows" : "");
+  } else {
+    plan.why = fmt::format("on {} in {} batched decoding rounds differently from one problem at a time "
+                           "(--inexact-batch to batch anyway)",
+                           model->get_device().str(), torch::toString(compute_dtype()));
+  }
+  return plan;
+}
+
+double run_generative(const Task& task, const Tokenizer& tokenizer, Engine& engine, int rows, int num_samples,
+                      int max_new_tokens, double temperature, int64_t top_k, int64_t num_problems,
+                      std::vector<std::vector<std::string>>* completions) {
+  std::vector<int64_t> mine;  // ranks take every world_size-th problem
+  for (int64_t i = dist_rank(); i < num_problems; i += dist_world_size()) mine.push_back(i);
+  int64_t passed = 0, total = 0, generated = 0;  // generated: completion tokens, the ending token excluded
+  // Grading and the running line, in problem order whichever path decoded the problem.
+  auto grade = [&](const Conversation& conv, std::vector<std::string> samples, int64_t num_tokens) {
+    generated += num_tokens;
     bool ok = false;
-    for (auto& seq : seqs) {
-      std::vector<int32_t> completion(seq.begin() + int64_t(prompt.size()), seq.end());
-      if (task.evaluate(conv, tokenizer.decode(completion))) ok = true;
-    }
+    for (auto& s : samples)
+      if (task.evaluate(conv, s)) ok = true;
     passed += ok;
     total++;
+    if (completions) completions->push_back(std::move(samples));
     if (is_master_process()) {
       std::printf("\r\033[KRank 0 | %lld/%lld (%.2f%%)", (long long)passed, (long long)total,
                   100.0 * double(passed) / double(total));
       std::fflush(stdout);
     }
+  };
+  auto alone = [&](const std::vector<int32_t>& prompt) {
+    auto [seqs, masks] = engine.generate_batch(prompt, num_samples, max_new_tokens, temperature, top_k, kSeed);
+    std::pair<std::vector<std::string>, int64_t> out;
+    for (auto& seq : seqs) {
+      out.first.push_back(tokenizer.decode(std::vector<int32_t>(seq.begin() + int64_t(prompt.size()), seq.end())));
+      out.second += int64_t(seq.size() - prompt.size());
+    }
+    return out;
+  };
+
+  if (rows <= 1 || num_samples != 1) {
+    for (int64_t i : mine) {
+      Conversation conv = task[i];
+      auto [samples, num_tokens] = alone(tokenizer.render_for_completion(conv));
+      grade(conv, std::move(samples), num_tokens);
+    }
+  } else {
+    // Up to `rows` problems decoded together: 2 * rows worker threads each take the next problem and block in
+    // BatchEngine::generate (so a freed row is refilled at once), the main thread grades replies in problem order
+    // as they arrive. A problem whose prompt plus max_new_tokens exceeds the model's context does not fit a batch
+    // row (Engine's cache grows past it); it runs alone, after the batch is done, so that one model never runs in
+    // two threads at once.
+    const size_t m = mine.size();
+    const int64_t context = engine.model()->config.sequence_len;
+    std::vector<Conversation> convs(m);
+    std::vector<std::vector<int32_t>> prompts(m);
+    std::vector<size_t> queue;  // positions in `mine` for the batch, in problem order
+    std::vector<bool> batched(m, false);
+    for (size_t j = 0; j < m; ++j) {
+      convs[j] = task[mine[j]];
+      prompts[j] = tokenizer.render_for_completion(convs[j]);
+      const int64_t T = int64_t(prompts[j].size());
+      if (T < context && (max_new_tokens < 0 || T + max_new_tokens <= context)) {
+        queue.push_back(j);
+        batched[j] = true;
+      }
+    }
+    const int32_t assistant_end = tokenizer.encode_special("<|assistant_end|>"), bos = tokenizer.get_bos_token_id();
+    BatchEngine batcher(engine.model(), tokenizer, rows, /*prefill_chunk=*/context, /*prefix_cache_bytes=*/0);
+    std::mutex mu;  // guards replies and error
+    std::condition_variable cv;
+    std::vector<std::optional<std::vector<int32_t>>> replies(m);
+    std::exception_ptr error;
+    std::atomic<size_t> next{0};
+    Workers workers;
+    auto work = [&] {
+      for (size_t q; !workers.stop && (q = next++) < queue.size();) {
+        const size_t j = queue[q];
+        std::vector<int32_t> reply;  // as generate_batch returns it: up to the ending token, without it
+        bool ended = false;
+        try {
+          batcher.generate(prompts[j], max_new_tokens, temperature, top_k, kSeed, [&](int32_t t) {
+            if (t == assistant_end || t == bos) ended = true;
+            if (!ended) reply.push_back(t);
+            return !ended && !workers.stop;
+          });
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (!error) error = std::current_exception();
+          workers.stop = true;
+          cv.notify_all();
+          return;
+        }
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          replies[j] = std::move(reply);
+        }
+        cv.notify_all();
+      }
+    };
+    for (size_t w = 0; w < std::min(2 * size_t(rows), queue.size()); ++w) workers.threads.emplace_back(work);
+    for (size_t j = 0; j < m; ++j) {
+      if (!batched[j]) {
+        workers.join();  // every batched problem is decoded (or failed) by now
+        if (error) std::rethrow_exception(error);
+        auto [samples, num_tokens] = alone(prompts[j]);
+        grade(convs[j], std::move(samples), num_tokens);
+        continue;
+      }
+      std::vector<int32_t> reply;
+      {
+        std::unique_lock<std::mutex> lock(mu);
+        cv.wait(lock, [&] { return replies[j].has_value() || error; });
+        if (!replies[j]) std::rethrow_exception(error);  // ~Workers stops and joins the rest
+        reply = std::move(*replies[j]);
+      }
+      grade(convs[j], {tokenizer.decode(reply)}, int64_t(reply.size()));
+    }
   }
   passed = int64_t(all_reduce(double(passed)));
   total = int64_t(all_reduce(double(total)));
+  generated = int64_t(all_reduce(double(generated)));
   print0("");
   print0(std::string(50, '='));
   print0f("Final: {}/{} ({:.2f}%)", passed, total, total ? 100.0 * double(passed) / double(total) : 0.0);
+  print0f("Generated {} tokens", generated);
   return total ? double(passed) / double(total) : 0.0;
 }
 
-}  // namespace
-
 double run_chat_eval(const std::string& name, GPT& model, const Tokenizer& tokenizer, Engine& engine,
                      int64_t batch_size, int num_samples, int max_new_tokens, double temperature, int64_t top_k,
-                     std::optional<int64_t> max_problems) {
+                     std::optional<int64_t> max_problems, bool inexact_batch) {
   TaskPtr task = make_chat_eval_task(name);
   int64_t n = task->size();
   if (max_problems && *max_problems >= 0) n = std::min(n, *max_problems);
@@ -124,8 +291,13 @@ double run_chat_eval(const std::string& name, GPT& model, const Tokenizer& token
   if (num_samples < 1) fail("num samples must be at least 1, got {}", num_samples);
   std::string type = task->eval_type();
   if (type == "categorical") return run_categorical(*task, model, tokenizer, batch_size, n);
-  if (type == "generative")
-    return run_generative(*task, tokenizer, engine, num_samples, max_new_tokens, temperature, top_k, n);
+  if (type == "generative") {
+    GenerativeBatchPlan plan = generative_batch_plan(model, batch_size, num_samples, inexact_batch);
+    if (plan.rows > 1) plan.rows = int(std::min<int64_t>(plan.rows, std::max<int64_t>(1, n)));  // no idle rows
+    print0f("{}: {} ({})", name,
+            plan.rows > 1 ? fmt::format("{} problems decoded together", plan.rows) : "one problem at a time", plan.why);
+    return run_generative(*task, tokenizer, engine, plan.rows, num_samples, max_new_tokens, temperature, top_k, n);
+  }
   fail("task {} has unsupported eval type '{}'", name, type);
 }
 
@@ -147,6 +319,7 @@ int chat_eval_main(int argc, char** argv) {
   std::string source, task_name, model_tag, device_type;
   double temperature = 0.0;
   int max_new_tokens = 512, num_samples = 1;
+  bool inexact_batch = false;
   int64_t top_k = 50, batch_size = 8, step = -1, max_problems = -1;
   Flags app{"Evaluate a chat model on ARC, MMLU, GSM8K, HumanEval and SpellingBee", "nanochat chat_eval"};
   app.add_option("-i,--source", source, "model to evaluate: sft|rl (or base)")
@@ -157,7 +330,12 @@ int chat_eval_main(int argc, char** argv) {
   app.add_option("-m,--max-new-tokens", max_new_tokens, "max tokens per generated answer");
   app.add_option("-n,--num-samples", num_samples, "samples per problem (pass@n for generative tasks)");
   app.add_option("-k,--top-k", top_k, "top-k sampling (0 = off)");
-  app.add_option("-b,--batch-size", batch_size, "batch size for categorical evaluation");
+  app.add_option("-b,--batch-size", batch_size,
+                 "problems per forward pass (categorical) / decoded together (generative, one sample each; on CPU "
+                 "in fp32 at most 4, where the answers equal one at a time)");
+  app.add_flag("--inexact-batch", inexact_batch,
+               "decode --batch-size generative problems together even where fp rounding may change answers "
+               "(CUDA, bf16, more than 4 rows)");
   app.add_option("-g,--model-tag", model_tag, "model tag to load (default: largest)");
   app.add_option("-s,--step", step, "step to load (default: last)")
       ->check(CLI::Range(int64_t{-1}, std::numeric_limits<int64_t>::max()));
@@ -192,7 +370,8 @@ int chat_eval_main(int argc, char** argv) {
   for (auto& name : names) {
     auto t0 = std::chrono::steady_clock::now();
     double acc = run_chat_eval(name, lm.model, lm.tokenizer, engine, batch_size, num_samples, max_new_tokens,
-                               temperature, top_k, max_problems >= 0 ? std::optional(max_problems) : std::nullopt);
+                               temperature, top_k, max_problems >= 0 ? std::optional(max_problems) : std::nullopt,
+                               inexact_batch);
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     results.emplace_back(name, acc);
     print0f("{} accuracy: {:.2f}%", name, 100.0 * acc);
@@ -207,6 +386,7 @@ int chat_eval_main(int argc, char** argv) {
   config["num_samples"] = num_samples;
   config["top_k"] = top_k;
   config["batch_size"] = batch_size;
+  config["inexact_batch"] = inexact_batch;
   config["model_tag"] = model_tag.empty() ? ReportItem(nullptr) : ReportItem(model_tag);
   config["step"] = step >= 0 ? ReportItem(step) : ReportItem(nullptr);
   config["max_problems"] = max_problems >= 0 ? ReportItem(max_problems) : ReportItem(nullptr);

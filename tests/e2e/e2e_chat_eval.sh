@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # e2e_chat_eval: `nanochat chat_eval` end to end on a tiny chat model (the d2 fixture checkpoint loaded as "sft"):
 # categorical evaluation (ARC-Easy and MMLU fixtures, letter logits, batched), generative evaluation (a GSM8K-style
-# fixture with the calculator tool, SpellingBee, HumanEval in the sandbox), pass@n sampling, ChatCORE over all six, every short flag, the report section, and one-line
-# errors for an unknown task, a missing dataset and a missing checkpoint.
+# fixture with the calculator tool, SpellingBee, HumanEval in the sandbox), batched generative decoding against one
+# problem at a time, pass@n sampling, ChatCORE over all six, every short flag, the report section, and one-line
+# errors for an unknown task, a missing dataset, a missing checkpoint and --batch-size 0.
 #   NANOCHAT=build/nanochat FIXTURES=tests/fixtures bash tests/e2e/e2e_chat_eval.sh
 source "$(dirname "$0")/chat_e2e_lib.sh"
 
@@ -42,6 +43,26 @@ has "SpellingBee accuracy: " "$tmp/gen"
 grep -q "^Final: [0-9]*/8 (" "$tmp/gen2" || fail "GSM8K fixture has 8 test problems"
 
 has "- num_samples: 2" "$B/report/chat-evaluation-sft.md"
+has "GSM8K: one problem at a time (2 samples per problem" "$tmp/gen2"
+
+# --- batched generative decoding: the run above (default -b 8) decoded 4 problems at a time, which on the CPU in
+# fp32 gives exactly the answers of one at a time (-b 1): the same running lines and scores
+has "GSM8K: 4 problems decoded together (CPU fp32" "$tmp/gen"
+has "SpellingBee: 4 problems decoded together (CPU fp32" "$tmp/gen"
+"$NANOCHAT" chat_eval -i sft -a "GSM8K|SpellingBee" -x 5 -m 24 -b 1 >"$tmp/gen1" 2>&1 || fail "-b 1 failed"
+has "GSM8K: one problem at a time (batch size 1)" "$tmp/gen1"
+scores() { grep -a "Rank 0\|^Final\|^Generated\|accuracy:" "$1"; }
+diff <(scores "$tmp/gen") <(scores "$tmp/gen1") || fail "batched generative answers differ from one at a time"
+# longer answers, and -x 7 so that rows leave and join; --inexact-batch may batch past 4 rows
+"$NANOCHAT" chat_eval -i sft -a SpellingBee -x 7 -m 96 -b 3 >"$tmp/b3" 2>&1 || fail "-b 3 failed"
+"$NANOCHAT" chat_eval -i sft -a SpellingBee -x 7 -m 96 -b 1 >"$tmp/b1" 2>&1 || fail "-b 1 failed"
+diff <(scores "$tmp/b3") <(scores "$tmp/b1") || fail "-b 3 and -b 1 differ"
+"$NANOCHAT" chat_eval -i sft -a SpellingBee -x 7 -m 16 -b 6 --inexact-batch >"$tmp/b6" 2>&1 || fail "--inexact-batch failed"
+has "SpellingBee: 6 problems decoded together (--inexact-batch" "$tmp/b6"
+grep -q "^Final: [0-9]*/7 (" "$tmp/b6" || fail "--inexact-batch did not score 7 problems"
+if "$NANOCHAT" chat_eval -i sft -a SpellingBee -b 0 >/dev/null 2>"$tmp/err"; then fail "--batch-size 0 accepted"; fi
+has "batch size must be at least 1, got 0" "$tmp/err"
+[ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "--batch-size 0 error is not one line: $(cat "$tmp/err")"
 
 # --- all six tasks (ARC-Challenge stands in with the ARC-Easy file; HumanEval runs its 2 fixture problems in the
 # python3 sandbox): ChatCORE is computed and reported
