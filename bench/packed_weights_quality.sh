@@ -70,5 +70,5 @@ for dtype in ["float32", "bfloat16", "int8"]:
         firsts.append(first)
     firsts.sort()
     v = bpb(dtype)
-    print(f"| {dtype} | {100.0 * equal / total:.1f}% | {firsts[len(firsts) // 2]}, {firsts[0]} | {v:.4f} | {v - ref_bpb:+.4f} |")
+    print(f"| {dtype} | {100.0 * equal / total:.1f}% | {firsts[len(firsts) // 2]}, {firsts[0]} | {v:.6f} | {v - ref_bpb:+.6f} |")
 PY
