@@ -93,7 +93,8 @@ int chat_cli_main(int argc, char** argv) {
     engine.generate(conversation, 1, 256, temperature, top_k, 42,
                     [&](const std::vector<int32_t>& col, const std::vector<int32_t>&) {
                       response.push_back(col[0]);
-                      std::cout << tok.decode_bytes({col[0]}) << std::flush;
+                      // The end marker closes the turn; it is not text to show.
+                      if (col[0] != assistant_end) std::cout << tok.decode_bytes({col[0]}) << std::flush;
                       return col[0] != assistant_end;
                     });
     std::cout << "\n";

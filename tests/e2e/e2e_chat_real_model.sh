@@ -32,6 +32,31 @@ grep -q "Goodbye!" <<<"$out" || fail "exit not handled"
 if "$NANOCHAT" chat_cli -i nosuch >/dev/null 2>"$work/err"; then fail "bad -i accepted"; fi
 [ "$(wc -l <"$work/err")" -le 2 ] || fail "bad flag error is not short: $(cat "$work/err")"
 
+# A model that answers <|assistant_end|> at once: every block's output projection zeroed and the embeddings all e0,
+# so the head sees the same direction whatever the input, and only the end marker's lm_head row points along it.
+# chat_cli must end the reply there without printing the marker as text.
+if [ -x "${NANOCHAT_PYTHON:-}" ]; then
+  mkdir -p "$work/ends/base_checkpoints" && cp -r "$FIXTURES/python_basedir/tokenizer" "$work/ends/"
+  cp -r "$FIXTURES/python_basedir/base_checkpoints/d2" "$work/ends/base_checkpoints/"
+  "$NANOCHAT_PYTHON" - "$work/ends/base_checkpoints/d2/model_000003.pt" <<'PY'
+import sys, torch
+path = sys.argv[1]
+sd = torch.load(path, map_location="cpu")
+for k, v in sd.items():
+    if k.endswith("c_proj.weight"):
+        v.zero_()
+sd["transformer.wte.weight"].zero_()[:, 0] = 1.0
+sd["x0_lambdas"].zero_(); sd["resid_lambdas"].fill_(1.0); sd["backout_lambda"].zero_(); sd["smear_lambda"].zero_()
+head = sd["lm_head.weight"].zero_()
+head[1028, 0] = 10.0  # <|assistant_end|>: 1024 + 4
+torch.save(sd, path)
+PY
+  out=$(NANOCHAT_BASE_DIR="$work/ends" "$NANOCHAT" chat_cli -i base -p "Hello there" -t 0 --device-type cpu 2>/dev/null) ||
+    fail "chat_cli -p on the ending model exited non-zero: $out"
+  grep -q "Assistant: " <<<"$out" || fail "chat_cli printed no reply: $out"
+  if grep -q "assistant_end" <<<"$out"; then fail "chat_cli printed the end marker as text: $out"; fi
+fi
+
 # --- chat_web -----------------------------------------------------------------------------------------------------
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$NANOCHAT" chat_web --port "$port" --device-type cpu >"$work/server.log" 2>&1 &
