@@ -49,7 +49,9 @@ void pack_weights(GPTImpl& model, const std::string& dtype) {
   const std::vector<CastLinear> matrices = streamed_matrices(model);
   int64_t fp32_bytes = 0, packed_bytes = 0;
   for (CastLinear l : matrices) {
-    if (l->packed.defined()) fail("pack_weights: the model's weights are already packed as {}", dtype);
+    if (l->packed.defined())
+      fail("pack_weights: the model's weights are already packed as {}; pack a model once",
+           c10::toString(l->packed.scalar_type()));
     if (l->weight.scalar_type() != torch::kFloat)
       fail("--dtype {} needs fp32 weights to pack, but a matrix is {}; load the model with NANOCHAT_DTYPE=float32",
            dtype, c10::toString(l->weight.scalar_type()));

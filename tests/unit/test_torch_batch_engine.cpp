@@ -9,6 +9,7 @@
 
 #include "nanochat/batch_engine.h"
 #include "nanochat/common.h"
+#include "model_test_util.h"
 #include "tokenizer_test_util.h"
 #include "nanochat/cpu/decode.h"
 
@@ -22,23 +23,10 @@ using tok_test::byte_tokenizer;
 // past, every term of the step awake; the lm_head's <|assistant_end|> row is scaled up so that sampled replies end
 // at different lengths.
 GPT random_model() {
-  GPTConfig c;
-  c.sequence_len = 64;
-  c.vocab_size = byte_tokenizer().get_vocab_size();
-  c.n_layer = 3;
-  c.n_head = 4;
-  c.n_kv_head = 2;
-  c.n_embd = 64;
-  c.window_pattern = "SL";
-  torch::manual_seed(5);
-  GPT m(c);
-  m->init_weights();
+  GPT m = model_test::small_random_gpt(byte_tokenizer().get_vocab_size(), /*seed=*/5);
   torch::NoGradGuard no_grad;
-  for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.05);
   m->lm_head->weight.normal_(0, 0.5);
   m->lm_head->weight[byte_tokenizer().encode_special("<|assistant_end|>")].mul_(1.4);
-  m->smear_lambda.fill_(0.7);
-  m->backout_lambda.fill_(0.3);
   m->window_sizes[0] = {5, 0};
   return m;
 }

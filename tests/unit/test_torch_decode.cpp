@@ -6,6 +6,7 @@
 #include "nanochat/cpu/decode.h"
 #include "nanochat/gpt.h"
 #include "nanochat/cpu/small_linear.h"
+#include "model_test_util.h"
 
 using namespace nanochat;
 
@@ -13,22 +14,7 @@ namespace {
 
 // Depth 3 (value embeddings on layers 0 and 2), 4 query heads over 2 kv heads, head_dim 16 (a 16-lane vector).
 GPT random_model(int64_t head_dim = 16) {
-  GPTConfig c;
-  c.sequence_len = 64;
-  c.vocab_size = 200;  // padded to 256: the crop is exercised too
-  c.n_layer = 3;
-  c.n_head = 4;
-  c.n_kv_head = 2;
-  c.n_embd = 4 * head_dim;
-  c.window_pattern = "SL";
-  torch::manual_seed(3);
-  GPT m(c);
-  m->init_weights();
-  torch::NoGradGuard no_grad;
-  // Wake up what init leaves at zero or closed, so every term of the step contributes.
-  for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.05);
-  m->smear_lambda.fill_(0.7);
-  m->backout_lambda.fill_(0.3);
+  GPT m = model_test::small_random_gpt(/*vocab_size=*/200, /*seed=*/3, head_dim);  // vocab padded to 256: the crop too
   m->window_sizes[0] = {5, 0};  // short enough that decoding below slides past it
   return m;
 }

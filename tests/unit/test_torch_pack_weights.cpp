@@ -8,29 +8,16 @@
 #include "nanochat/cpu/small_linear.h"
 #include "nanochat/engine.h"
 #include "nanochat/gpt.h"
+#include "model_test_util.h"
+#include "tokenizer_test_util.h"
 
 using namespace nanochat;
 
 namespace {
 
-GPT random_model() {
-  GPTConfig c;
-  c.sequence_len = 64;
-  c.vocab_size = 300;  // padded to 320: the crop is exercised too
-  c.n_layer = 3;
-  c.n_head = 4;
-  c.n_kv_head = 2;
-  c.n_embd = 64;
-  c.window_pattern = "SL";
-  torch::manual_seed(5);
-  GPT m(c);
-  m->init_weights();
-  torch::NoGradGuard no_grad;
-  for (auto& p : m->parameters()) p.add_(torch::randn_like(p) * 0.05);  // every term contributes
-  m->smear_lambda.fill_(0.7);
-  m->backout_lambda.fill_(0.3);
-  return m;
-}
+using tok_test::byte_tokenizer;
+
+GPT random_model() { return model_test::small_random_gpt(byte_tokenizer().get_vocab_size(), /*seed=*/5); }
 
 // A model holding the same tensors as m but no packed copies: it computes with the fp32 values through libtorch.
 GPT unpacked_copy(const GPT& m) {
@@ -114,12 +101,7 @@ TEST(PackWeights, GreedyTokensThroughTheEngineEqualTheUnpackedModel) {
   GPT m = random_model();
   pack_weights(*m, "int8");
   GPT plain = unpacked_copy(m);
-  Tokenizer tok = make_nanochat_tokenizer([] {
-    Ranks r;
-    for (int32_t id = 0; id < 300 - int32_t(kSpecialTokens.size()); ++id)
-      r.emplace_back(id < 256 ? std::string(1, char(id)) : std::string{'a', char(id - 256)}, id);
-    return r;
-  }());
+  const Tokenizer& tok = byte_tokenizer();
   const std::vector<int32_t> prompt = {tok.get_bos_token_id(), 17, 3, 99, 42};
   auto greedy = [&](GPT& model) {
     Engine engine(model, tok);
