@@ -38,7 +38,7 @@ int chat_cli_main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
       ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  use_passive_omp_wait(argc, argv);
+  use_decode_omp_wait(argc, argv);
   configure_cpu_threads();
 
   ComputeContext ctx = compute_init(device_type);

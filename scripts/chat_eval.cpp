@@ -343,7 +343,7 @@ int chat_eval_main(int argc, char** argv) {
   app.add_option("--device-type", device_type, "cuda|cpu|mps (empty = autodetect)")
       ->check(CLI::IsMember({"", "cuda", "cpu", "mps"}));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  use_passive_omp_wait(argc, argv);
+  use_decode_omp_wait(argc, argv);
   configure_cpu_threads();
   if (device_type == "mps") fail("--device-type mps is not available in this build (use cpu or cuda)");
 

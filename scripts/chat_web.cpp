@@ -90,7 +90,7 @@ int chat_web_main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
       ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  use_passive_omp_wait(argc, argv);
+  use_decode_omp_wait(argc, argv);
   const int threads = configure_cpu_threads();
   ComputeContext ctx = compute_init(opt.device_type);
   if (opt.num_gpus > 1 && ctx.device.is_cuda() && opt.num_gpus > int(torch::cuda::device_count()))

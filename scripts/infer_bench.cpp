@@ -104,7 +104,7 @@ int infer_bench_main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("--json", as_json, "print one JSON object instead of a table");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  use_passive_omp_wait(argc, argv);
+  use_decode_omp_wait(argc, argv);
   configure_cpu_threads();
 
   std::vector<int> batch_sizes;

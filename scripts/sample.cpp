@@ -48,7 +48,7 @@ int sample_main(int argc, char** argv) {
   app.add_option("--dtype", dtype, "weights for decoding: float32 (as loaded), bfloat16 or int8 (CPU)")
       ->check(CLI::IsMember(kWeightDtypes));
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
-  use_passive_omp_wait(argc, argv);
+  use_decode_omp_wait(argc, argv);
   if (max_tokens < 0) fail("--max-tokens={} must be >= 0", max_tokens);
   if (num_samples < 1) fail("--num-samples={} must be >= 1", num_samples);
   if (temperature < 0) fail("--temperature={} must be >= 0", temperature);

@@ -1,7 +1,7 @@
 // decode: see decode.h.
 #include "nanochat/cpu/decode.h"
 
-#include <ATen/Parallel.h>
+#include "nanochat/cpu/parallel.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +16,9 @@ namespace nanochat {
 namespace {
 
 constexpr float kEps = std::numeric_limits<float>::epsilon();  // rms_norm's eps for fp32
+// Multiply-adds of q·k per attention task. Splitting a depth-6 layer's heads between two threads at 100 keys made
+// attention slower (0.23 -> 0.36 ms a token): each thread then reads half of every cache row.
+constexpr int64_t kMinAttendTaskMacs = int64_t{1} << 16;
 
 const float* ptr(const torch::Tensor& t) { return t.data_ptr<float>(); }
 const float* ptr(const CastLinear& l) { return l->weight.data_ptr<float>(); }
@@ -56,73 +59,87 @@ void rotate_into(float* x, const float* cos, const float* sin, int64_t half) {
   }
 }
 
-// One query head against keys [t0, t1) of its kv head: y = Σ_t softmax_t(q·k_t · scale) v_t. Key and value
-// rows sit `stride` floats apart (the cache's [Tmax, Hkv, D] layout); scores is scratch for t1 − t0 floats.
-// V is the register width of the instruction set the caller is compiled for (a 16-lane vector in an AVX2 function
-// is lowered through the stack, which made this loop 16% of an AVX2 decode step at a few hundred keys).
+// Query heads [h0, h1) of one row against keys [t0, t1): y_h = Σ_t softmax_t(q_h·k_t · scale) v_t, head h reading
+// kv head h / group. k and v point at position 0 of the row; a position's keys (and values) for all kv heads sit in
+// one row of `stride` floats (the cache's [Tmax, Hkv, D] layout). Positions are the outer loop and heads the inner,
+// so the cache is read front to back once per layer. One head at a time strided through it instead, waiting on a
+// cache miss per key once the weights streamed past had evicted it (0.44 -> 0.23 ms of a depth-6 int8 token at 100
+// keys). scores is scratch for (h1 − h0)·(t1 − t0) floats. Each head's sums run in position order, as one head at a
+// time would. V is the register width of the instruction set the caller is compiled for (a 16-lane vector in an
+// AVX2 function is lowered through the stack, which made this loop 16% of an AVX2 decode step at a few hundred keys).
 template <typename V>
-__attribute__((always_inline)) inline void attend_head_v(const float* q, const float* k, const float* v,
-                                                         int64_t stride, int64_t t0, int64_t t1, int64_t D,
-                                                         float scale, float* scores, float* y) {
+__attribute__((always_inline)) inline void attend_heads_v(const float* q, const float* k, const float* v,
+                                                          int64_t stride, int64_t t0, int64_t t1, int64_t h0,
+                                                          int64_t h1, int64_t group, int64_t D, float scale,
+                                                          float* scores, float* y) {
   constexpr int64_t L = sizeof(V) / sizeof(float);
-  const int64_t D_vec = D / L * L;
-  float mx = -std::numeric_limits<float>::infinity();
+  const int64_t D_vec = D / L * L, n = t1 - t0;
   for (int64_t t = t0; t < t1; ++t) {
     const float* kt = k + t * stride;
-    V acc = {};
-    for (int64_t j = 0; j < D_vec; j += L) {
-      V qv, kv;
-      __builtin_memcpy(&qv, q + j, sizeof(V));
-      __builtin_memcpy(&kv, kt + j, sizeof(V));
-      acc += qv * kv;
+    for (int64_t h = h0; h < h1; ++h) {
+      const float *qh = q + h * D, *kh = kt + h / group * D;
+      V acc = {};
+      for (int64_t j = 0; j < D_vec; j += L) {
+        V qv, kv;
+        __builtin_memcpy(&qv, qh + j, sizeof(V));
+        __builtin_memcpy(&kv, kh + j, sizeof(V));
+        acc += qv * kv;
+      }
+      float dot = 0;
+      for (int64_t l = 0; l < L; ++l) dot += acc[l];
+      for (int64_t j = D_vec; j < D; ++j) dot += qh[j] * kh[j];
+      scores[(h - h0) * n + (t - t0)] = dot * scale;
     }
-    float dot = 0;
-    for (int64_t l = 0; l < L; ++l) dot += acc[l];
-    for (int64_t j = D_vec; j < D; ++j) dot += q[j] * kt[j];
-    const float s = dot * scale;
-    scores[t - t0] = s;
-    mx = std::max(mx, s);
   }
-  float sum = 0;
-  for (int64_t t = t0; t < t1; ++t) sum += (scores[t - t0] = std::exp(scores[t - t0] - mx));
-  std::fill(y, y + D, 0.0f);
+  for (int64_t h = h0; h < h1; ++h) {
+    float* s = scores + (h - h0) * n;
+    const float mx = *std::max_element(s, s + n);
+    float sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - mx));
+    for (int64_t i = 0; i < n; ++i) s[i] /= sum;
+    std::fill(y + h * D, y + (h + 1) * D, 0.0f);
+  }
   for (int64_t t = t0; t < t1; ++t) {
-    const float p = scores[t - t0] / sum;
     const float* vt = v + t * stride;
-    for (int64_t j = 0; j < D; ++j) y[j] += p * vt[j];
+    for (int64_t h = h0; h < h1; ++h) {
+      const float p = scores[(h - h0) * n + (t - t0)], *vh = vt + h / group * D;
+      float* yh = y + h * D;
+      for (int64_t j = 0; j < D; ++j) yh[j] += p * vh[j];
+    }
   }
 }
 
-using AttendHead = void (*)(const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, float,
-                            float*, float*);
+using AttendHeads = void (*)(const float*, const float*, const float*, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             int64_t, int64_t, float, float*, float*);
 #if defined(__x86_64__)
-__attribute__((target("avx512f"))) void attend_head_avx512(const float* q, const float* k, const float* v,
-                                                           int64_t stride, int64_t t0, int64_t t1, int64_t D,
-                                                           float scale, float* scores, float* y) {
-  attend_head_v<simd::Vec16>(q, k, v, stride, t0, t1, D, scale, scores, y);
+__attribute__((target("avx512f"))) void attend_heads_avx512(const float* q, const float* k, const float* v,
+                                                            int64_t stride, int64_t t0, int64_t t1, int64_t h0,
+                                                            int64_t h1, int64_t group, int64_t D, float scale,
+                                                            float* scores, float* y) {
+  attend_heads_v<simd::Vec16>(q, k, v, stride, t0, t1, h0, h1, group, D, scale, scores, y);
 }
-__attribute__((target("avx2"))) void attend_head_avx2(const float* q, const float* k, const float* v, int64_t stride,
-                                                      int64_t t0, int64_t t1, int64_t D, float scale, float* scores,
-                                                      float* y) {
-  attend_head_v<simd::Vec8>(q, k, v, stride, t0, t1, D, scale, scores, y);
+__attribute__((target("avx2"))) void attend_heads_avx2(const float* q, const float* k, const float* v, int64_t stride,
+                                                       int64_t t0, int64_t t1, int64_t h0, int64_t h1, int64_t group,
+                                                       int64_t D, float scale, float* scores, float* y) {
+  attend_heads_v<simd::Vec8>(q, k, v, stride, t0, t1, h0, h1, group, D, scale, scores, y);
 }
 #endif
-void attend_head_base(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1,
-                      int64_t D, float scale, float* scores, float* y) {
-  attend_head_v<simd::Vec4>(q, k, v, stride, t0, t1, D, scale, scores, y);
+void attend_heads_base(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1,
+                       int64_t h0, int64_t h1, int64_t group, int64_t D, float scale, float* scores, float* y) {
+  attend_heads_v<simd::Vec4>(q, k, v, stride, t0, t1, h0, h1, group, D, scale, scores, y);
 }
 
 // The widest version this CPU runs, picked once.
-void attend_head(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1, int64_t D,
-                 float scale, float* scores, float* y) {
-  static const AttendHead kernel = [] {
+void attend_heads(const float* q, const float* k, const float* v, int64_t stride, int64_t t0, int64_t t1, int64_t h0,
+                  int64_t h1, int64_t group, int64_t D, float scale, float* scores, float* y) {
+  static const AttendHeads kernel = [] {
 #if defined(__x86_64__)
-    if (__builtin_cpu_supports("avx512f")) return attend_head_avx512;
-    if (__builtin_cpu_supports("avx2")) return attend_head_avx2;
+    if (__builtin_cpu_supports("avx512f")) return attend_heads_avx512;
+    if (__builtin_cpu_supports("avx2")) return attend_heads_avx2;
 #endif
-    return attend_head_base;
+    return attend_heads_base;
   }();
-  kernel(q, k, v, stride, t0, t1, D, scale, scores, y);
+  kernel(q, k, v, stride, t0, t1, h0, h1, group, D, scale, scores, y);
 }
 
 }  // namespace
@@ -229,15 +246,17 @@ torch::Tensor decode_step(const GPTImpl& m, const torch::Tensor& idx, KVCache& c
     };
     int64_t longest = 1;
     for (int64_t b = 0; b < B; ++b) longest = std::max(longest, keys(b).second - keys(b).first);
-    // Heads run on one thread until the window holds enough keys to repay waking another.
-    const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / (longest * D));
+    // Heads run on one thread until the window holds enough keys to repay another; a task takes a run of heads
+    // of one row, which reads that row's cache once.
+    const int64_t grain = std::max<int64_t>(1, kMinAttendTaskMacs / (longest * D));
     at::parallel_for(0, B * H, grain, [&](int64_t r0, int64_t r1) {
-      std::vector<float> scores(static_cast<size_t>(longest));
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t b = r / H, h = r % H, g = h / group;
+      std::vector<float> scores(static_cast<size_t>(std::min(r1 - r0, H) * longest));
+      for (int64_t r = r0; r < r1;) {
+        const int64_t b = r / H, h0 = r % H, h1 = std::min(H, h0 + (r1 - r));
         const auto [t0, t1] = keys(b);
-        attend_head(&q[b * d + h * D], k_layer + b * Tmax * kv + g * D, v_layer + b * Tmax * kv + g * D, kv, t0, t1, D,
-                    scale, scores.data(), &att[b * d + h * D]);
+        attend_heads(&q[b * d], k_layer + b * Tmax * kv, v_layer + b * Tmax * kv, kv, t0, t1, h0, h1, group, D, scale,
+                     scores.data(), &att[b * d]);
+        r += h1 - h0;
       }
     });
     linear_into(att.data(), B, attn->c_proj, proj.data());

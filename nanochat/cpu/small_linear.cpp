@@ -1,13 +1,14 @@
 // small_linear: see small_linear.h.
 #include "nanochat/cpu/small_linear.h"
 
-#include <ATen/Parallel.h>
+#include "nanochat/cpu/parallel.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
 #include "nanochat/cpu/simd.h"
+#include "nanochat/cpu/threads.h"
 
 namespace nanochat {
 
@@ -68,10 +69,11 @@ template <typename W>
 void linear_rows(const float* x, int64_t M, const W* w, const float* scale, int64_t N, int64_t K, float* y) {
   TORCH_CHECK(M >= 1 && M <= kSmallLinearMaxRows, "small_linear: ", M, " rows is outside 1..", kSmallLinearMaxRows);
   static const DotRows<W> kernel = pick_dot_rows<W>();
-  // Tasks of at least kMinTaskBytes of weights: one core alone streams ~27 GB/s of the ~32 GB/s two reach here,
-  // so a second thread only pays for itself (a futex wake-up and a join, ~10 us) on matrices of a few 100 KB+.
-  constexpr int64_t kMinTaskBytes = 256 * 1024;
-  const int64_t grain = std::max<int64_t>(1, kMinTaskBytes / (int64_t(sizeof(W)) * K));
+  // Tasks of at least min_task_bytes of weights. Waking a sleeping thread (a futex wake-up and a join, ~10 us) only
+  // pays for itself on matrices of a few 100 KB; a spinning one (threads.h) already on a depth-6 model's 147 KB
+  // int8 attention matrices: 64 KB tasks took a token from 2.96 to 2.52 ms there, and cost time when threads sleep.
+  static const int64_t min_task_bytes = omp_threads_spin() ? 64 * 1024 : 256 * 1024;
+  const int64_t grain = std::max<int64_t>(1, min_task_bytes / (int64_t(sizeof(W)) * K));
   at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { kernel(w, scale, x, y, n0, n1, K, M, N); });
 }
 

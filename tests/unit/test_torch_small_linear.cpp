@@ -92,3 +92,23 @@ TEST(SmallLinear, PackedWeightsNeedTheirScaleExactly) {
   EXPECT_FALSE(small_linear_applies(x, q.to(torch::kHalf)));
   EXPECT_TRUE(small_linear_applies(x, q, scale));
 }
+
+// Output features are split across threads; each one's sum is computed the same way whichever thread takes it, so
+// one thread and two give the same bits (decoding's greedy tokens must not depend on the thread count).
+TEST(SmallLinear, OneOrTwoThreadsGiveTheSameBits) {
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(5);
+  const int threads = torch::get_num_threads();
+  torch::Tensor w = torch::randn({4096, 384}), scale = torch::rand({4096}) * 0.01 + 1e-3;
+  torch::Tensor w8 = torch::randint(-127, 128, {4096, 384}).to(torch::kChar);
+  for (int64_t M = 1; M <= kSmallLinearMaxRows; ++M) {
+    torch::Tensor x = torch::randn({M, 384});
+    torch::set_num_threads(1);
+    torch::Tensor one = small_linear(x, w), one8 = small_linear(x, w8, scale);
+    torch::set_num_threads(2);
+    torch::Tensor two = small_linear(x, w), two8 = small_linear(x, w8, scale);
+    EXPECT_TRUE(torch::equal(one, two)) << "M=" << M;
+    EXPECT_TRUE(torch::equal(one8, two8)) << "M=" << M;
+  }
+  torch::set_num_threads(threads);
+}
