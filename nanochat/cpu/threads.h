@@ -14,8 +14,8 @@
 // OMP_WAIT_POLICY only when it loads, so when neither it nor GOMP_SPINCOUNT is set the program re-executes itself
 // once with OMP_WAIT_POLICY=PASSIVE. Set OMP_WAIT_POLICY=ACTIVE to keep spinning on a machine of your own.
 // Decoding is the other case: a depth-6 step is ~40 matrix-vector products of 10-100 us each, back to back, and a
-// sleeping thread's futex wake-up for each cost more than splitting them saved (int8 weights: 3.8 ms a token
-// passive, 2.5 ms spinning). Decoding commands therefore spin GOMP_SPINCOUNT=10000 pauses first (0.3 ms on an EPYC,
+// sleeping thread's futex wake-up for each cost more than splitting them saved (depth 6, int8 weights: 3.7 ms a
+// token sleeping, 2.8 ms spinning). Decoding commands therefore spin GOMP_SPINCOUNT=10000 pauses first (0.3 ms on an EPYC,
 // about 1 ms where a pause is slower), long enough to span a step's gaps, short enough to sleep between requests.
 //
 // Memory: glibc serves big blocks with mmap and returns them on free, so every training step faulted in and
