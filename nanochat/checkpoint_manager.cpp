@@ -59,20 +59,39 @@ void save_checkpoint(const fs::path& dir, int64_t step, const NamedTensors& mode
           step, dir.string(), steps.back(), last["model_config"].dump(), meta["model_config"].dump());
   }
   fs::create_directories(dir);
-  if (rank == 0) {
-    // Overwriting a step: un-commit it first, so a crash below cannot pair the old meta with new tensors.
+  // Every file is first written under a .pending name, and only once all of them are complete on every rank is the
+  // step swapped in: un-commit it (its meta), rename the files over it, commit the new meta. A disk that fills up
+  // while the files are written therefore leaves the directory as it was: overwriting a step (a resumed run that
+  // saves the step it resumed from) used to un-commit the old step first and lose it. Renames need no space.
+  auto pending = [](const fs::path& p) { return fs::path(p.string() + ".pending"); };
+  std::vector<fs::path> mine;  // this rank's files
+  if (rank == 0) mine.push_back(model_path(dir, step));
+  if (optimizer_state) mine.push_back(optim_path(dir, step, rank));
+  try {
+    if (rank == 0) save_state_dict(pending(model_path(dir, step)), model_state);
+    if (optimizer_state) save_pt(pending(optim_path(dir, step, rank)), *optimizer_state);
+    if (rank == 0) write_file_atomic(pending(meta_path(dir, step)), json_dumps_python(meta, 2));
+  } catch (...) {
     std::error_code ec;
-    if (fs::remove(meta_path(dir, step), ec)) fsync_dir(dir);
-    save_state_dict(model_path(dir, step), model_state);
-    print0f("Saved model parameters to: {}", model_path(dir, step).string());
-  }
-  if (optimizer_state) {
-    save_pt(optim_path(dir, step, rank), *optimizer_state);
-    if (rank == 0) print0f("Saved optimizer state to: {}", optim_path(dir, step, rank).string());
+    for (const auto& p : mine) fs::remove(pending(p), ec);
+    fs::remove(pending(meta_path(dir, step)), ec);
+    throw;
   }
   if (barrier) barrier();
   if (rank == 0) {
-    write_file_atomic(meta_path(dir, step), json_dumps_python(meta, 2));
+    // Un-commit first, so a crash among the renames cannot pair the old meta with a mix of old and new tensors.
+    std::error_code ec;
+    if (fs::remove(meta_path(dir, step), ec)) fsync_dir(dir);
+  }
+  if (barrier) barrier();
+  for (const auto& p : mine) fs::rename(pending(p), p);
+  fsync_dir(dir);
+  if (barrier) barrier();
+  if (rank == 0) {
+    print0f("Saved model parameters to: {}", model_path(dir, step).string());
+    if (optimizer_state) print0f("Saved optimizer state to: {}", optim_path(dir, step, rank).string());
+    fs::rename(pending(meta_path(dir, step)), meta_path(dir, step));
+    fsync_dir(dir);
     print0f("Saved metadata to: {}", meta_path(dir, step).string());
   }
 }
@@ -101,7 +120,7 @@ std::vector<int64_t> committed_steps(const fs::path& dir) { return scan_steps(di
 
 void remove_checkpoints(const fs::path& dir) {
   if (!fs::is_directory(dir)) return;
-  static const std::regex re(R"((model_\d+\.pt|optim_\d+_rank\d+\.pt|meta_\d+\.json)(\.tmp)?)");
+  static const std::regex re(R"((model_\d+\.pt|optim_\d+_rank\d+\.pt|meta_\d+\.json)(\.pending)?(\.tmp)?)");
   std::vector<fs::path> metas, rest;
   for (auto& entry : fs::directory_iterator(dir)) {
     const std::string name = entry.path().filename().string();

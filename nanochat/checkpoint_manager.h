@@ -5,10 +5,12 @@
 //     optim_<step:06d>_rank<r>.pt  optimizer state of rank r (every rank, when given)
 //     meta_<step:06d>.json         metadata, json.dump(indent=2) style (rank 0) — written LAST
 //
-// Crash safety: every file is written to "<name>.tmp", fsynced and renamed; the meta file is the commit marker,
-// so find_last_step only counts steps whose meta exists and a half-written checkpoint is never picked up.
-// Re-saving a step first removes its meta. NANOCHAT_FAULT_SAVE_AFTER_BYTES=N kills the process after N bytes
-// of saving (pt_file.h), which the tests use to crash mid-save.
+// Crash safety: every file is written to "<name>.pending" (itself through "<name>.pending.tmp", fsynced and
+// renamed); only when all are complete on every rank are they renamed into place, meta last. The meta file is the
+// commit marker, so find_last_step only counts steps whose meta exists and a half-written checkpoint is never
+// picked up; re-saving a step un-commits it only once the new files are complete, so a crash or a full disk while
+// they are written keeps the old step. NANOCHAT_FAULT_SAVE_AFTER_BYTES=N kills the process after N bytes of saving
+// (pt_file.h), which the tests use to crash mid-save.
 //
 // This module deals in named tensors and JSON; building a GPT from a checkpoint lives with the model.
 //
@@ -34,8 +36,9 @@ namespace nanochat {
 std::filesystem::path checkpoints_dir_for(const std::string& source);
 
 // Writes model (rank 0), optimizer (if given, every rank) and meta (rank 0, last). `barrier`, when given, is
-// called on every rank after its own .pt files and before rank 0 writes meta — pass a process-group barrier in
-// distributed runs so meta only appears once every rank's optimizer file is in place. Refuses (Error) a directory
+// called on every rank between the phases (files written, old step un-committed, files renamed) — pass a
+// process-group barrier in distributed runs so meta only appears once every rank's optimizer file is in place. A
+// failed write removes this rank's .pending files and rethrows. Refuses (Error) a directory
 // whose last checkpoint is of another model (a different model_config).
 void save_checkpoint(const std::filesystem::path& checkpoint_dir, int64_t step, const NamedTensors& model_state,
                      const std::optional<c10::IValue>& optimizer_state, const Json& meta, int rank = 0,

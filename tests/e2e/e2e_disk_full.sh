@@ -4,10 +4,13 @@
 #   first  - in the first checkpoint's model file (nothing is saved, nothing is loadable);
 #   model2 - the first checkpoint fits, the second runs out in its model file;
 #   optim2 - the second's model file fits, its optimizer state does not;
-#   meta2  - the second's model and optimizer files fit, its meta (the commit marker) does not.
-# Each time base_train stops with one line on stderr naming the file and "No space left on device" (ENOSPC), leaves
-# no .tmp file and no meta_000002.json; the first checkpoint's tensors are byte for byte the reference run's, and
-# `nanochat sample` picks step 1 as the latest and loads it (its zip CRC-32s checked on the way).
+#   meta2  - the second's model and optimizer files fit, its meta (the commit marker) does not;
+#   rewrite - a second run saves step 1 over the first run's, and the disk has no room for the new copy.
+# Files are written as <name>.pending first (checkpoint_manager.h), so that is the name in the error. Each time
+# base_train stops with one line on stderr naming the file and "No space left on device" (ENOSPC), and leaves no
+# .tmp or .pending file and nothing of step 2; the first checkpoint's files are byte for byte the reference run's
+# (rewrite: the first run's), and `nanochat sample` picks step 1 as the latest and loads it (its zip CRC-32s
+# checked on the way).
 # Needs permission to mount a tmpfs (root, or an unprivileged user namespace); exits 77 (ctest: skipped) without.
 # Run: ctest --test-dir build -R e2e_disk_full, or by hand with NANOCHAT=build/nanochat FIXTURES=tests/fixtures.
 # env: NANOCHAT (binary), FIXTURES (tests/fixtures).
@@ -72,13 +75,13 @@ disk_full() {
   [ "$(wc -l < "$tmp/$name.err")" = 1 ] || fail "$name: wanted one line on stderr, got: $(cat "$tmp/$name.err")"
   grep -qE "^error: cannot write $dir/$file: .*No space left on device$" "$tmp/$name.err" \
     || fail "$name: wanted 'error: cannot write $dir/$file: ...No space left on device', got: $(cat "$tmp/$name.err")"
-  [ -z "$(find "$dir" -name '*.tmp')" ] || fail "$name: a .tmp file was left: $(ls "$dir")"
-  [ ! -e "$dir/meta_000002.json" ] || fail "$name: meta_000002.json (the commit marker) exists after a failed save"
+  [ -z "$(find "$dir" -name '*.tmp' -o -name '*.pending')" ] || fail "$name: a .tmp/.pending file was left: $(ls "$dir")"
+  [ -z "$(find "$dir" -name '*_000002*')" ] || fail "$name: files of the failed step 2 were left: $(ls "$dir")"
   echo "ok: $name ($size bytes): $(cat "$tmp/$name.err")"
 }
 
 # Too small for the first checkpoint: nothing committed, and the loader says so.
-disk_full first $((m1 / 2)) model_000001.pt
+disk_full first $((m1 / 2)) model_000001.pt.pending
 [ -z "$(ls "$tmp/base/base_checkpoints/first")" ] || fail "first: files left: $(ls "$tmp/base/base_checkpoints/first")"
 rc=0
 "$NANOCHAT" sample -i base --model-tag first -p hi --max-tokens 2 > "$tmp/first.sample" 2>&1 || rc=$?
@@ -87,9 +90,9 @@ rc=0
 umount "$tmp/base/base_checkpoints/first"
 
 # Too small for the second checkpoint, running out in each of its three files in turn.
-disk_full model2 $((first + m2 / 2)) model_000002.pt
-disk_full optim2 $((first + m2 + o2 / 2)) optim_000002_rank0.pt
-disk_full meta2 $((first + m2 + o2)) meta_000002.json
+disk_full model2 $((first + m2 / 2)) model_000002.pt.pending
+disk_full optim2 $((first + m2 + o2 / 2)) optim_000002_rank0.pt.pending
+disk_full meta2 $((first + m2 + o2)) meta_000002.json.pending
 for name in model2 optim2 meta2; do
   dir="$tmp/base/base_checkpoints/$name"
   # The first checkpoint is whole: the same tensors as the reference run (CPU training is deterministic) and its
@@ -102,6 +105,29 @@ for name in model2 optim2 meta2; do
     || fail "$name: sample could not load the first checkpoint: $(tail -3 "$tmp/$name.sample")"
   grep -q "^Loading model from $dir with step 1$" "$tmp/$name.sample" \
     || fail "$name: sample did not pick step 1: $(grep -m1 Loading "$tmp/$name.sample")"
-  echo "ok: $name: step 1 intact and picked as the latest; left of step 2: $(cd "$dir" && ls -- *_000002* 2> /dev/null | tr '\n' ' ')"
+  echo "ok: $name: step 1 intact and picked as the latest"
 done
+
+# A run resumed at its last step saves that step again; with no room for a second copy, the old one must stay
+# committed.
+dir="$tmp/base/base_checkpoints/rewrite"
+mkdir -p "$dir"
+mount -t tmpfs -o "size=$(((first + m1 / 2) * page))" tmpfs "$dir"
+TRAIN1=()  # TRAIN with one iteration: it saves step 1 only
+prev=
+for a in "${TRAIN[@]}"; do if [ "$prev" = --num-iterations ]; then TRAIN1+=(1); else TRAIN1+=("$a"); fi; prev=$a; done
+"$NANOCHAT" "${TRAIN1[@]}" --model-tag rewrite > "$tmp/rewrite1.log" 2>&1 \
+  || fail "rewrite: the first run failed: $(tail -3 "$tmp/rewrite1.log")"
+mkdir -p "$tmp/rewrite1"
+cp "$dir"/* "$tmp/rewrite1/"
+rc=0
+"$NANOCHAT" "${TRAIN1[@]}" --model-tag rewrite --resume-from-step 1 > "$tmp/rewrite.log" 2> "$tmp/rewrite.err" || rc=$?
+[ $rc != 0 ] || fail "rewrite: the second run saved a second copy of step 1 on a disk without room for it"
+grep -qE "^error: cannot write $dir/model_000001.pt.pending: .*No space left on device$" "$tmp/rewrite.err" \
+  || fail "rewrite: wanted 'error: cannot write $dir/model_000001.pt.pending: ...No space left on device', got: $(cat "$tmp/rewrite.err")"
+[ -z "$(find "$dir" -name '*.tmp' -o -name '*.pending')" ] || fail "rewrite: a .tmp/.pending file was left: $(ls "$dir")"
+for f in "$tmp/rewrite1"/*; do cmp "$f" "$dir/$(basename "$f")" || fail "rewrite: $(basename "$f") changed"; done
+"$NANOCHAT" sample -i base --model-tag rewrite -p hi --max-tokens 2 > "$tmp/rewrite.sample" 2>&1 \
+  || fail "rewrite: sample could not load step 1: $(tail -3 "$tmp/rewrite.sample")"
+echo "ok: rewrite: $(cat "$tmp/rewrite.err"); the first run's step 1 intact and loadable"
 echo "e2e_disk_full: ok"

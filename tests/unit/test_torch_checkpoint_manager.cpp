@@ -194,6 +194,51 @@ TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
                            find(sd2, "lm_head.weight")));
 }
 
+// Overwriting a step (a resumed run saving the step it resumed from) and dying while the new files are written
+// keeps the old step: it stays committed and loads as it was. Saves used to un-commit the step before writing.
+TEST(CheckpointManager, CrashWhileOverwritingAStepKeepsIt) {
+  fs::path dir = temp_dir("ckpt_overwrite") / "d2";
+  NamedTensors sd = load_state_dict(kD2 / "model_000003.pt");
+  c10::IValue opt = load_pt(kD2 / "optim_000003_rank0.pt");
+  Json meta = load_meta(kD2, 3);
+  save_checkpoint(dir, 1, sd, opt, meta, 0);
+  NamedTensors sd2;
+  for (auto& [k, t] : sd) sd2.emplace_back(k, t + 1);
+  Json meta2 = meta;
+  meta2["step"] = 1;
+  size_t model_bytes = pt_bytes(state_dict_ivalue(sd2)).size(), optim_bytes = pt_bytes(opt).size();
+  size_t total = model_bytes + optim_bytes + json_dumps_python(meta2, 2).size();
+  for (size_t n : {size_t{0}, model_bytes / 2, model_bytes + optim_bytes / 2, total - 1}) {
+    SCOPED_TRACE("killed after " + std::to_string(n) + " of " + std::to_string(total) + " bytes");
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      ::setenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES", std::to_string(n).c_str(), 1);
+      fault_injection_reset();
+      try {
+        save_checkpoint(dir, 1, sd2, opt, meta2, 0);
+      } catch (...) {
+        ::_exit(3);
+      }
+      ::_exit(0);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    ASSERT_EQ(committed_steps(dir), std::vector<int64_t>{1});
+    ModelCheckpoint ck = load_model_state_from_dir(dir, 1, torch::kCPU);
+    EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"), find(sd, "lm_head.weight")));
+    EXPECT_EQ(ck.meta["step"], 3);
+  }
+  // Run to completion, the overwrite replaces the step and leaves no .pending file.
+  fault_injection_reset();
+  save_checkpoint(dir, 1, sd2, opt, meta2, 0);
+  ModelCheckpoint ck = load_model_state_from_dir(dir, 1, torch::kCPU);
+  EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"), find(sd2, "lm_head.weight")));
+  EXPECT_EQ(ck.meta["step"], 1);
+  for (auto& e : fs::directory_iterator(dir)) EXPECT_NE(e.path().extension(), ".pending") << e.path();
+}
+
 static bool python_torch_available() {
   return std::system((std::string(NANOCHAT_PYTHON) + " -c 'import torch' >/dev/null 2>&1").c_str()) == 0;
 }
