@@ -134,16 +134,44 @@ TEST(CheckpointManager, FindsLargestModelAndLastCommittedStep) {
   }
 }
 
+// Saves `step` in a child process that is SIGKILLed once `n` bytes of the save are written, and checks it was.
+static void save_killed_after(size_t n, const fs::path& dir, int64_t step, const NamedTensors& sd,
+                              const c10::IValue& opt, const Json& meta) {
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::setenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES", std::to_string(n).c_str(), 1);
+    fault_injection_reset();
+    try {
+      save_checkpoint(dir, step, sd, opt, meta, 0);
+    } catch (...) {
+      ::_exit(3);
+    }
+    ::_exit(0);  // not killed: the fault point was beyond the save
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+}
+
+// The d2 fixture's state, saved as step 1 into dir, and the same tensors plus one (what a later save writes).
+struct SavedStep {
+  NamedTensors sd, sd2;
+  c10::IValue opt;
+  Json meta;
+};
+static SavedStep save_fixture_step1(const fs::path& dir) {
+  SavedStep s{load_state_dict(kD2 / "model_000003.pt"), {}, load_pt(kD2 / "optim_000003_rank0.pt"), load_meta(kD2, 3)};
+  save_checkpoint(dir, 1, s.sd, s.opt, s.meta, 0);
+  for (auto& [k, t] : s.sd) s.sd2.emplace_back(k, t + 1);
+  return s;
+}
+
 // Save step 1, then SIGKILL a child process at many byte counts into saving step 2 (model, optimizer, meta):
 // step 1 must stay the last step and load intact, and no .tmp file may count as a checkpoint.
 TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
   fs::path dir = temp_dir("ckpt_crash") / "d2";
-  NamedTensors sd = load_state_dict(kD2 / "model_000003.pt");
-  c10::IValue opt = load_pt(kD2 / "optim_000003_rank0.pt");
-  Json meta = load_meta(kD2, 3);
-  save_checkpoint(dir, 1, sd, opt, meta, 0);
-  NamedTensors sd2;
-  for (auto& [k, t] : sd) sd2.emplace_back(k, t + 1);
+  auto [sd, sd2, opt, meta] = save_fixture_step1(dir);
   Json meta2 = meta;
   meta2["step"] = 2;
   size_t model_bytes = pt_bytes(state_dict_ivalue(sd2)).size(), optim_bytes = pt_bytes(opt).size();
@@ -162,21 +190,7 @@ TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
                                      total};
   for (size_t n : kill_points) {
     SCOPED_TRACE("killed after " + std::to_string(n) + " of " + std::to_string(total) + " bytes");
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::setenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES", std::to_string(n).c_str(), 1);
-      fault_injection_reset();
-      try {
-        save_checkpoint(dir, 2, sd2, opt, meta2, 0);
-      } catch (...) {
-        ::_exit(3);
-      }
-      ::_exit(0);  // not killed: the fault point was beyond the save
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    ASSERT_NO_FATAL_FAILURE(save_killed_after(n, dir, 2, sd2, opt, meta2));
     EXPECT_EQ(find_last_step(dir), 1);
     ModelCheckpoint ck = load_model_state_from_dir(dir, 1, torch::kCPU);
     EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"), find(sd, "lm_head.weight")));
@@ -198,33 +212,14 @@ TEST(CheckpointManager, CrashDuringSaveKeepsPreviousCheckpoint) {
 // keeps the old step: it stays committed and loads as it was. Saves used to un-commit the step before writing.
 TEST(CheckpointManager, CrashWhileOverwritingAStepKeepsIt) {
   fs::path dir = temp_dir("ckpt_overwrite") / "d2";
-  NamedTensors sd = load_state_dict(kD2 / "model_000003.pt");
-  c10::IValue opt = load_pt(kD2 / "optim_000003_rank0.pt");
-  Json meta = load_meta(kD2, 3);
-  save_checkpoint(dir, 1, sd, opt, meta, 0);
-  NamedTensors sd2;
-  for (auto& [k, t] : sd) sd2.emplace_back(k, t + 1);
+  auto [sd, sd2, opt, meta] = save_fixture_step1(dir);
   Json meta2 = meta;
   meta2["step"] = 1;
   size_t model_bytes = pt_bytes(state_dict_ivalue(sd2)).size(), optim_bytes = pt_bytes(opt).size();
   size_t total = model_bytes + optim_bytes + json_dumps_python(meta2, 2).size();
   for (size_t n : {size_t{0}, model_bytes / 2, model_bytes + optim_bytes / 2, total - 1}) {
     SCOPED_TRACE("killed after " + std::to_string(n) + " of " + std::to_string(total) + " bytes");
-    pid_t pid = ::fork();
-    ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      ::setenv("NANOCHAT_FAULT_SAVE_AFTER_BYTES", std::to_string(n).c_str(), 1);
-      fault_injection_reset();
-      try {
-        save_checkpoint(dir, 1, sd2, opt, meta2, 0);
-      } catch (...) {
-        ::_exit(3);
-      }
-      ::_exit(0);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+    ASSERT_NO_FATAL_FAILURE(save_killed_after(n, dir, 1, sd2, opt, meta2));
     ASSERT_EQ(committed_steps(dir), std::vector<int64_t>{1});
     ModelCheckpoint ck = load_model_state_from_dir(dir, 1, torch::kCPU);
     EXPECT_TRUE(torch::equal(find(ck.state, "lm_head.weight"), find(sd, "lm_head.weight")));
