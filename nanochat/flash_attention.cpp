@@ -2,9 +2,11 @@
 #include "nanochat/flash_attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
+#include "nanochat/common.h"
 #include "nanochat/compute.h"
 
 namespace nanochat {
@@ -99,6 +101,42 @@ struct BlockedAttention : torch::autograd::Function<BlockedAttention> {
   }
 };
 
+// CUDA: libtorch's FlashAttention-2 kernels, which take the window natively (window_size_left, with right = 0 for
+// causal) and GQA without expanding k/v, in the [B, T, heads, D] layout we already use. Queries are the last Tq
+// positions (FA2 aligns the causal mask bottom-right), so the same call serves training and KV-cache prefill. One
+// autograd node: forward keeps the output and the log-sum-exp, backward is FA2's own.
+struct FlashAttention : torch::autograd::Function<FlashAttention> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, int64_t window) {
+    const int64_t Tq = q.size(1), Tk = k.size(1);
+    auto [out, lse, rng, unused, debug] = at::_flash_attention_forward(
+        q, k, v, std::nullopt, std::nullopt, Tq, Tk, 0.0, /*is_causal=*/true, /*return_debug_mask=*/false,
+        std::nullopt, window < 0 ? std::optional<int64_t>() : window, int64_t{0});
+    ctx->save_for_backward({q, k, v, out, lse, rng, unused});
+    ctx->saved_data["window"] = window;
+    return out;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto s = ctx->get_saved_variables();
+    const int64_t window = ctx->saved_data["window"].toInt(), Tq = s[0].size(1), Tk = s[1].size(1);
+    auto [dq, dk, dv] = at::_flash_attention_backward(
+        grad_out[0].contiguous(), s[0], s[1], s[2], s[3], s[4], torch::Tensor(), torch::Tensor(), Tq, Tk, 0.0,
+        /*is_causal=*/true, s[5], s[6], std::nullopt, window < 0 ? std::optional<int64_t>() : window, int64_t{0});
+    return {dq, dk, dv, torch::Tensor()};
+  }
+};
+
+// Whether the flash kernels take these tensors: fp16/bf16 with a head dim they were built for. A GPU they do not
+// support (before sm80) answers with an error on the first call; from then on every call takes SDPA (logged once).
+std::atomic<bool> flash_unavailable{false};
+bool flash_applies(const torch::Tensor& q) {
+  const auto dt = q.scalar_type();
+  const int64_t D = q.size(3);
+  return !flash_unavailable.load(std::memory_order_relaxed) && (dt == torch::kBFloat16 || dt == torch::kHalf) &&
+         D % 8 == 0 && D <= 256;
+}
+
 // nanochat's SDPA fallback (nanochat/flash_attention.py _sdpa_attention), for CUDA tensors. q/k/v are [B,H,T,D].
 torch::Tensor sdpa_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window) {
   int64_t Tq = q.size(2), Tk = k.size(2);
@@ -144,6 +182,16 @@ torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k,
   int64_t B = q.size(0), Tq = q.size(1), H = q.size(2), D = q.size(3), Tk = k.size(1);
   TORCH_CHECK(Tk >= Tq, "attention needs at least as many keys as queries");
   if (q.is_cuda()) {
+    if (flash_applies(q)) {
+      try {
+        return FlashAttention::apply(q.contiguous(), k.contiguous(), v.contiguous(), window);
+      } catch (const c10::Error& e) {
+        flash_unavailable = true;
+        std::string why = e.what_without_backtrace();
+        print0f("FlashAttention kernels unavailable on this GPU ({}): using SDPA with a mask",
+                why.substr(0, why.find('\n')));
+      }
+    }
     auto y =
         sdpa_attention(q.transpose(1, 2), expand_kv(k, H).transpose(1, 2), expand_kv(v, H).transpose(1, 2), window);
     return y.transpose(1, 2);

@@ -10,7 +10,8 @@
 // CPU path: a blocked softmax attention in which each block of queries multiplies only against the keys its
 // causal window can reach, so sliding-window layers cost O(T·w) rather than O(T²), and the causal upper
 // triangle is skipped; it is one autograd node with a hand-written blocked backward (no full-size slice gradients).
-// With libtorch >= 2.0 on CUDA, at::scaled_dot_product_attention is used instead.
+// On CUDA: libtorch's FlashAttention-2 kernels with the window passed natively (bf16/fp16); SDPA with a mask where
+// those kernels do not run (fp32, a GPU before sm80), said once in the log.
 // attention_reference() is the plain full-matrix masked softmax; it is the oracle the tests compare against.
 // Not covered: FA3 kernels, fp8, several new tokens per row when rows are at different positions.
 #pragma once

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <set>
 
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "nanochat/cuda/relu_square.h"
 #include "nanochat/cpu/decode.h"
 #include "nanochat/flash_attention.h"
+#include "nanochat/fp8.h"
 #include "nanochat/cpu/small_linear.h"
 
 namespace nanochat {
@@ -199,7 +201,12 @@ struct RotaryFn : torch::autograd::Function<RotaryFn> {
 
 }  // namespace
 
-torch::Tensor rms_norm(const torch::Tensor& x) { return RmsNormFn::apply(x); }
+torch::Tensor rms_norm(const torch::Tensor& x) {
+  // CUDA: libtorch's own rms_norm (a fused forward and backward kernel there, fp32 accumulation for bf16), with
+  // Python's eps (F.rms_norm's default, the dtype's epsilon). The CPU keeps RmsNormFn, the tests' reference.
+  if (x.is_cuda()) return at::rms_norm(x, {x.size(-1)}, std::nullopt, dtype_eps(x.scalar_type()));
+  return RmsNormFn::apply(x);
+}
 
 torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   return RotaryFn::apply(x, cos.detach(), sin.detach());
@@ -209,6 +216,7 @@ CastLinearImpl::CastLinearImpl(int64_t in_features, int64_t out_features) {
   weight = register_parameter("weight", torch::empty({out_features, in_features}));
 }
 torch::Tensor CastLinearImpl::forward(const torch::Tensor& x) {
+  if (fp8) return fp8_linear(x, weight);
   // Decoding: a bandwidth-bound matrix-vector product, from the packed copy when there is one.
   if (packed.defined() && small_linear_applies(x, packed, packed_scale)) return small_linear(x, packed, packed_scale);
   if (small_linear_applies(x, weight)) return small_linear(x, weight);
@@ -278,6 +286,56 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& ve
   auto y = x + attn(rms_norm(x), ve, cos, sin, window, kv_cache);
   return y + mlp(rms_norm(y));
 }
+
+namespace {
+
+// Gradient checkpointing (--grad-checkpoint): the block runs without a graph in forward, keeping only its inputs;
+// backward runs it again with one and back-propagates through that. The parameters' gradients accumulate into
+// their .grad there, as in any backward; the inputs' are returned. No RNG is involved (no dropout), so the
+// recomputation gives the same values.
+struct BlockRecompute : torch::CustomClassHolder {
+  Block block{nullptr};
+  torch::Tensor cos, sin;
+  int64_t window = -1;
+  torch::Tensor run(const torch::Tensor& x, const torch::Tensor& ve) {
+    return block->forward(x, ve, cos, sin, window, nullptr);
+  }
+};
+
+struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
+  // ve is optional: layers without a value embedding pass nullopt (an undefined tensor is no autograd input).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const std::optional<torch::Tensor>& ve_opt, c10::intrusive_ptr<BlockRecompute> recompute) {
+    const torch::Tensor ve = ve_opt.value_or(torch::Tensor());
+    ctx->save_for_backward({x, ve});
+    auto y = recompute->run(x, ve);  // grad mode is off inside a custom forward: nothing else is kept
+    ctx->saved_data["recompute"] = c10::IValue::make_capsule(std::move(recompute));
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    auto saved = ctx->get_saved_variables();
+    auto recompute = c10::static_intrusive_pointer_cast<BlockRecompute>(ctx->saved_data["recompute"].toCapsule());
+    auto x = saved[0].detach().requires_grad_(true);
+    auto ve = saved[1].defined() ? saved[1].detach().requires_grad_(true) : torch::Tensor();
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad_on(true);
+      y = recompute->run(x, ve);
+    }
+    torch::autograd::backward({y}, {grad_out[0]});
+    return {x.grad(), ve.defined() ? ve.grad() : torch::Tensor(), torch::Tensor()};
+  }
+};
+
+torch::Tensor checkpointed_block(const Block& block, const torch::Tensor& x, const torch::Tensor& ve,
+                                 const torch::Tensor& cos, const torch::Tensor& sin, int64_t window) {
+  auto r = c10::make_intrusive<BlockRecompute>();
+  r->block = block, r->cos = cos, r->sin = sin, r->window = window;
+  return CheckpointedBlock::apply(x, ve.defined() ? std::optional<torch::Tensor>(ve) : std::nullopt, std::move(r));
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------------------------
 // GPT
@@ -411,7 +469,10 @@ torch::Tensor GPTImpl::hidden_states(const torch::Tensor& idx, KVCache* kv_cache
     x = resid_lambdas[i] * x + x0_lambdas[i] * x0;
     torch::Tensor ve;
     if (auto it = ve_by_layer.find(i); it != ve_by_layer.end()) ve = it->second(idx).to(x.scalar_type());
-    x = blocks[i](x, ve, cos, sin, window_sizes[i].first, kv_cache);
+    if (grad_checkpoint && !kv_cache && torch::GradMode::is_enabled())
+      x = checkpointed_block(blocks[i], x, ve, cos, sin, window_sizes[i].first);
+    else
+      x = blocks[i](x, ve, cos, sin, window_sizes[i].first, kv_cache);
     if (i == backout_layer) x_backout = x;
   }
   // Backout: remove part of the mid-network residual (low-level features) before the head.

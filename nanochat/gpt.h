@@ -79,6 +79,9 @@ class CastLinearImpl : public torch::nn::Module {
   // For inference only (nanochat/cpu/pack_weights.h): the same matrix in bf16, or int8 with packed_scale [out] per
   // row, which decoding streams instead of weight; weight then holds exactly the values they stand for. Not saved.
   torch::Tensor packed, packed_scale;
+  // Training with --fp8 (nanochat/fp8.py Float8Linear): the three matmuls run in FP8 through fp8_linear (fp8.h).
+  // Set by convert_to_float8_training; Fp8Disabled turns it off for evaluation.
+  bool fp8 = false;
 };
 TORCH_MODULE(CastLinear);
 
@@ -161,6 +164,9 @@ class GPTImpl : public torch::nn::Module {
   bool fused_loss = true;
   // One-token KV-cache steps on the CPU in fp32 through decode_step (nanochat/decode); false = the libtorch path.
   bool fused_decode = true;
+  // --grad-checkpoint: each block keeps only its inputs in forward and recomputes itself in backward (activation
+  // memory of one block instead of all of them, for about a third more compute).
+  bool grad_checkpoint = false;
   int64_t padded_vocab = 0;
   std::vector<std::pair<int64_t, int64_t>> window_sizes;
   int64_t rotary_seq_len = 0;

@@ -17,7 +17,7 @@
 // reads every N-th row group, evaluations sum across ranks, rank 0 alone logs, samples and writes the model, meta
 // and report; every rank writes its optimizer file, so a checkpoint resumes only with the same number of ranks.
 //
-// Not covered (yet): FP8 training, fp16 (it needs a GradScaler).
+// Not covered (yet): fp16 (it needs a GradScaler), FP8's rowwise recipe, CUDA graphs.
 #include <sys/resource.h>
 
 #include <chrono>
@@ -37,6 +37,7 @@
 #include "nanochat/loss_eval.h"
 #include "nanochat/optim.h"
 #include "nanochat/report.h"
+#include "nanochat/fp8.h"
 #include "nanochat/scaling.h"
 #include "nanochat/schedules.h"
 #include "nanochat/cpu/threads.h"
@@ -48,7 +49,7 @@ namespace {
 
 struct Options {
   std::string run = "dummy", device_type, logger = "auto";
-  bool fp8 = false;
+  bool fp8 = false, grad_checkpoint = false;
   std::string fp8_recipe = "tensorwise";
   int64_t depth = 20, aspect_ratio = 64, head_dim = 128, max_seq_len = 2048;
   std::string window_pattern = "SSSL";
@@ -77,8 +78,9 @@ int base_train_main(int argc, char** argv) {
   Flags app{"Pretrain a base model", "nanochat base_train"};
   app.add_option("--run", o.run, "run name for the experiment logger ('dummy' disables the tracker)");
   app.add_option("--device-type", o.device_type, "cuda|cpu (empty = autodetect)");
-  app.add_flag("--fp8", o.fp8, "enable FP8 training (CUDA only; not available in this build)");
-  app.add_option("--fp8-recipe", o.fp8_recipe, "FP8 scaling recipe")->check(CLI::IsMember({"rowwise", "tensorwise"}));
+  app.add_flag("--fp8", o.fp8, "enable FP8 training (CUDA, a GPU with FP8 matmuls: sm89+)");
+  app.add_option("--fp8-recipe", o.fp8_recipe, "FP8 scaling recipe (only tensorwise is implemented)")
+      ->check(CLI::IsMember({"rowwise", "tensorwise"}));
   app.add_option("--depth", o.depth, "depth of the Transformer model");
   app.add_option("--aspect-ratio", o.aspect_ratio, "model_dim = depth * aspect_ratio");
   app.add_option("--head-dim", o.head_dim, "target head dimension for attention");
@@ -108,10 +110,13 @@ int base_train_main(int argc, char** argv) {
   app.add_option("--save-every", o.save_every, "save checkpoints every N steps (-1 = only at end)");
   app.add_option("--model-tag", o.model_tag, "override model tag for checkpoint directory name (default d<depth>)");
   app.add_option("--logger", o.logger, "metrics backend: auto|tensorboard|jsonl|none (see nanochat/logger.h)");
+  app.add_flag("--grad-checkpoint", o.grad_checkpoint,
+               "recompute each block in backward instead of keeping its activations (less memory, ~1/3 more compute)");
   app.add_flag("--overwrite", o.overwrite, "start fresh over the checkpoints of an earlier run in the same directory");
   if (int rc = app.parse_or_exit(argc, argv); rc >= 0) return rc;
   use_passive_omp_wait(argc, argv);
-  // Python's vars(args): every flag by its dest name (--logger is ours and comes last); --model-tag unset is None.
+  // Python's vars(args): every flag by its dest name (--logger, --grad-checkpoint and --overwrite are ours and
+  // come last); --model-tag unset is None.
   Json user_config = app.values_json();
   if (o.model_tag.empty()) user_config["model_tag"] = nullptr;
 
@@ -145,9 +150,10 @@ int base_train_main(int argc, char** argv) {
   print0f("COMPUTE_DTYPE: {} ({})", dtype_name(compute_dtype()), compute_dtype_reason());
   if (compute_dtype() == torch::kHalf)
     fail("NANOCHAT_DTYPE=float16 needs a gradient scaler, which base_train does not have; use bfloat16 or float32");
-  if (o.fp8)
-    print0(cuda ? "Warning: FP8 training is not implemented in this build, training without it"
-                : "Warning: FP8 training requires CUDA, ignoring --fp8 flag");
+  if (o.fp8 && !cuda) print0("Warning: FP8 training requires CUDA, ignoring --fp8 flag");
+  if (o.fp8 && cuda && o.fp8_recipe != "tensorwise")
+    fail("--fp8-recipe {}: only the tensorwise recipe is implemented (rowwise needs torchao); use --fp8-recipe "
+         "tensorwise", o.fp8_recipe);
   Logger logger =
       master ? Logger("nanochat", o.run, o.logger, nlohmann::json(user_config), o.resume_from_step != -1) : Logger();
 
@@ -183,9 +189,11 @@ int base_train_main(int argc, char** argv) {
          o.max_seq_len);
   grad_accum_steps(plan.total_batch_size, o.device_batch_size, o.max_seq_len, ctx.world_size);
   {
+    // With --grad-checkpoint a layer keeps only its input (one n_embd per token).
+    const double saved_per_layer = o.grad_checkpoint ? 1.0 : 8.0;
     const double step_bytes = 12.0 * double(plan.scaling_params) +
-                              double(o.device_batch_size) * double(o.max_seq_len) * double(config.n_layer) * 8.0 *
-                                  double(config.n_embd) * double(c10::elementSize(compute_dtype()));
+                              double(o.device_batch_size) * double(o.max_seq_len) * double(config.n_layer) *
+                                  saved_per_layer * double(config.n_embd) * double(c10::elementSize(compute_dtype()));
     const double memory = device_memory_bytes(ctx.device);
     if (step_bytes > memory)
       fail(
@@ -216,6 +224,25 @@ int base_train_main(int argc, char** argv) {
     if (!optimizer_data)
       fail("cannot resume from step {}: optimizer state optim_{:06d}_rank{}.pt is missing in {}", o.resume_from_step,
            o.resume_from_step, ctx.rank, checkpoint_dir.string());
+  }
+
+  model->grad_checkpoint = o.grad_checkpoint;
+  if (o.grad_checkpoint) print0("Gradient checkpointing: each block is recomputed in backward");
+  // FP8 after the weights are loaded, as nanochat converts before compiling. A GPU without FP8 matmuls fails here,
+  // on a tiny product, rather than in the first step.
+  if (o.fp8 && cuda) {
+    try {
+      auto w = torch::randn({16, 16}, torch::TensorOptions().device(ctx.device));
+      fp8_linear(torch::randn({16, 16}, w.options().dtype(compute_dtype())), w);
+    } catch (const c10::Error& e) {
+      std::string why = e.what_without_backtrace();
+      fail("--fp8: this GPU has no FP8 matmuls ({}); FP8 needs sm89 or newer (L4, L40S, H100, ...): drop --fp8",
+           why.substr(0, why.find('\n')));
+    }
+    const Fp8Conversion n = convert_to_float8_training(*model);
+    print0f("✓ FP8 training enabled ({} scaling) - converted {}/{} linear layers, skipped {} (too small, or the "
+            "lm_head of the fused loss)",
+            o.fp8_recipe, n.converted, n.linear_layers, n.linear_layers - n.converted);
   }
 
   // --- scaling laws ---------------------------------------------------------------------------------------------
@@ -316,6 +343,7 @@ int base_train_main(int argc, char** argv) {
     const double flops_so_far = double(flops_per_token) * double(total_batch_size) * double(step);
 
     if (o.eval_every > 0 && (last_step || step % o.eval_every == 0)) {
+      Fp8Disabled in_bf16(*model);  // evaluation in the compute dtype, as nanochat's disable_fp8
       model->eval();
       DataLoader val_loader(encode, bos, B, T, "val", ctx.device, ctx.rank, ctx.world_size);
       double bpb = evaluate_bpb(
@@ -335,6 +363,7 @@ int base_train_main(int argc, char** argv) {
     }
 
     if (o.core_metric_every > 0 && (last_step || (step > 0 && step % o.core_metric_every == 0))) {
+      Fp8Disabled in_bf16(*model);
       model->eval();
       CoreResult core = evaluate_core(model, tokenizer, ensure_eval_bundle(), o.core_metric_max_per_task, ctx.rank,
                                       ctx.world_size, [](std::vector<float>& v) { all_reduce(v, Reduce::sum); });
@@ -345,6 +374,7 @@ int base_train_main(int argc, char** argv) {
     }
 
     if (o.sample_every > 0 && master && (last_step || (step > 0 && step % o.sample_every == 0))) {
+      Fp8Disabled in_bf16(*model);
       model->eval();
       Engine engine(model, tokenizer);
       for (const char* prompt : kSamplePrompts) {
