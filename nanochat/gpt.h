@@ -1,5 +1,5 @@
 // gpt: nanochat's GPT (nanochat/gpt.py) as a libtorch module. Rotary embeddings (base 100000, nanochat's sign),
-// QK-norm then ×1.2, ReLU² MLP, parameter-free RMSNorm (eps = dtype epsilon), untied embeddings, GQA,
+// QK-norm then ×1.2, ReLU² MLP, parameter-free RMSNorm (F.rms_norm's eps), untied embeddings, GQA,
 // per-layer sliding windows, value embeddings with input gates on alternating layers, resid/x0 lambdas, smear,
 // backout, logit softcap 15, vocab padded to a multiple of 64.
 //
@@ -63,8 +63,8 @@ ParamCounts count_params(const GPTConfig& c);
 // Forward+backward FLOPs per token (nanochat/gpt.py GPT.estimate_flops): 6 × matmul params + Σ 12·H·Dh·min(window, T).
 int64_t estimate_flops(const GPTConfig& c);
 
-// Parameter-free RMSNorm over the last dim with eps = machine epsilon of x's dtype (reduced precision inputs
-// are normalized in fp32 and cast back).
+// Parameter-free RMSNorm over the last dim, as F.rms_norm without eps: eps is the epsilon of the type it computes
+// in (fp32's for bf16/fp16 inputs, which are normalized in fp32 and cast back; fp64's for double).
 torch::Tensor rms_norm(const torch::Tensor& x);
 // Rotary embedding with nanochat's convention: y1 = x1·cos + x2·sin, y2 = −x1·sin + x2·cos on the two halves.
 torch::Tensor apply_rotary_emb(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin);
