@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 smoke=0
 [ "${1:-}" = --smoke ] && smoke=1
 PY=${PYTHON:-python3}
+py() { LD_LIBRARY_PATH="$ld_path_before" "$PY" "$@"; }  # python with the machine's own libraries, not .deb's
+ld_path_before=${LD_LIBRARY_PATH:-}
 DEBS=${DEBS:-.deb}
 JOBS=${JOBS:-$(nproc)}
 if [ $smoke = 1 ]; then BUILD=${BUILD:-build}; else BUILD=${BUILD:-build-gpu}; fi
@@ -59,6 +61,7 @@ if [ $smoke = 0 ]; then
     lib="$root/usr/lib/x86_64-linux-gnu"
     prefix="$torch_prefix;$root/usr"
     export PKG_CONFIG_LIBDIR="$lib/pkgconfig:$root/usr/share/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$root"
+    # The linker needs it too (libcurl's own libraries); python runs without it (py above).
     export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     pkgconf_flag=()
     command -v pkg-config > /dev/null || pkgconf_flag=(-DPKG_CONFIG_EXECUTABLE="$root/usr/bin/pkgconf")
@@ -67,7 +70,7 @@ if [ $smoke = 0 ]; then
     pkgconf_flag=()
     note "no $DEBS/*.deb: the C++ libraries must be installed on this machine (bash bench/gpu_debs.sh fetches them)"
   fi
-  arch=$("$PY" -c 'import torch; c = torch.cuda.get_device_capability(); print(f"{c[0]}{c[1]}")')
+  arch=$(py -c 'import torch; c = torch.cuda.get_device_capability(); print(f"{c[0]}{c[1]}")')
   check configure cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
     -DNANOCHAT_CUDA=ON -DNANOCHAT_CUDA_ARCHS="$arch" -DNANOCHAT_PYTHON="$(command -v "$PY")" "${pkgconf_flag[@]}"
   check build cmake --build "$BUILD" -j "$JOBS" --target nanochat test_cuda
@@ -79,13 +82,20 @@ NANOCHAT="$(cd "$BUILD" && pwd)/nanochat"
 
 
 # --- 2. the GPU-labelled tests -----------------------------------------------------------------------------------
-check gpu_tests ctest --test-dir "$BUILD" -L gpu --output-on-failure
+# fp32 (the model tests compare the GPU with the CPU in the compute dtype, which would be bf16 on a GPU); the kernel
+# tests pick their own dtypes.
+check gpu_tests env NANOCHAT_DTYPE=float32 ctest --test-dir "$BUILD" -L gpu --output-on-failure
 
 # --- 3. a base dir: the 32768-token cl100k-prefix tokenizer and the fixture shards (no network needed) -----------
+# Each run saves its last step (17 GB at depth 24 with the optimizer): in memory when /dev/shm has room, deleted after.
 base="$RESULTS/base"
+if [ $smoke = 0 ] && [ "$(df -k --output=avail /dev/shm 2> /dev/null | tail -1)" -gt $((40 * 1024 * 1024)) ] 2> /dev/null; then
+  base=/dev/shm/nanochat_gpu_check.$$
+  trap 'rm -rf "$base"' EXIT
+fi
 rm -rf "$base" && mkdir -p "$base/base_data_climbmix"
 cp tests/fixtures/parquet/pretrain/*.parquet "$base/base_data_climbmix/"
-check tokenizer "$PY" bench/make_cl100k_tokenizer.py "$base/tokenizer" 32768
+check tokenizer py bench/make_cl100k_tokenizer.py "$base/tokenizer" 32768
 export NANOCHAT_BASE_DIR="$base" NANOCHAT_LOGGER=none
 device=cuda
 if [ $smoke = 1 ]; then device=cpu; fi
@@ -102,7 +112,7 @@ same_tokens() {
     --max-tokens 24 --json --logits 64)
   NANOCHAT_DTYPE=float32 "$NANOCHAT" "${args[@]}" --device-type "$device" | grep '^{' > "$RESULTS/sample_gpu.json" &&
     NANOCHAT_DTYPE=float32 "$NANOCHAT" "${args[@]}" --device-type cpu | grep '^{' > "$RESULTS/sample_cpu.json" &&
-    "$PY" - "$RESULTS/sample_gpu.json" "$RESULTS/sample_cpu.json" <<'PYEOF'
+    py - "$RESULTS/sample_gpu.json" "$RESULTS/sample_cpu.json" <<'PYEOF'
 import json, sys
 g, c = (json.loads(open(p).readline()) for p in sys.argv[1:3])
 same = sum(a == b for a, b in zip(g["ids"], c["ids"]))
@@ -144,7 +154,7 @@ else
 fi
 
 # --- 7. the summary ----------------------------------------------------------------------------------------------
-"$PY" - "$RESULTS" "$(($(date +%s) - t_start))" "${failures[*]:-}" <<'PYEOF' | tee "$RESULTS/summary.md"
+py - "$RESULTS" "$(($(date +%s) - t_start))" "${failures[*]:-}" <<'PYEOF' | tee "$RESULTS/summary.md"
 import json, os, re, statistics, sys
 results, seconds, failed = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
 def read(name):

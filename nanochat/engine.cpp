@@ -8,6 +8,7 @@
 
 #include "nanochat/calculator.h"
 #include "nanochat/common.h"
+#include "nanochat/compute.h"
 
 namespace nanochat {
 
@@ -93,8 +94,9 @@ Engine::Engine(GPT model, const Tokenizer& tokenizer) : model_(std::move(model))
 KVCache make_kv_cache(const GPT& model, int64_t batch, int64_t seq_len) {
   const GPTConfig& c = model->config;
   torch::Device device = model->get_device();
-  // nanochat keeps the cache in bf16 on CUDA and fp32 elsewhere.
-  torch::Dtype dtype = device.is_cuda() ? torch::kBFloat16 : torch::kFloat32;
+  // nanochat keeps the cache in bf16 on CUDA and fp32 elsewhere. A model computing in fp32 on CUDA
+  // (NANOCHAT_DTYPE=float32) gets an fp32 cache: the same numbers as on the CPU, which Python's hard-wired bf16 breaks.
+  torch::Dtype dtype = device.is_cuda() && compute_dtype() != torch::kFloat32 ? torch::kBFloat16 : torch::kFloat32;
   return KVCache(batch, c.n_kv_head, seq_len, c.n_embd / c.n_head, c.n_layer, device, dtype);
 }
 

@@ -184,7 +184,11 @@ torch::Tensor windowed_attention(const torch::Tensor& q, const torch::Tensor& k,
   if (q.is_cuda()) {
     if (flash_applies(q)) {
       try {
-        return FlashAttention::apply(q.contiguous(), k.contiguous(), v.contiguous(), window);
+        // FA2 takes any strides but the last (a narrowed KV cache needs no copy).
+        auto unit_last = [](const torch::Tensor& t) { return t.stride(-1) == 1 ? t : t.contiguous(); };
+        return FlashAttention::apply(unit_last(q), unit_last(k), unit_last(v), window);
+      } catch (const c10::OutOfMemoryError&) {
+        throw;  // a real error of this call, not a kernel this GPU lacks
       } catch (const c10::Error& e) {
         flash_unavailable = true;
         std::string why = e.what_without_backtrace();

@@ -60,6 +60,9 @@ torch::Tensor fp8_linear(const torch::Tensor& x, const torch::Tensor& weight) {
   TORCH_CHECK(weight.size(1) == K, "fp8_linear: input has ", K, " features, the weight ", weight.size(1));
   TORCH_CHECK(K % 16 == 0 && N % 16 == 0, "fp8_linear: FP8 matmuls need both weight dims to be multiples of 16, got [",
               N, ", ", K, "]");
+  const int64_t M = x.numel() / K;
+  TORCH_CHECK(M % 16 == 0, "fp8_linear: FP8 training needs the rows per matmul (batch x sequence) to be a multiple of ",
+              "16 (the grad_weight matmul runs over them), got ", M);
   auto sizes = x.sizes().vec();
   sizes.back() = N;
   return Float8Matmul::apply(x.reshape({-1, K}).contiguous(), weight).view(sizes);

@@ -59,6 +59,11 @@ inline std::string dtype_name(torch::Dtype d) {
 
 // The CUDA device's name as nvidia-smi reports it (the peak-FLOPS table matches substrings of it).
 inline std::string cuda_device_name(int local_rank) {
+#ifdef NANOCHAT_CUDA
+  // The driver's own name (the same string nvidia-smi prints), also where nvidia-smi is not installed.
+  if (torch::cuda::is_available() && local_rank < int(torch::cuda::device_count()))
+    return at::cuda::getDeviceProperties(local_rank)->name;
+#endif
   GpuInfo g = query_gpus();
   if (g.names.empty()) return "unknown CUDA device";
   return g.names[size_t(local_rank) < g.names.size() ? size_t(local_rank) : 0];

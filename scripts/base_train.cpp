@@ -151,6 +151,9 @@ int base_train_main(int argc, char** argv) {
   if (compute_dtype() == torch::kHalf)
     fail("NANOCHAT_DTYPE=float16 needs a gradient scaler, which base_train does not have; use bfloat16 or float32");
   if (o.fp8 && !cuda) print0("Warning: FP8 training requires CUDA, ignoring --fp8 flag");
+  if (o.fp8 && cuda && (o.device_batch_size * o.max_seq_len) % 16 != 0)
+    fail("--fp8 needs --device-batch-size x --max-seq-len to be a multiple of 16 (FP8 matmuls), got {} x {}",
+         o.device_batch_size, o.max_seq_len);
   if (o.fp8 && cuda && o.fp8_recipe != "tensorwise")
     fail("--fp8-recipe {}: only the tensorwise recipe is implemented (rowwise needs torchao); use --fp8-recipe "
          "tensorwise", o.fp8_recipe);

@@ -5,6 +5,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
 
 namespace nanochat::cuda {
 
@@ -37,6 +38,8 @@ dim3 grid_for(int64_t n, int threads) {
 
 torch::Tensor relu_square_forward(const torch::Tensor& x) {
   TORCH_CHECK(x.is_cuda() && x.is_contiguous(), "relu_square_forward: contiguous CUDA tensor expected");
+  // Launch on x's GPU, whatever the calling thread's current device is (chat_web runs a replica per GPU).
+  const c10::cuda::CUDAGuard device_guard(x.device());
   auto y = torch::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return y;
@@ -54,6 +57,7 @@ torch::Tensor relu_square_backward(const torch::Tensor& x, const torch::Tensor& 
   TORCH_CHECK(x.is_cuda() && x.is_contiguous() && grad_y.is_contiguous() && grad_y.sizes() == x.sizes() &&
                   grad_y.scalar_type() == x.scalar_type(),
               "relu_square_backward: contiguous CUDA tensors of one shape and dtype expected");
+  const c10::cuda::CUDAGuard device_guard(x.device());
   auto dx = torch::empty_like(x);
   const int64_t n = x.numel();
   if (n == 0) return dx;

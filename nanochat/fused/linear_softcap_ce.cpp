@@ -16,8 +16,10 @@ struct FusedLinearSoftcapCE : torch::autograd::Function<FusedLinearSoftcapCE> {
     auto wv = w.narrow(0, 0, vocab_size);
     auto valid = targets != -1;
     auto n_valid = valid.sum().to(torch::kFloat);
-    // Rows per chunk: about 4M logits (16 MB fp32) per chunk, at least 64 rows so the matmuls stay efficient.
-    const int64_t rows = std::clamp<int64_t>((int64_t{1} << 22) / std::max<int64_t>(vocab_size, 1), 64, 4096);
+    // Rows per chunk: about 4M logits (16 MB fp32) on the CPU, where they stay in cache; 64M (256 MB) on a GPU, where
+    // small chunks would make the ~15 kernels per chunk cost more to launch than to run. At least 64 rows.
+    const int64_t per_chunk = x.is_cuda() ? int64_t{1} << 26 : int64_t{1} << 22;
+    const int64_t rows = std::clamp<int64_t>(per_chunk / std::max<int64_t>(vocab_size, 1), 64, 4096);
     auto loss_sum = torch::zeros({}, x.options().dtype(torch::kFloat));
     torch::Tensor dx, dw;
     if (need_grad) {

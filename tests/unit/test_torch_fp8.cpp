@@ -63,13 +63,16 @@ TEST(Fp8, LinearForwardAndGradientsMatchTheDequantizedReference) {
 }
 
 TEST(Fp8, RefusesShapesTheFp8KernelsCannotTake) {
-  auto x = torch::randn({4, 40}), w = torch::randn({32, 40});
-  try {
-    fp8_linear(x, w);
-    FAIL() << "a 40-wide input was accepted";
-  } catch (const c10::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("multiples of 16"), std::string::npos) << e.what();
-  }
+  auto refused = [](const torch::Tensor& x, const torch::Tensor& w, const std::string& why) {
+    try {
+      fp8_linear(x, w);
+      ADD_FAILURE() << "accepted " << x.sizes() << " x " << w.sizes();
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  refused(torch::randn({4, 40}), torch::randn({32, 40}), "multiples of 16");   // a 40-wide weight
+  refused(torch::randn({5, 64}), torch::randn({32, 64}), "multiple of 16");    // 5 rows: the grad_weight GEMM
 }
 
 namespace {
