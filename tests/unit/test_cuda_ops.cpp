@@ -27,6 +27,22 @@ double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.cpu().to(torch::kDouble) - b.cpu().to(torch::kDouble)).abs().max().item<double>();
 }
 
+// The tiny fixture model's config (tests/fixtures/gpt_tiny).
+GPTConfig tiny_config() {
+  std::ifstream f(std::string(NANOCHAT_FIXTURES) + "/gpt_tiny/meta.json");
+  return config_from_json(nlohmann::json::parse(f)["config"]);
+}
+
+// Every parameter's gradient of `got` within a relative tolerance of `want`'s (same parameter names).
+void expect_same_grads(GPTImpl& got, GPTImpl& want, double rel) {
+  auto w = want.named_parameters();
+  for (auto& p : got.named_parameters()) {
+    auto ref = w[p.key()].grad();
+    if (!ref.defined()) continue;
+    EXPECT_LE(max_abs_diff(p.value().grad(), ref), rel * (1e-3 + ref.abs().max().item<double>())) << p.key();
+  }
+}
+
 }  // namespace
 
 TEST(CudaOps, ReluSquareMatchesReference) {
@@ -58,9 +74,7 @@ TEST(CudaOps, WindowedAttentionMatchesCpuReference) {
 
 TEST(CudaOps, GptForwardAndGradientsMatchCpu) {
   REQUIRE_CUDA();
-  const std::string dir = std::string(NANOCHAT_FIXTURES) + "/gpt_tiny/";
-  std::ifstream f(dir + "meta.json");
-  auto cfg = config_from_json(nlohmann::json::parse(f)["config"]);
+  const GPTConfig cfg = tiny_config();
   torch::manual_seed(0);
   GPT cpu(cfg);
   cpu->init_weights();
@@ -79,12 +93,7 @@ TEST(CudaOps, GptForwardAndGradientsMatchCpu) {
   EXPECT_NEAR(lg.item<double>(), lc.item<double>(), 2e-2);
   lc.backward();
   lg.backward();
-  auto gc = cpu->named_parameters();
-  for (auto& p : gpu->named_parameters()) {
-    auto ref = gc[p.key()].grad();
-    if (!ref.defined()) continue;
-    EXPECT_LE(max_abs_diff(p.value().grad(), ref), 5e-2 * (1e-3 + ref.abs().max().item<double>())) << p.key();
-  }
+  expect_same_grads(*gpu, *cpu, 5e-2);
 }
 
 TEST(CudaOps, FlashAttentionWithWindowsMatchesCpuReference) {
@@ -139,9 +148,7 @@ TEST(CudaOps, Fp8LinearMatchesTheDequantizedReference) {
 
 TEST(CudaOps, GradCheckpointGivesTheSameGradients) {
   REQUIRE_CUDA();
-  const std::string dir = std::string(NANOCHAT_FIXTURES) + "/gpt_tiny/";
-  std::ifstream f(dir + "meta.json");
-  auto cfg = config_from_json(nlohmann::json::parse(f)["config"]);
+  const GPTConfig cfg = tiny_config();
   auto make = [&] {
     torch::manual_seed(0);
     GPT m(cfg, torch::kCUDA);
@@ -155,12 +162,7 @@ TEST(CudaOps, GradCheckpointGivesTheSameGradients) {
   EXPECT_NEAR(lc.item<double>(), lr.item<double>(), 1e-3);
   lr.backward();
   lc.backward();
-  auto want = ref->named_parameters();
-  for (auto& p : ck->named_parameters()) {
-    auto w = want[p.key()].grad();
-    if (!w.defined()) continue;
-    EXPECT_LE(max_abs_diff(p.value().grad(), w), 1e-2 * (1e-3 + w.abs().max().item<double>())) << p.key();
-  }
+  expect_same_grads(*ck, *ref, 1e-2);
 }
 
 TEST(CudaOps, RmsNormMatchesTheCpuPath) {
