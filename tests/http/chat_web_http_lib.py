@@ -84,7 +84,8 @@ class Server:
             else:
                 time.sleep(0.05)
         if self.port is None:
-            raise RuntimeError("server did not start:\n" + open(self.log.name).read())
+            rc = self.proc.poll()  # a negative code is the signal that ended it
+            raise RuntimeError(f"server did not start (exit status {rc}, command {cmd}):\n" + open(self.log.name).read())
 
     def stop(self):
         self.proc.terminate()
