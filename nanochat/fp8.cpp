@@ -40,7 +40,9 @@ struct Float8Matmul : torch::autograd::Function<Float8Matmul> {
   }
 };
 
-torch::Tensor dequantize(const std::pair<torch::Tensor, torch::Tensor>& q) { return q.first.to(torch::kFloat) * q.second; }
+torch::Tensor dequantize(const std::pair<torch::Tensor, torch::Tensor>& q) {
+  return q.first.to(torch::kFloat) * q.second;
+}
 
 }  // namespace
 

@@ -4,7 +4,7 @@
 // dtype. base_train's --fp8 calls convert_to_float8_training; evaluation runs inside an Fp8Disabled scope (bf16),
 // as nanochat's disable_fp8.
 //
-//   auto n = convert_to_float8_training(*model);   // "converted 74/87 linear layers, skipped 13"
+//   auto n = convert_to_float8_training(*model);   // depth 12: 72 of its 80 CastLinears
 //   { Fp8Disabled plain(*model); evaluate_bpb(...); }
 //
 // Fast only on CUDA sm89+ (cuBLAS FP8); libtorch's CPU _scaled_mm computes the same products (the tests run there).
@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include <torch/torch.h>
 

@@ -298,7 +298,8 @@ struct BlockRecompute : torch::CustomClassHolder {
 struct CheckpointedBlock : torch::autograd::Function<CheckpointedBlock> {
   // ve is optional: layers without a value embedding pass nullopt (an undefined tensor is no autograd input).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                               const std::optional<torch::Tensor>& ve_opt, c10::intrusive_ptr<BlockRecompute> recompute) {
+                               const std::optional<torch::Tensor>& ve_opt,
+                               c10::intrusive_ptr<BlockRecompute> recompute) {
     const torch::Tensor ve = ve_opt.value_or(torch::Tensor());
     ctx->save_for_backward({x, ve});
     auto y = recompute->run(x, ve);  // grad mode is off inside a custom forward: nothing else is kept
